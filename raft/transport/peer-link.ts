@@ -1,0 +1,183 @@
+// The outbound half of one peer pair: a long-lived gRPC stream this host dials to one peer and
+// writes frames on (each direction of a pair is dialed by its sender, as in CockroachDB's and
+// TiKV's Raft transports, so neither side waits for the other to connect back). The link redials
+// with exponential backoff when the stream breaks. Its queue is bounded: while connecting, and
+// while grpc-js reports the stream's buffer full, frames wait there; beyond the bound, and while
+// the peer is down, frames are refused so the caller can drop and count them (Raft retries).
+
+import { Client, credentials, status } from '@grpc/grpc-js';
+import type { ClientDuplexStream, ServiceError } from '@grpc/grpc-js';
+import type { NodeId } from '../core/types.js';
+import { secretMetadata } from './auth.js';
+import { backoffDelayMs } from './backoff.js';
+import type { BackoffMs } from './backoff.js';
+import { clientOptions, deserializeBytes, serializeBytes, STREAM_PATH } from './grpc-service.js';
+import type { TransportStats } from './transport-stats.js';
+
+/** Why a link failed, for logs (never carries the secret). */
+export interface LinkError {
+  readonly code: number;
+  readonly details: string;
+}
+
+export interface PeerLinkOptions {
+  readonly peer: NodeId;
+  readonly address: string;
+  readonly clusterSecret: string | undefined;
+  readonly maxFrameBytes: number;
+  readonly reconnectBackoffMs: BackoffMs;
+  /** A dial not confirmed by the server within this long counts as failed (a black-holed peer). */
+  readonly connectTimeoutMs: number;
+  readonly sendQueueFramesMax: number;
+  readonly random: () => number;
+  readonly stats: TransportStats;
+  /** Frames may have been lost: the host should tell the groups' cores to probe this peer. */
+  readonly onUnreachable: (peer: NodeId) => void;
+  readonly onError: (peer: NodeId, error: LinkError) => void;
+}
+
+/** An encoded frame and the number of Raft messages in it (for the counters). */
+export interface OutboundFrame {
+  readonly bytes: Uint8Array;
+  readonly messageCount: number;
+}
+
+// connecting: a call is dialing and not yet confirmed by the server's HELLO; frames queue.
+// open: frames are written. backoff: the peer is down; frames are refused until the next dial.
+type LinkState = 'connecting' | 'open' | 'backoff' | 'closed';
+
+export class PeerLink {
+  readonly address: string;
+  private readonly options: PeerLinkOptions;
+  private readonly client: Client;
+  private state: LinkState = 'connecting';
+  private call: ClientDuplexStream<Uint8Array, Uint8Array> | undefined;
+  // Invariant: queue.length <= options.sendQueueFramesMax.
+  private queue: OutboundFrame[] = [];
+  /** False after a write returned false, until the call's 'drain'. */
+  private writable = true;
+  private failures = 0;
+  private everOpened = false;
+  private redialTimer: NodeJS.Timeout | undefined;
+  private connectTimer: NodeJS.Timeout | undefined;
+
+  constructor(options: PeerLinkOptions) {
+    this.options = options;
+    this.address = options.address;
+    this.client = new Client(options.address, credentials.createInsecure(), clientOptions(options));
+    this.dial();
+  }
+
+  /** False while the peer is down (or the link closed): `send` would refuse any frame. */
+  isUp(): boolean {
+    return this.state === 'connecting' || this.state === 'open';
+  }
+
+  /** Write or queue `frame`. False if refused (peer down, queue full, closed): the caller drops it. */
+  send(frame: OutboundFrame): boolean {
+    if (!this.isUp()) return false;
+    if (this.state === 'open' && this.writable && this.queue.length === 0) {
+      this.write(frame);
+      return true;
+    }
+    if (this.queue.length >= this.options.sendQueueFramesMax) return false;
+    this.queue.push(frame);
+    return true;
+  }
+
+  close(): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    clearTimeout(this.redialTimer);
+    clearTimeout(this.connectTimer);
+    this.dropQueue();
+    const call = this.call;
+    this.call = undefined;
+    call?.cancel();
+    this.client.close();
+  }
+
+  private dial(): void {
+    this.state = 'connecting';
+    this.writable = true;
+    const call = this.client.makeBidiStreamRequest<Uint8Array, Uint8Array>(
+      STREAM_PATH,
+      serializeBytes,
+      deserializeBytes,
+      secretMetadata(this.options.clusterSecret),
+    );
+    this.call = call;
+    // Events of a call we already gave up on must not touch the current one.
+    const current = (): boolean => this.call === call;
+    call.on('data', () => {
+      if (current() && this.state === 'connecting') this.opened();
+    });
+    call.on('drain', () => {
+      if (!current()) return;
+      this.writable = true;
+      this.flush();
+    });
+    call.on('error', (error: ServiceError) => {
+      if (current()) this.broken({ code: error.code, details: error.details });
+    });
+    // The server ending the stream without an error (it is shutting down) is a break as well.
+    call.on('end', () => {
+      if (current()) this.broken({ code: status.UNAVAILABLE, details: 'stream ended by peer' });
+    });
+    this.connectTimer = setTimeout(() => {
+      if (current() && this.state === 'connecting') {
+        this.broken({ code: status.DEADLINE_EXCEEDED, details: 'peer did not answer the dial in time' });
+      }
+    }, this.options.connectTimeoutMs);
+    this.connectTimer.unref();
+  }
+
+  private opened(): void {
+    clearTimeout(this.connectTimer);
+    this.state = 'open';
+    this.failures = 0;
+    if (this.everOpened) this.options.stats.reconnects += 1;
+    this.everOpened = true;
+    this.flush();
+  }
+
+  private broken(error: LinkError): void {
+    if (this.state === 'closed') return;
+    clearTimeout(this.connectTimer);
+    const call = this.call;
+    this.call = undefined;
+    call?.cancel();
+    this.dropQueue();
+    this.options.onError(this.options.peer, error);
+    this.options.onUnreachable(this.options.peer);
+    this.failures += 1;
+    this.state = 'backoff';
+    const delayMs = backoffDelayMs(this.failures, this.options.reconnectBackoffMs, this.options.random);
+    this.redialTimer = setTimeout(() => this.dial(), delayMs);
+    this.redialTimer.unref();
+  }
+
+  private flush(): void {
+    while (this.state === 'open' && this.writable) {
+      const frame = this.queue.shift();
+      if (frame === undefined) return;
+      this.write(frame);
+    }
+  }
+
+  private write(frame: OutboundFrame): void {
+    const call = this.call;
+    if (call === undefined) return;
+    this.writable = call.write(frame.bytes);
+    this.options.stats.framesSent += 1;
+    this.options.stats.messagesSent += frame.messageCount;
+  }
+
+  private dropQueue(): void {
+    for (const frame of this.queue) {
+      this.options.stats.framesDropped += 1;
+      this.options.stats.messagesDropped += frame.messageCount;
+    }
+    this.queue = [];
+  }
+}
