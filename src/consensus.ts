@@ -1,0 +1,79 @@
+// The only view the service has of Raft: propose a command to a context's group, wait for a
+// linearizable read point, find a group's leader, read a group's state-machine space.
+//
+// `createLocalConsensus` serves the groups this node leads through the local host. The cluster
+// issue adds forwarding to the leader behind the same interface (a NOT_LEADER outcome with a known
+// leader becomes a gRPC call to it), so the service never changes.
+
+import type { ConsensusHost, Failure, GroupKv, ProposeOutcome, ReadOutcome } from '../raft/api.js';
+import type { GroupId, NodeId } from '../raft/core/types.js';
+import { encodeCommand } from './context/commands.js';
+import type { Command } from './context/commands.js';
+import type { CommandResult } from './context/results.js';
+import { ServiceError } from './errors.js';
+
+export interface Consensus {
+  propose(group: GroupId, command: Command): Promise<ProposeOutcome<CommandResult>>;
+  /** Resolves once this node has applied everything committed before the call. */
+  read(group: GroupId): Promise<ReadOutcome>;
+  leaderOf(group: GroupId): NodeId | null;
+  groupKv(group: GroupId): GroupKv;
+}
+
+export interface LocalConsensusOptions {
+  readonly proposeTimeoutMs?: number;
+  readonly readTimeoutMs?: number;
+}
+
+export const defaultRetryAfterSeconds = 1;
+
+export const createLocalConsensus = (
+  host: ConsensusHost<CommandResult>,
+  options: LocalConsensusOptions = {},
+): Consensus => {
+  const proposeOptions =
+    options.proposeTimeoutMs === undefined ? undefined : { timeoutMs: options.proposeTimeoutMs };
+  const readOptions = options.readTimeoutMs === undefined ? undefined : { timeoutMs: options.readTimeoutMs };
+  return {
+    propose: (group, command) => host.propose(group, encodeCommand(command), proposeOptions),
+    read: (group) => host.readIndex(group, readOptions),
+    leaderOf: (group) => host.leaderOf(group),
+    groupKv: (group) => host.groupKv(group),
+  };
+};
+
+/** The one mapping of Raft failures to client-visible errors; all are retryable 503s. */
+export const failureToServiceError = (failure: Failure): ServiceError => {
+  // The host's own message stays in the logs: it may name nodes and internals.
+  const retry = { retryAfterSeconds: defaultRetryAfterSeconds };
+  switch (failure.code) {
+    case 'TIMEOUT':
+      return new ServiceError(
+        'raft_timeout',
+        'The replicated log did not answer in time; retry shortly',
+        retry,
+      );
+    case 'OVERLOADED':
+      return new ServiceError('overloaded', 'The node is overloaded; retry shortly', retry);
+    case 'NOT_LEADER':
+    case 'NO_GROUP':
+    case 'SHUTTING_DOWN':
+    case 'DROPPED':
+      return new ServiceError(
+        'raft_unavailable',
+        `The replicated log is unavailable (${failure.code}); retry shortly`,
+        retry,
+      );
+  }
+};
+
+/** The command's result, or the failure as a ServiceError. */
+export const proposed = <Result>(outcome: ProposeOutcome<Result>): Result => {
+  if (!outcome.ok) throw failureToServiceError(outcome);
+  return outcome.result;
+};
+
+/** Throws the failure of a read barrier as a ServiceError. */
+export const readable = (outcome: ReadOutcome): void => {
+  if (!outcome.ok) throw failureToServiceError(outcome);
+};

@@ -1,0 +1,95 @@
+// Applying an append: idempotent replay, version check, the new message record, the window
+// counters, and the policy run it may trigger (counted as a compaction: version +2 in all).
+
+import type { Command } from './commands.js';
+import type { ContextTxn } from './context-txn.js';
+import type { CompactionEvent } from './events.js';
+import { storedMessage } from './message-view.js';
+import { cloneWindow } from './records.js';
+import type { MessageRecord, WindowRecord } from './records.js';
+import { conflictError, notFoundError, tombstonedError } from './results.js';
+import type { CommandResult } from './results.js';
+import { runPolicy, thresholdTokens, usedTokens } from './window-policy.js';
+
+/** Appends after which an idempotency key is forgotten: keys of the newest this-many are remembered. */
+export const idempotencyKeysRemembered = 10_000;
+
+type AppendCommand = Extract<Command, { readonly type: 'append' }>;
+
+export const applyAppend = async (txn: ContextTxn, command: AppendCommand): Promise<CommandResult> => {
+  const records = txn.records();
+  if (records === undefined) return notFoundError(txn.contextId);
+  const { context, window: current } = records;
+  if (context.status === 'tombstoned') return tombstonedError(txn.contextId);
+  const key = command.idempotencyKey;
+  if (key !== undefined) {
+    const original = await txn.idempotent(key);
+    if (original !== undefined) {
+      const { seq, version, tokenEstimate } = original;
+      return { type: 'append', seq, version, token_estimate: tokenEstimate, replayed: true };
+    }
+  }
+  if (command.ifVersion !== undefined && command.ifVersion !== current.version) {
+    return conflictError(command.ifVersion, current.version);
+  }
+
+  const window = cloneWindow(current);
+  const seq = ++window.lastSeq;
+  let record = newMessageRecord(command, ++window.version);
+  window.liveTokens += record.tokenCount;
+  window.liveCount++;
+  txn.stageFreshMessage(seq, record);
+
+  const run = await runPolicy(window, context.policy, thresholdTokens(context), txn);
+  let compaction: CompactionEvent | undefined;
+  if (run.changed) {
+    const version = ++window.version;
+    compaction = { type: 'compaction', version, reason: 'policy', ...rangeOf(run.range), at: command.now };
+    record = { ...record, compaction };
+    window.lastRun = run.describe(context.policy.strategy, version, usedTokens(window));
+  }
+  txn.putMessage(seq, record);
+  if (key !== undefined) {
+    txn.putIdempotent(key, { seq, version: window.version, tokenEstimate: record.tokenCount });
+    if (window.firstKeyedSeq === 0) window.firstKeyedSeq = seq;
+  }
+  await forgetExpiredKey(txn, window, seq - idempotencyKeysRemembered);
+  txn.setWindow(window);
+
+  txn.emit({
+    type: 'message',
+    version: record.version,
+    seq,
+    message: storedMessage(txn.contextId, seq, record),
+  });
+  if (compaction !== undefined) txn.emit(compaction);
+  return { type: 'append', seq, version: window.version, token_estimate: record.tokenCount, replayed: false };
+};
+
+const newMessageRecord = (command: AppendCommand, version: number): MessageRecord => {
+  const { message } = command;
+  return {
+    version,
+    role: message.role,
+    parts: message.parts,
+    ...(message.metadata === undefined ? {} : { metadata: message.metadata }),
+    tokenCount: message.tokenCount,
+    partTokens: message.partTokens,
+    insertedAt: command.now,
+    ...(message.clientId === undefined ? {} : { clientId: message.clientId }),
+    ...(command.idempotencyKey === undefined ? {} : { idempotencyKey: command.idempotencyKey }),
+  };
+};
+
+const rangeOf = (range: CompactionEvent['range']) => (range === undefined ? {} : { range });
+
+/**
+ * Forgets the key of the append that just left the newest `idempotencyKeysRemembered`. The key is
+ * found in that message's record. (When the archiver trims records out of the hot tail sooner, it
+ * must keep the keys of trimmed-but-remembered appends findable, e.g. in a seq -> key record.)
+ */
+const forgetExpiredKey = async (txn: ContextTxn, window: WindowRecord, expiredSeq: number): Promise<void> => {
+  if (window.firstKeyedSeq === 0 || expiredSeq < window.firstKeyedSeq) return;
+  const expired = await txn.findMessage(expiredSeq);
+  if (expired?.idempotencyKey !== undefined) txn.forgetIdempotent(expired.idempotencyKey);
+};

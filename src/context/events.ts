@@ -1,0 +1,50 @@
+// A context's events, as the live stream will replay them by `version > cursor`.
+//
+// Message events need no record of their own: each message record stores its version. Every other
+// event is stored under `[0x04][id][version][ordinal]` (keys.ts), except the compaction run by a
+// policy during an append: it is embedded in that append's message record, because it happens on
+// most appends once a window is full and a separate key would cost one more write per append. A
+// replayer emits it right after the message it is embedded in (its version is the message's + 1).
+
+import type { StoredMessage } from '../domain.js';
+
+export interface SeqRange {
+  readonly from_seq: number;
+  readonly to_seq: number;
+}
+
+export interface CompactionEvent {
+  readonly type: 'compaction';
+  readonly version: number;
+  /** `policy`: the context's policy trimmed the window during an append; `replace`: POST compact. */
+  readonly reason: 'policy' | 'replace';
+  /** The appended messages that left (or were rewritten in) the window, when any did. */
+  readonly range?: SeqRange;
+  readonly at: string;
+}
+
+export type StoredEvent =
+  | CompactionEvent
+  | {
+      readonly type: 'context';
+      readonly version: number;
+      readonly change: 'created' | 'updated' | 'metadata';
+      readonly at: string;
+    }
+  | { readonly type: 'tombstoned'; readonly version: number; readonly at: string };
+
+export type ContextEvent =
+  | StoredEvent
+  | {
+      readonly type: 'message';
+      readonly version: number;
+      readonly seq: number;
+      readonly message: StoredMessage;
+    };
+
+/** What the state machine's `onEvent` hook receives, once per event, on every replica. */
+export interface AppliedEvent {
+  readonly group: number;
+  readonly contextId: string;
+  readonly event: ContextEvent;
+}

@@ -1,0 +1,50 @@
+// What applying a command yields: a success body, or an expected failure as a value. The same
+// result is computed on every replica; only the proposing node hands it to its caller.
+
+import type { ContextView } from '../domain.js';
+
+export type CommandErrorCode =
+  | 'conflict'
+  | 'context_not_found'
+  | 'context_tombstoned'
+  | 'invalid_context_config'
+  /** A committed entry that does not decode: answered, never applied (see commands.ts). */
+  | 'internal';
+
+export interface CommandError {
+  readonly error: CommandErrorCode;
+  readonly message: string;
+}
+
+export type CommandResult =
+  | { readonly type: 'put_context'; readonly created: boolean; readonly context: ContextView }
+  | { readonly type: 'patch_metadata'; readonly context: ContextView }
+  | { readonly type: 'delete_context' }
+  | {
+      readonly type: 'append';
+      readonly seq: number;
+      readonly version: number;
+      readonly token_estimate: number;
+      readonly replayed: boolean;
+    }
+  | { readonly type: 'compact'; readonly version: number }
+  /** The leader's empty entry of a new term. */
+  | { readonly type: 'noop' }
+  | CommandError;
+
+export const isCommandError = (result: CommandResult): result is CommandError => 'error' in result;
+
+export const conflictError = (expected: number, found: number): CommandError => ({
+  error: 'conflict',
+  message: `Context version changed (expected ${expected}, found ${found})`,
+});
+
+export const notFoundError = (contextId: string): CommandError => ({
+  error: 'context_not_found',
+  message: `Context ${JSON.stringify(contextId)} does not exist`,
+});
+
+export const tombstonedError = (contextId: string): CommandError => ({
+  error: 'context_tombstoned',
+  message: `Context ${JSON.stringify(contextId)} is tombstoned`,
+});

@@ -1,0 +1,332 @@
+// The context state machine: applies committed commands of a group deterministically (no clock,
+// no estimator, no randomness: what is not a function of the state travels in the command) and
+// serves the reads the service makes after a ReadIndex barrier.
+//
+// Memory is bounded by configuration: an LRU of decoded context records (`cacheContextsMax`) and
+// the writes not yet durable (DirtyOverlay, bounded by the host's persistence lag); everything else
+// is read back through GroupKv.
+//
+// Reads run concurrently with applies of the same group. They stay consistent because an apply
+// publishes a command's writes and its new records at once, when it commits, and because readers
+// start from one snapshot of a context's records: messages are immutable once written, and summary
+// messages live under a generation number that changes whenever they are rewritten, so a reader
+// that finds its generation gone simply starts over from the newer records.
+
+import type { AppliedEntry, GroupKv, GroupWriteBatch, StateMachine } from '../../raft/api.js';
+import type { LlmContextView, MessagesPage, Segment, StoredMessage } from '../domain.js';
+import type { ContextView } from '../domain.js';
+import { applyAppend } from './apply-append.js';
+import { applyCompact } from './apply-compact.js';
+import { applyDeleteContext, applyPatchMetadata, applyPutContext } from './apply-config.js';
+import { CommandDecodeError, decodeCommand } from './commands.js';
+import type { Command } from './commands.js';
+import { ContextTxn, loadRecords } from './context-txn.js';
+import type { ContextRecords } from './context-txn.js';
+import { contextView } from './context-view.js';
+import { DirtyOverlay } from './dirty-overlay.js';
+import type { AppliedEvent } from './events.js';
+import { ApplyTx, GroupReader } from './group-access.js';
+import { ContextKeys } from './keys.js';
+import { LruCache } from './lru-cache.js';
+import { storedMessage, storedSummaryMessage, windowView } from './message-view.js';
+import { decodeMessageRecord, decodeSummaryRecord } from './records.js';
+import type { WindowRecord } from './records.js';
+import type { CommandResult } from './results.js';
+import { usedTokens } from './window-policy.js';
+
+export interface ContextStateMachineOptions {
+  /** Contexts whose decoded records stay cached (default 10,000). */
+  readonly cacheContextsMax?: number;
+  /**
+   * Receives every applied event, on every replica, after its command committed. Must not throw:
+   * an exception here fails the apply, which the host treats as fatal.
+   */
+  readonly onEvent?: (event: AppliedEvent) => void;
+}
+
+interface CachedContext extends ContextRecords {
+  readonly group: number;
+}
+
+const noop: CommandResult = { type: 'noop' };
+const readAttemptsMax = 8;
+
+export class ContextStateMachine implements StateMachine<CommandResult> {
+  private readonly overlay = new DirtyOverlay();
+  private readonly cache: LruCache<string, CachedContext>;
+  /** Per group, bumped on every commit: a read that loaded records meanwhile must not cache them. */
+  private readonly epochs = new Map<number, number>();
+  private readonly onEvent: ((event: AppliedEvent) => void) | undefined;
+
+  constructor(options: ContextStateMachineOptions = {}) {
+    this.cache = new LruCache(options.cacheContextsMax ?? 10_000);
+    this.onEvent = options.onEvent;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // StateMachine
+
+  async apply(
+    group: number,
+    entries: readonly AppliedEntry[],
+    batch: GroupWriteBatch,
+    kv: GroupKv,
+  ): Promise<readonly CommandResult[]> {
+    const results: CommandResult[] = [];
+    for (const entry of entries) results.push(await this.applyEntry(group, entry, batch, kv));
+    return results;
+  }
+
+  persisted(group: number, appliedIndex: number): void {
+    this.overlay.persisted(group, appliedIndex);
+  }
+
+  restored(group: number): void {
+    this.overlay.drop(group);
+    this.cache.deleteWhere((cached) => cached.group === group);
+    this.bumpEpoch(group);
+  }
+
+  /** Writes applied but not yet reported durable (for tests and metrics). */
+  dirtyKeys(): number {
+    return this.overlay.size();
+  }
+
+  private async applyEntry(
+    group: number,
+    entry: AppliedEntry,
+    batch: GroupWriteBatch,
+    kv: GroupKv,
+  ): Promise<CommandResult> {
+    if (entry.data.length === 0) return noop;
+    let command: Command;
+    try {
+      command = decodeCommand(entry.data);
+    } catch (error) {
+      // Deterministic on every replica: the entry is answered and skipped, never half-applied.
+      if (error instanceof CommandDecodeError) return { error: 'internal', message: error.message };
+      throw error;
+    }
+    const tx = new ApplyTx(this.overlay, group, kv);
+    const keys = new ContextKeys(command.contextId);
+    const txn = new ContextTxn(tx, keys, command.now, await this.recordsFor(group, tx, keys));
+    const result = await execute(txn, command);
+    const changed = txn.finish();
+    tx.commit(entry.index, batch);
+    if (changed !== undefined) this.cache.set(keys.contextId, { group, ...changed });
+    this.bumpEpoch(group);
+    if (this.onEvent !== undefined) {
+      for (const event of txn.events) this.onEvent({ group, contextId: keys.contextId, event });
+    }
+    return result;
+  }
+
+  private async recordsFor(
+    group: number,
+    reader: GroupReader,
+    keys: ContextKeys,
+  ): Promise<ContextRecords | undefined> {
+    const cached = this.cache.get(keys.contextId);
+    if (cached !== undefined && cached.group === group) return cached;
+    const epoch = this.epoch(group);
+    const loaded = await loadRecords(reader, keys);
+    // Only records nothing committed over while they loaded may be cached.
+    if (loaded !== undefined && this.epoch(group) === epoch)
+      this.cache.set(keys.contextId, { group, ...loaded });
+    return loaded;
+  }
+
+  private epoch(group: number): number {
+    return this.epochs.get(group) ?? 0;
+  }
+
+  private bumpEpoch(group: number): void {
+    this.epochs.set(group, this.epoch(group) + 1);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Reads: call after the group's ReadIndex barrier, with the group's GroupKv.
+
+  async getContext(group: number, kv: GroupKv, contextId: string): Promise<ContextView | undefined> {
+    const keys = new ContextKeys(contextId);
+    const records = await this.recordsFor(group, new GroupReader(this.overlay, group, kv), keys);
+    return records === undefined ? undefined : contextView(contextId, records.context, records.window);
+  }
+
+  /** Skips `offset` newest messages and returns the next `limit`, oldest first; [] for unknown ids. */
+  async tail(
+    group: number,
+    kv: GroupKv,
+    contextId: string,
+    limit: number,
+    offset: number,
+  ): Promise<StoredMessage[]> {
+    const keys = new ContextKeys(contextId);
+    const reader = new GroupReader(this.overlay, group, kv);
+    const records = await this.recordsFor(group, reader, keys);
+    if (records === undefined) return [];
+    const toSeq = records.window.lastSeq - offset;
+    if (toSeq < 1) return [];
+    return readMessages(reader, keys, Math.max(1, toSeq - limit + 1), toSeq);
+  }
+
+  /** Messages with seq > fromSeq, ascending, at most `limit`; undefined for unknown ids. */
+  async messages(
+    group: number,
+    kv: GroupKv,
+    contextId: string,
+    fromSeq: number,
+    limit: number,
+  ): Promise<MessagesPage | undefined> {
+    const keys = new ContextKeys(contextId);
+    const reader = new GroupReader(this.overlay, group, kv);
+    const records = await this.recordsFor(group, reader, keys);
+    if (records === undefined) return undefined;
+    const lastSeq = records.window.lastSeq;
+    const toSeq = Math.min(lastSeq, fromSeq + limit);
+    if (fromSeq >= toSeq) return { messages: [] };
+    const messages = await readMessages(reader, keys, fromSeq + 1, toSeq);
+    return toSeq < lastSeq ? { messages, next_from_seq: toSeq } : { messages };
+  }
+
+  /**
+   * The LLM window. With `budgetTokens`, the newest suffix that fits in it, and needs_compaction
+   * judged against it instead of the context's budget. Undefined for unknown ids.
+   */
+  async window(
+    group: number,
+    kv: GroupKv,
+    contextId: string,
+    budgetTokens?: number,
+  ): Promise<LlmContextView | undefined> {
+    const keys = new ContextKeys(contextId);
+    const reader = new GroupReader(this.overlay, group, kv);
+    for (let attempt = 0; attempt < readAttemptsMax; attempt++) {
+      const records = await this.recordsFor(group, reader, keys);
+      if (records === undefined) return undefined;
+      const summary = await readSummary(reader, keys, records.window);
+      if (summary === undefined) continue; // rewritten while read: the records are newer now
+      const live = await readLiveWindow(reader, keys, records.window);
+      return windowBody(records, summary, live, budgetTokens);
+    }
+    throw new Error(`window of ${contextId}: summary rewritten during ${readAttemptsMax} consecutive reads`);
+  }
+}
+
+const execute = async (txn: ContextTxn, command: Command): Promise<CommandResult> => {
+  switch (command.type) {
+    case 'put_context':
+      return applyPutContext(txn, command);
+    case 'patch_metadata':
+      return applyPatchMetadata(txn, command);
+    case 'delete_context':
+      return applyDeleteContext(txn);
+    case 'append':
+      return applyAppend(txn, command);
+    case 'compact':
+      return applyCompact(txn, command);
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Read helpers
+
+const readMessages = async (
+  reader: GroupReader,
+  keys: ContextKeys,
+  fromSeq: number,
+  toSeq: number,
+): Promise<StoredMessage[]> => {
+  const range = keys.messageRange(fromSeq, toSeq);
+  const pairs = await reader.scan(range.gte, range.lte);
+  return pairs.map(([key, value]) =>
+    storedMessage(keys.contextId, keys.seqOf(key), decodeMessageRecord(value)),
+  );
+};
+
+/** The summary messages still in the window; undefined when their generation is gone. */
+const readSummary = async (
+  reader: GroupReader,
+  keys: ContextKeys,
+  window: WindowRecord,
+): Promise<StoredMessage[] | undefined> => {
+  const { gen, from, count } = window.summary;
+  if (from >= count) return [];
+  const pairs = await reader.scan(keys.summary(gen, from), keys.summary(gen, count - 1));
+  if (pairs.length !== count - from) return undefined;
+  return pairs.map(([, value]) => storedSummaryMessage(decodeSummaryRecord(value)));
+};
+
+const readLiveWindow = async (
+  reader: GroupReader,
+  keys: ContextKeys,
+  window: WindowRecord,
+): Promise<StoredMessage[]> => {
+  if (window.liveFromSeq > window.lastSeq) return [];
+  const range = keys.messageRange(window.liveFromSeq, window.lastSeq);
+  const messages: StoredMessage[] = [];
+  for (const [key, value] of await reader.scan(range.gte, range.lte)) {
+    const seq = keys.seqOf(key);
+    const record = decodeMessageRecord(value);
+    const view = windowView(record, seq, window.filteredThroughSeq, window.filterKinds);
+    if (view.parts.length > 0) messages.push(storedMessage(keys.contextId, seq, record, view));
+  }
+  return messages;
+};
+
+const windowBody = (
+  records: ContextRecords,
+  summary: readonly StoredMessage[],
+  live: readonly StoredMessage[],
+  budgetTokens: number | undefined,
+): LlmContextView => {
+  const { context, window } = records;
+  const all = [...summary, ...live];
+  const first = budgetTokens === undefined ? 0 : firstFitting(all, budgetTokens);
+  const messages = all.slice(first);
+  const used = messages.reduce((sum, message) => sum + message.token_count, 0);
+  const budget = budgetTokens ?? context.tokenBudget;
+  const summaryReturned = Math.max(0, summary.length - first);
+  return {
+    version: window.version,
+    messages,
+    used_tokens: used,
+    token_count: used,
+    // Judged on the whole window: a budget that cuts messages off is exactly when to compact.
+    needs_compaction: usedTokens(window) > budget * context.triggerRatio,
+    segments: segmentsOf(window, summaryReturned, messages.slice(summaryReturned)),
+    metadata: window.lastRun,
+  };
+};
+
+/** Index of the oldest message of the newest suffix whose tokens fit in `budgetTokens`. */
+const firstFitting = (messages: readonly StoredMessage[], budgetTokens: number): number => {
+  let used = 0;
+  for (let index = messages.length - 1; index >= 0; index--) {
+    used += messages[index]?.token_count ?? 0;
+    if (used > budgetTokens) return index + 1;
+  }
+  return 0;
+};
+
+const segmentsOf = (
+  window: WindowRecord,
+  summaryCount: number,
+  live: readonly StoredMessage[],
+): Segment[] => {
+  const segments: Segment[] = [];
+  if (summaryCount > 0) {
+    const { fromSeq, toSeq } = window.summary;
+    segments.push(
+      fromSeq > 0
+        ? { type: 'summary', from_seq: fromSeq, to_seq: toSeq, count: summaryCount }
+        : { type: 'summary', count: summaryCount },
+    );
+  }
+  const oldest = live[0];
+  const newest = live[live.length - 1];
+  if (oldest !== undefined && newest !== undefined) {
+    segments.push({ type: 'live', from_seq: oldest.seq, to_seq: newest.seq });
+  }
+  return segments;
+};

@@ -1,0 +1,44 @@
+// The one error catalogue of the HTTP edge: every failure a client can see has a stable code and
+// status here, and is rendered as {"error": code, "message": sentence} in one place (http/).
+
+export const ErrorCodes = {
+  invalid_json: 400,
+  invalid_context_config: 400,
+  invalid_message: 400,
+  invalid_metadata: 400,
+  invalid_replacement: 400,
+  invalid_query: 400,
+  invalid_context_id: 400,
+  unauthorized: 401,
+  context_not_found: 404,
+  not_found: 404,
+  method_not_allowed: 405,
+  conflict: 409,
+  context_tombstoned: 409,
+  payload_too_large: 413,
+  unsupported_media_type: 415,
+  rate_limited: 429,
+  internal: 500,
+  raft_unavailable: 503,
+  raft_timeout: 503,
+  overloaded: 503,
+} as const;
+
+export type ErrorCode = keyof typeof ErrorCodes;
+
+export class ServiceError extends Error {
+  readonly code: ErrorCode;
+  readonly httpStatus: number;
+  /** Seconds, for 429 and 503 answers. */
+  readonly retryAfterSeconds: number | undefined;
+
+  constructor(code: ErrorCode, message: string, options?: { retryAfterSeconds?: number; cause?: unknown }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'ServiceError';
+    this.code = code;
+    this.httpStatus = ErrorCodes[code];
+    this.retryAfterSeconds = options?.retryAfterSeconds;
+  }
+}
+
+export const isServiceError = (error: unknown): error is ServiceError => error instanceof ServiceError;
