@@ -1,0 +1,27 @@
+// Bearer-key authentication of /v1 routes. Keys are compared as SHA-256 digests with
+// crypto.timingSafeEqual, so neither the content nor the length of a key leaks through timing, and
+// every configured key is compared on every request (no early exit reveals which key matched or
+// how many are configured). Several keys are allowed so operators can rotate without downtime.
+
+import { createHash, timingSafeEqual } from 'node:crypto';
+
+/** Returns whether an Authorization header value carries a configured key. */
+export type Authenticator = (authorizationHeader: string) => boolean;
+
+const bearerPrefix = 'bearer ';
+
+const digest = (text: string): Buffer => createHash('sha256').update(text, 'utf8').digest();
+
+/** Undefined when no keys are configured: authentication is then off. */
+export const createAuthenticator = (apiKeys: readonly string[]): Authenticator | undefined => {
+  const keyDigests = apiKeys.filter((key) => key.length > 0).map(digest);
+  if (keyDigests.length === 0) return undefined;
+  return (authorizationHeader) => {
+    // The auth scheme is case-insensitive (RFC 9110 §11.1); the key is not.
+    if (authorizationHeader.slice(0, bearerPrefix.length).toLowerCase() !== bearerPrefix) return false;
+    const presented = digest(authorizationHeader.slice(bearerPrefix.length).trim());
+    let matched = false;
+    for (const keyDigest of keyDigests) matched = timingSafeEqual(presented, keyDigest) || matched;
+    return matched;
+  };
+};

@@ -1,0 +1,99 @@
+// One HTTP request/response on uWS. It encodes the uWS rules in one place: onAborted is attached
+// before any async work; after an abort (or after answering) `res` is never touched again; every
+// write happens inside res.cork so status, headers and body leave in one syscall.
+
+import { STATUS_CODES } from 'node:http';
+import { performance } from 'node:perf_hooks';
+
+import type { HttpResponse } from 'uWebSockets.js';
+
+import { errorReply } from './error-response.js';
+import type { Header, Reply } from './reply.js';
+import { jsonContentType } from './reply.js';
+
+/** Called once per request with the route label, the status and the time to answer. */
+export type RequestObserver = (route: string, status: number, durationMs: number) => void;
+
+/** Reported to the observer for requests whose client went away before the answer (nginx's code). */
+export const clientClosedStatus = 499;
+
+/** Server-wide callbacks every exchange reports to; one object shared by all requests. */
+export interface ExchangeHooks {
+  readonly onInternalError: (requestId: string, error: unknown, route: string) => void;
+  readonly onRequest: RequestObserver | undefined;
+  /** Counts requests in flight so close() can wait for them. */
+  readonly onOpen: () => void;
+  readonly onSettle: () => void;
+}
+
+const statusLines = new Map<number, string>();
+
+const statusLine = (status: number): string => {
+  let line = statusLines.get(status);
+  if (line === undefined) {
+    line = `${status} ${STATUS_CODES[status] ?? 'Unknown'}`;
+    statusLines.set(status, line);
+  }
+  return line;
+};
+
+export class Exchange {
+  private state: 'open' | 'aborted' | 'answered' = 'open';
+  private readonly startMs: number;
+
+  constructor(
+    private readonly res: HttpResponse,
+    readonly route: string,
+    private readonly hooks: ExchangeHooks,
+  ) {
+    this.startMs = hooks.onRequest === undefined ? 0 : performance.now();
+    hooks.onOpen();
+    res.onAborted(() => this.settle('aborted', clientClosedStatus));
+  }
+
+  /** False once answered or aborted: later writes are dropped. */
+  get isOpen(): boolean {
+    return this.state === 'open';
+  }
+
+  /** Runs an async handler and answers with its reply or its error. */
+  run<Input>(handler: (input: Input) => Promise<Reply>, input: Input): void {
+    handler(input).then(
+      (reply) => this.send(reply),
+      (error: unknown) => this.fail(error),
+    );
+  }
+
+  /** Answers with an error rendered by error-response.ts; `extra` adds headers such as Allow. */
+  fail(error: unknown, extra?: readonly Header[], closeConnection = false): void {
+    if (!this.isOpen) return;
+    const reply = errorReply(
+      error,
+      (requestId, cause) => this.hooks.onInternalError(requestId, cause, this.route),
+      extra,
+    );
+    this.send(reply, closeConnection);
+  }
+
+  send(reply: Reply, closeConnection = false): void {
+    if (!this.isOpen) return;
+    const res = this.res;
+    res.cork(() => {
+      res.writeStatus(statusLine(reply.status));
+      if (reply.body !== undefined) res.writeHeader('Content-Type', reply.contentType ?? jsonContentType);
+      if (reply.headers !== undefined)
+        for (const [name, value] of reply.headers) res.writeHeader(name, value);
+      if (reply.body === undefined) res.endWithoutBody(undefined, closeConnection);
+      else res.end(reply.body, closeConnection);
+    });
+    this.settle('answered', reply.status);
+  }
+
+  private settle(state: 'aborted' | 'answered', status: number): void {
+    if (this.state !== 'open') return;
+    this.state = state;
+    this.hooks.onSettle();
+    const observer = this.hooks.onRequest;
+    if (observer !== undefined) observer(this.route, status, performance.now() - this.startMs);
+  }
+}

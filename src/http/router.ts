@@ -1,0 +1,118 @@
+// Registers the route table on a uWS app. uWS does the matching (a tree, no regexes); this file
+// does what every route needs in the order the contract implies: auth (401), context id (400),
+// content type (415), declared size (413), then the body as it streams in (413, invalid_json),
+// then the handler. Everything the handler needs from `req` is read here, synchronously, because
+// uWS stack-allocates `req` and frees it when the callback returns.
+
+import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
+
+import { ServiceError } from '../errors.js';
+import { checkDeclaredLength, readBody } from './body-reader.js';
+import { decodeContextId } from './context-id.js';
+import type { Gateway } from './gateway.js';
+import type { RouteHandler } from './handlers.js';
+import type { HttpMethod, OperationId, RouteSpec } from './routes.js';
+import { routes } from './routes.js';
+import { parseJsonBody } from './validation.js';
+
+type UwsHandler = (res: HttpResponse, req: HttpRequest) => void;
+
+const register = (app: TemplatedApp, method: HttpMethod, path: string, handler: UwsHandler): void => {
+  switch (method) {
+    case 'get':
+      app.get(path, handler);
+      return;
+    case 'put':
+      app.put(path, handler);
+      return;
+    case 'post':
+      app.post(path, handler);
+      return;
+    case 'patch':
+      app.patch(path, handler);
+      return;
+    case 'delete':
+      app.del(path, handler);
+      return;
+  }
+};
+
+/** Registers every route of the table, and 405 for other methods on their paths. */
+export const registerRoutes = (
+  app: TemplatedApp,
+  handlers: Readonly<Record<OperationId, RouteHandler>>,
+  gateway: Gateway,
+): void => {
+  const methodsByPath = new Map<string, string[]>();
+  for (const route of routes) {
+    register(app, route.method, route.path, dispatcher(route, handlers[route.operationId], gateway));
+    const methods = methodsByPath.get(route.path) ?? [];
+    methods.push(route.method.toUpperCase());
+    methodsByPath.set(route.path, methods);
+  }
+  for (const [path, methods] of methodsByPath)
+    app.any(path, methodNotAllowed(path, methods.join(', '), gateway));
+};
+
+/** The last registration: anything no route matched. */
+export const registerNotFound = (app: TemplatedApp, gateway: Gateway): void => {
+  app.any('/*', (res) => {
+    gateway.begin(res, 'unmatched').fail(new ServiceError('not_found', 'No such route'));
+  });
+};
+
+const methodNotAllowed =
+  (path: string, allow: string, gateway: Gateway): UwsHandler =>
+  (res, req) => {
+    const error = new ServiceError(
+      'method_not_allowed',
+      `${req.getCaseSensitiveMethod()} is not allowed here`,
+    );
+    gateway.begin(res, `OTHER ${path}`).fail(error, [['Allow', allow]]);
+  };
+
+const dispatcher = (route: RouteSpec, handler: RouteHandler, gateway: Gateway): UwsHandler => {
+  const label = `${route.method.toUpperCase()} ${route.path}`;
+  const hasId = route.path.includes(':id');
+  const bodyBytesMax = gateway.limits.bodyBytesMax;
+  return (res, req) => {
+    const exchange = gateway.begin(res, label);
+    try {
+      if (route.auth) gateway.authorize(req);
+      const contextId = hasId ? decodeContextId(req.getParameter(0)) : '';
+      const rawQuery = route.query === undefined ? '' : (req.getQuery() ?? '');
+      const idempotencyKey = route.idempotencyKey === true ? req.getHeader('idempotency-key') : '';
+      if (route.body === undefined) {
+        exchange.run(handler, { contextId, rawQuery, body: undefined, idempotencyKey });
+        return;
+      }
+      checkJsonContentType(req.getHeader('content-type'));
+      checkDeclaredLength(req.getHeader('content-length'), bodyBytesMax);
+      readBody(res, exchange, bodyBytesMax, (text) => {
+        let body: unknown;
+        try {
+          body = parseJsonBody(text);
+        } catch (error) {
+          exchange.fail(error);
+          return;
+        }
+        exchange.run(handler, { contextId, rawQuery, body, idempotencyKey });
+      });
+    } catch (error) {
+      // A refused body is left unread; closing keeps it from being parsed as the next request.
+      exchange.fail(error, undefined, isPayloadTooLarge(error));
+    }
+  };
+};
+
+const isPayloadTooLarge = (error: unknown): boolean =>
+  error instanceof ServiceError && error.code === 'payload_too_large';
+
+/** application/json with any parameters (charset); media types are case-insensitive. */
+const checkJsonContentType = (contentType: string): void => {
+  const semicolon = contentType.indexOf(';');
+  const mediaType = (semicolon === -1 ? contentType : contentType.slice(0, semicolon)).trim().toLowerCase();
+  if (mediaType !== 'application/json') {
+    throw new ServiceError('unsupported_media_type', 'Request bodies must be application/json');
+  }
+};

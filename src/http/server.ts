@@ -1,0 +1,108 @@
+// Starts the HTTP gateway on uWebSockets.js: validates the limits, compiles the schemas and the
+// OpenAPI document once, registers the route table, lets later features (websocket stream, SSE)
+// add their routes through `extend`, and answers everything else with 404.
+
+import uWS from 'uWebSockets.js';
+import type { TemplatedApp, us_listen_socket } from 'uWebSockets.js';
+
+import type { RequestLimits } from '../schemas.js';
+import { defaultRequestLimits } from '../schemas.js';
+import type { ContextService, Readiness } from '../service.js';
+import type { RequestObserver } from './exchange.js';
+import type { Gateway, HttpLogger } from './gateway.js';
+import { createGateway } from './gateway.js';
+import type { MetricsSnapshot } from './handlers.js';
+import { createHandlers } from './handlers.js';
+import { buildOpenApiDocument } from './openapi.js';
+import { registerNotFound, registerRoutes } from './router.js';
+import { createValidators } from './validation.js';
+
+export interface HttpServerOptions {
+  /** Default '0.0.0.0'. */
+  readonly host?: string;
+  /** 0 picks an ephemeral port; read it back from HttpServer.port. */
+  readonly port: number;
+  readonly service: ContextService;
+  readonly readiness: () => Readiness;
+  readonly metrics: () => Promise<MetricsSnapshot>;
+  /** Accepted Bearer keys (several during rotation); empty turns authentication off. */
+  readonly apiKeys: readonly string[];
+  /** Missing fields take defaultRequestLimits. */
+  readonly limits?: Partial<RequestLimits>;
+  readonly logger: HttpLogger;
+  /** Called once per answered (or aborted, status 499) request, e.g. for HTTP metrics. */
+  readonly onRequest?: RequestObserver;
+  /** Registers more routes (websocket stream, SSE) before the 404 catch-all. */
+  readonly extend?: (app: TemplatedApp, gateway: Gateway) => void;
+  /** How long close() waits for requests in flight before dropping connections. Default 5000. */
+  readonly closeTimeoutMs?: number;
+}
+
+export interface HttpServer {
+  readonly port: number;
+  /** Stops accepting, waits for requests in flight (bounded), then closes every connection. */
+  close(): Promise<void>;
+}
+
+/** uWS 20.30 has app.close() (closes all sockets) but its typings lack it. */
+type ClosableApp = TemplatedApp & { close?: () => void };
+
+export const startHttpServer = async (options: HttpServerOptions): Promise<HttpServer> => {
+  const limits = resolveLimits(options.limits);
+  const gateway = createGateway({
+    apiKeys: options.apiKeys,
+    limits,
+    logger: options.logger,
+    onRequest: options.onRequest,
+  });
+  const app: ClosableApp = uWS.App();
+  const handlers = createHandlers({
+    service: options.service,
+    validators: createValidators(limits),
+    readiness: options.readiness,
+    metrics: options.metrics,
+    openApiJson: JSON.stringify(buildOpenApiDocument(limits)),
+  });
+  registerRoutes(app, handlers, gateway);
+  options.extend?.(app, gateway);
+  registerNotFound(app, gateway);
+  const host = options.host ?? '0.0.0.0';
+  const listenSocket = await listen(app, host, options.port);
+  const port = uWS.us_socket_local_port(listenSocket);
+  if (options.apiKeys.length === 0) {
+    options.logger.warn({ type: 'http_auth_disabled' }, 'No API key configured: /v1 routes are open');
+  }
+  options.logger.info({ type: 'http_listening', host, port }, 'HTTP gateway listening');
+  return { port, close: closer(app, listenSocket, gateway, options.closeTimeoutMs ?? 5_000) };
+};
+
+const listen = (app: TemplatedApp, host: string, port: number): Promise<us_listen_socket> =>
+  new Promise((resolve, reject) => {
+    app.listen(host, port, (listenSocket) => {
+      if (listenSocket === false) reject(new Error(`HTTP gateway could not listen on ${host}:${port}`));
+      else resolve(listenSocket);
+    });
+  });
+
+const closer = (app: ClosableApp, listenSocket: us_listen_socket, gateway: Gateway, timeoutMs: number) => {
+  let closing: Promise<void> | undefined;
+  return (): Promise<void> => {
+    closing ??= (async () => {
+      uWS.us_listen_socket_close(listenSocket);
+      await gateway.whenIdle(timeoutMs);
+      // Idle keep-alive connections would otherwise keep the event loop (and the process) alive.
+      app.close?.();
+    })();
+    return closing;
+  };
+};
+
+const resolveLimits = (overrides: Partial<RequestLimits> | undefined): RequestLimits => {
+  const limits = { ...defaultRequestLimits, ...overrides };
+  for (const [name, value] of Object.entries(limits)) {
+    if (!Number.isSafeInteger(value) || value < 1) {
+      throw new Error(`HTTP limit ${name} must be a positive integer, got ${String(value)}`);
+    }
+  }
+  return limits;
+};

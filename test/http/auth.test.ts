@@ -1,0 +1,94 @@
+// Proves Bearer authentication over real HTTP: with keys configured every /v1 route needs one of
+// them (401 + WWW-Authenticate otherwise, before the service is called), any of several keys works
+// (rotation), health/metrics/openapi stay open, and with no keys nothing is required.
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import type { TestServer } from './harness.js';
+import { call, startTestServer } from './harness.js';
+
+describe('with API keys configured', () => {
+  let server: TestServer;
+
+  beforeAll(async () => {
+    server = await startTestServer({ apiKeys: ['old-key', 'new-key-that-is-longer'] });
+  });
+
+  afterAll(async () => {
+    await server.close();
+  });
+
+  const bearer = (key: string) => ({ authorization: `Bearer ${key}` });
+
+  it('refuses /v1 requests without a valid key with 401 and WWW-Authenticate, calling nothing', async () => {
+    const attempts: (Record<string, string> | undefined)[] = [
+      undefined,
+      bearer('wrong'),
+      bearer('old-ke'),
+      bearer('old-key-'),
+      { authorization: 'Basic b2xkLWtleQ==' },
+      { authorization: 'old-key' },
+    ];
+    for (const headers of attempts) {
+      for (const [method, path, json] of [
+        ['GET', '/v1/contexts/a', undefined],
+        ['PUT', '/v1/contexts/a', { token_budget: 10 }],
+        ['GET', '/v1/contexts/a/tail', undefined],
+        ['POST', '/v1/contexts/a/messages', { message: { role: 'user', parts: [{ type: 'text' }] } }],
+      ] as const) {
+        const response = await call(server.base, method, path, {
+          ...(headers === undefined ? {} : { headers }),
+          ...(json === undefined ? {} : { json }),
+        });
+        expect(response.status, `${method} ${path} ${JSON.stringify(headers)}`).toBe(401);
+        expect(response.headers.get('www-authenticate')).toBe('Bearer');
+        expect(response.body).toMatchObject({ error: 'unauthorized' });
+      }
+    }
+    expect(server.service.calls).toEqual([]);
+  });
+
+  it('accepts every configured key, so keys can be rotated', async () => {
+    const created = await call(server.base, 'PUT', '/v1/contexts/rot', {
+      json: { token_budget: 10 },
+      headers: bearer('old-key'),
+    });
+    expect(created.status).toBe(201);
+    const read = await call(server.base, 'GET', '/v1/contexts/rot', {
+      headers: bearer('new-key-that-is-longer'),
+    });
+    expect(read.status).toBe(200);
+    const lowerScheme = await call(server.base, 'GET', '/v1/contexts/rot', {
+      headers: { authorization: 'bearer old-key' },
+    });
+    expect(lowerScheme.status).toBe(200);
+  });
+
+  it('leaves health, metrics and openapi open', async () => {
+    for (const path of ['/health/live', '/health/ready', '/metrics', '/openapi.json']) {
+      expect((await fetch(`${server.base}${path}`)).status, path).toBe(200);
+    }
+  });
+});
+
+describe('without API keys', () => {
+  let server: TestServer;
+
+  beforeAll(async () => {
+    server = await startTestServer({ apiKeys: [] });
+  });
+
+  afterAll(async () => {
+    await server.close();
+  });
+
+  it('serves /v1 without a key and warned about it at start-up', async () => {
+    const response = await call(server.base, 'PUT', '/v1/contexts/open', { json: { token_budget: 10 } });
+    expect(response.status).toBe(201);
+    const ignored = await call(server.base, 'GET', '/v1/contexts/open', {
+      headers: { authorization: 'Bearer x' },
+    });
+    expect(ignored.status).toBe(200);
+    expect(server.logs.some((entry) => entry.level === 'warn')).toBe(true);
+  });
+});
