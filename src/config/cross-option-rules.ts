@@ -1,0 +1,26 @@
+// Rules that involve more than one option, checked once every option is valid on its own.
+import type { Config } from './config.js';
+import { ConfigError } from './config-error.js';
+import type { OptionKey } from './options.js';
+
+/** Describes an option's value and source for a message, e.g. "FASTPACA_ARCHIVER_ENABLED=true (env)". */
+export type DescribeOption = (key: OptionKey) => string;
+
+export const checkCrossOptionRules = (config: Config, describe: DescribeOption): void => {
+  if (config.archiverEnabled && config.databaseUrl === undefined) {
+    fail('archiverEnabled', `${describe('archiverEnabled')}: requires DATABASE_URL (or --database-url)`);
+  }
+  if (config.raftHeartbeatTicks >= config.raftElectionTicks) {
+    fail(
+      'raftHeartbeatTicks',
+      `${describe('raftHeartbeatTicks')}: must be less than raft election ticks, ${describe('raftElectionTicks')}`,
+    );
+  }
+  if (config.port !== 0 && config.port === config.raftPort) {
+    fail('raftPort', `${describe('raftPort')}: must differ from the HTTP port, ${describe('port')}`);
+  }
+};
+
+const fail = (option: OptionKey, message: string): never => {
+  throw new ConfigError(message, { option });
+};
