@@ -1,0 +1,208 @@
+// One fastpaca node: LevelDB store → Raft host (gRPC transport) → context state machine → service →
+// HTTP gateway. Every write goes through Raft even when the node is alone: its 256 groups are
+// single-member groups that commit on the local fsync, so a cluster adds replicas without changing
+// the data path.
+//
+// Start order is bottom-up and close order top-down, so no layer ever calls into one that is gone:
+// HTTP stops taking requests first, then the Raft loop finishes its turn, then the store closes.
+
+import { randomBytes } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import type { RaftHostLimits } from '../raft/api.js';
+import { startHostLoop } from '../raft/driver.js';
+import { RaftHost } from '../raft/host.js';
+import { openLevelStore } from '../raft/storage/level-store.js';
+import { createGrpcTransport } from '../raft/transport/grpc-transport.js';
+import type { Config } from './config/config.js';
+import { ConfigError } from './config/config-error.js';
+import { resolveNodeName } from './config/node-name.js';
+import { createLocalConsensus } from './consensus.js';
+import { createContextService } from './context/context-service.js';
+import type { CommandResult } from './context/results.js';
+import { ContextStateMachine } from './context/state-machine.js';
+import { startHttpServer } from './http/server.js';
+import type { Logger } from './logger.js';
+import { createMetrics } from './metrics.js';
+import { defaultGroupCount } from './routing.js';
+import type { Readiness } from './service.js';
+import { createTokenEstimator } from './tokens/create-token-estimator.js';
+
+export interface RunningNode {
+  readonly nodeId: string;
+  readonly httpPort: number;
+  readonly raftPort: number;
+  /** Graceful stop: HTTP drains, the Raft loop finishes its turn, the store closes. Idempotent. */
+  close(): Promise<void>;
+}
+
+export interface StartNodeHooks {
+  /**
+   * A failed write or fsync, or a broken invariant. Production ends the process (a store that
+   * failed must never be retried in place); in-process tests may record it instead.
+   */
+  readonly onFatal?: (error: Error) => void;
+}
+
+/** The LevelDB directory inside the data directory (the node name file sits beside it). */
+export const storeDirName = 'store';
+
+export const startNode = async (
+  config: Config,
+  logger: Logger,
+  hooks: StartNodeHooks = {},
+): Promise<RunningNode> => {
+  if (config.clusterSeed.length > 0) {
+    // Refuse rather than quietly run alone: an operator who named peers expects replication.
+    throw new ConfigError(
+      'FASTPACA_CLUSTER_SEED is set, but this release runs single nodes only; unset it to start one node',
+      { option: 'clusterSeed' },
+    );
+  }
+  await mkdir(config.dataDir, { recursive: true });
+  const nodeId = await resolveNodeName(config);
+  const log = logger.child({ node: nodeId });
+  const closers: (() => Promise<void>)[] = [];
+  const closeAll = async (): Promise<void> => {
+    for (const close of closers.splice(0).reverse()) await close();
+  };
+
+  try {
+    const store = await openLevelStore(join(config.dataDir, storeDirName));
+    closers.push(() => store.close());
+
+    const metrics = createMetrics({ defaultLabels: { node: nodeId } });
+    const stateMachine = new ContextStateMachine({ cacheContextsMax: config.cacheContextsMax });
+    const transport = createGrpcTransport({
+      nodeId,
+      listenHost: config.host,
+      listenPort: config.raftPort,
+      // Alone and without a configured secret, a random one nobody else knows: the Raft port then
+      // refuses every caller, instead of being an unauthenticated write path into every context.
+      clusterSecret: config.clusterSecret ?? randomBytes(32).toString('base64url'),
+      onLinkError: (peer, error) => log.warn({ peer, err: error }, 'raft link error'),
+    });
+    closers.push(() => transport.stop());
+
+    const fatal =
+      hooks.onFatal ??
+      ((error: Error): void => {
+        log.fatal({ err: error }, 'raft storage failed; exiting');
+        process.exit(1);
+      });
+    const host = await RaftHost.open<CommandResult>({
+      nodeId,
+      store,
+      transport,
+      stateMachine,
+      random: Math.random,
+      now: Date.now,
+      electionTicks: config.raftElectionTicks,
+      heartbeatTicks: config.raftHeartbeatTicks,
+      preVote: config.raftPreVote,
+      checkQuorum: config.raftCheckQuorum,
+      limits: hostLimits(config),
+      onFatal: fatal,
+    });
+    closers.push(() => host.close());
+
+    for (let group = 0; group < defaultGroupCount; group += 1) await host.bootstrapGroup(group, [nodeId]);
+    const loop = startHostLoop(host, { tickMs: config.raftTickMs });
+    closers.push(() => loop.stop());
+
+    const estimator = await createTokenEstimator(config.tokenEstimator, {
+      workers: config.tokenizerWorkers,
+      queuePartsMax: config.tokenizerQueueMax,
+      onWorkerExit: ({ workerIndex, error }) => {
+        metrics.tokenizer.workerRestartsTotal.inc();
+        log.error({ err: error, workerIndex }, 'tokenizer worker exited; restarting it');
+      },
+    });
+    closers.push(() => estimator.close());
+
+    const consensus = createLocalConsensus(host, {
+      proposeTimeoutMs: config.raftProposalTimeoutMs,
+      readTimeoutMs: config.raftProposalTimeoutMs,
+    });
+    const service = createContextService({
+      consensus,
+      stateMachine,
+      estimator,
+      clock: () => new Date(),
+      groupCount: defaultGroupCount,
+    });
+
+    let closing = false;
+    const readiness = (): Readiness => {
+      if (closing) return { ready: false, reason: 'shutting down' };
+      let leaderless = 0;
+      for (let group = 0; group < defaultGroupCount; group += 1) {
+        if (host.leaderOf(group) === null) leaderless += 1;
+      }
+      return leaderless === 0
+        ? { ready: true }
+        : { ready: false, reason: `${leaderless} groups have no leader` };
+    };
+    metrics.bindRaft({
+      groups: () => host.groups().length,
+      leaderGroups: () => host.groups().filter((group) => host.leaderOf(group) === nodeId).length,
+      groupsWithoutLeader: () => host.groups().filter((group) => host.leaderOf(group) === null).length,
+      maxTerm: () => Math.max(0, ...host.groups().map((group) => host.status(group)?.term ?? 0)),
+      proposalQueueDepth: () => 0,
+    });
+
+    const http = await startHttpServer({
+      host: config.host,
+      port: config.port,
+      service,
+      readiness,
+      metrics: async () => ({ contentType: metrics.contentType, body: await metrics.render() }),
+      apiKeys: config.apiKeys,
+      limits: { bodyBytesMax: config.bodyLimitBytes },
+      logger: log,
+      // Route labels are "METHOD /pattern" (or a fixed word for unmatched requests).
+      onRequest: (label, status, durationMs) => {
+        const space = label.indexOf(' ');
+        metrics.recordHttpRequest({
+          method: space > 0 ? label.slice(0, space) : 'OTHER',
+          route: space > 0 ? label.slice(space + 1) : label,
+          status,
+          durationSeconds: durationMs / 1000,
+        });
+      },
+      closeTimeoutMs: config.shutdownTimeoutMs,
+    });
+    closers.push(() => http.close());
+
+    log.info(
+      { httpPort: http.port, raftPort: transport.port(), dataDir: config.dataDir, groups: defaultGroupCount },
+      'fastpaca node started',
+    );
+    let closed: Promise<void> | undefined;
+    return {
+      nodeId,
+      httpPort: http.port,
+      raftPort: transport.port(),
+      close: () => {
+        closing = true;
+        closed ??= closeAll().then(() => log.info('fastpaca node stopped'));
+        return closed;
+      },
+    };
+  } catch (error) {
+    await closeAll();
+    throw error;
+  }
+};
+
+const hostLimits = (config: Config): RaftHostLimits => ({
+  proposalQueueMax: config.raftProposalQueueMax,
+  pendingProposalsMax: config.raftPendingProposalsMax,
+  inboundQueueMax: config.raftInboundQueueMax,
+  inflightBytesMax: config.raftInflightBytesMax,
+  inflightMsgsMax: config.raftInflightMsgsMax,
+  msgBytesMax: config.raftMsgBytesMax,
+  uncommittedBytesMax: config.raftUncommittedBytesMax,
+  logRetainEntries: config.raftLogRetainEntries,
+});
