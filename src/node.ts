@@ -24,7 +24,9 @@ import type { CommandResult } from './context/results.js';
 import { ContextStateMachine } from './context/state-machine.js';
 import { startHttpServer } from './http/server.js';
 import type { Logger } from './logger.js';
-import { createMetrics } from './metrics.js';
+import { meteredService } from './metered-service.js';
+import { createMetrics, type Metrics } from './metrics.js';
+import type { RaftHostStats } from '../raft/host.js';
 import { defaultGroupCount } from './routing.js';
 import type { Readiness } from './service.js';
 import { createTokenEstimator } from './tokens/create-token-estimator.js';
@@ -125,13 +127,16 @@ export const startNode = async (
       proposeTimeoutMs: config.raftProposalTimeoutMs,
       readTimeoutMs: config.raftProposalTimeoutMs,
     });
-    const service = createContextService({
-      consensus,
-      stateMachine,
-      estimator,
-      clock: () => new Date(),
-      groupCount: defaultGroupCount,
-    });
+    const service = meteredService(
+      createContextService({
+        consensus,
+        stateMachine,
+        estimator,
+        clock: () => new Date(),
+        groupCount: defaultGroupCount,
+      }),
+      metrics,
+    );
 
     let closing = false;
     const readiness = (): Readiness => {
@@ -152,12 +157,16 @@ export const startNode = async (
       proposalQueueDepth: () => 0,
     });
 
+    const syncRaftCounters = raftCounterSync(metrics);
     const http = await startHttpServer({
       host: config.host,
       port: config.port,
       service,
       readiness,
-      metrics: async () => ({ contentType: metrics.contentType, body: await metrics.render() }),
+      metrics: async () => {
+        syncRaftCounters(host.stats());
+        return { contentType: metrics.contentType, body: await metrics.render() };
+      },
       apiKeys: config.apiKeys,
       limits: { bodyBytesMax: config.bodyLimitBytes },
       logger: log,
@@ -175,6 +184,9 @@ export const startNode = async (
     });
     closers.push(() => http.close());
 
+    if (config.apiKeys.length === 0) {
+      log.warn('FASTPACA_API_KEY is not set: the /v1 API accepts every caller');
+    }
     log.info(
       { httpPort: http.port, raftPort: transport.port(), dataDir: config.dataDir, groups: defaultGroupCount },
       'fastpaca node started',
@@ -206,3 +218,20 @@ const hostLimits = (config: Config): RaftHostLimits => ({
   uncommittedBytesMax: config.raftUncommittedBytesMax,
   logRetainEntries: config.raftLogRetainEntries,
 });
+
+/**
+ * The host keeps monotonic counters of its own (it knows nothing of Prometheus); at scrape time the
+ * growth since the previous scrape is added to the matching Prometheus counters.
+ */
+const raftCounterSync = (metrics: Metrics): ((stats: RaftHostStats) => void) => {
+  let last: RaftHostStats | undefined;
+  return (stats) => {
+    const grown = (key: keyof RaftHostStats): number => stats[key] - (last?.[key] ?? 0);
+    metrics.raft.fsyncsTotal.inc(grown('syncedWrites'));
+    metrics.raft.entriesPersistedTotal.inc(grown('entriesPersisted'));
+    metrics.raft.messagesSentTotal.inc(grown('messagesSent'));
+    metrics.raft.messagesReceivedTotal.inc(grown('messagesReceived'));
+    metrics.raft.snapshotsSentTotal.inc(grown('snapshotsSent'));
+    last = stats;
+  };
+};
