@@ -184,9 +184,6 @@ export const startNode = async (
     });
     closers.push(() => http.close());
 
-    if (config.apiKeys.length === 0) {
-      log.warn('FASTPACA_API_KEY is not set: the /v1 API accepts every caller');
-    }
     log.info(
       { httpPort: http.port, raftPort: transport.port(), dataDir: config.dataDir, groups: defaultGroupCount },
       'fastpaca node started',
