@@ -180,7 +180,9 @@ export const startNode = async (
           durationSeconds: durationMs / 1000,
         });
       },
-      closeTimeoutMs: config.shutdownTimeoutMs,
+      // The whole close is bounded by shutdownTimeoutMs (the CLI enforces it): leave the Raft loop
+      // and the store a third of it after HTTP has drained.
+      closeTimeoutMs: Math.floor((config.shutdownTimeoutMs * 2) / 3),
     });
     closers.push(() => http.close());
 

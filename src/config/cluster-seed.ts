@@ -70,7 +70,7 @@ export const clusterSeed = (): OptionKind<ReturnType<typeof seedSchema>> => ({
   },
 });
 
-/** The seed in its documented text form, for logs and `fastpaca config show`. */
+/** The seed in its documented text form, for logs and `fastpaca config check`. */
 export const formatSeed = (peers: readonly SeedPeer[]): string =>
   peers
     .map((peer) => (peer.host.includes(':') ? `[${peer.host}]:${peer.port}` : `${peer.host}:${peer.port}`))

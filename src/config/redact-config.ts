@@ -1,4 +1,4 @@
-// The effective config as it may be logged or printed (`fastpaca config show`): secrets replaced,
+// The effective config as it may be logged or printed (`fastpaca config check`): secrets replaced,
 // the database URL kept readable but without its password, the seed in its text form.
 import { formatSeed } from './cluster-seed.js';
 import type { Config } from './config.js';

@@ -59,7 +59,8 @@ const renderOption = (key: OptionKey): string[] => {
   return lines;
 };
 
-const describeDefault = (option: OptionSpec): string => {
+/** The default as documentation shows it: a constant, "empty", "unset" or how it is derived. */
+export const describeDefault = (option: OptionSpec): string => {
   if (option.derivedDefault !== undefined) return option.derivedDefault;
   if (!('default' in option)) return 'unset';
   return Array.isArray(option.default) && option.default.length === 0 ? 'empty' : tomlValue(option.default);

@@ -1,0 +1,21 @@
+// The package version for --version, read from package.json next to wherever this module runs
+// (src/cli under vitest, dist/src/cli once built).
+import { readFileSync } from 'node:fs';
+
+export const packageVersion = (): string => {
+  for (const relative of ['../../package.json', '../../../package.json']) {
+    try {
+      const parsed: unknown = JSON.parse(readFileSync(new URL(relative, import.meta.url), 'utf8'));
+      if (isFastpacaPackage(parsed)) return parsed.version;
+    } catch {
+      // Not at this depth: try the next one.
+    }
+  }
+  return 'unknown';
+};
+
+const isFastpacaPackage = (value: unknown): value is { name: 'fastpaca'; version: string } =>
+  typeof value === 'object' &&
+  value !== null &&
+  (value as Record<string, unknown>)['name'] === 'fastpaca' &&
+  typeof (value as Record<string, unknown>)['version'] === 'string';
