@@ -1,5 +1,10 @@
 // Applying an append: idempotent replay, version check, the new message record, the window
 // counters, and the policy run it may trigger (counted as a compaction: version +2 in all).
+//
+// Idempotency keys: a key already recorded for this context answers with the original result and
+// appends nothing, whatever `if_version` says (a retry of a success must not turn into a 409). If
+// the retried message differs from the original (role, parts, metadata or id; token counts are not
+// compared), the key is being reused for something else: 409 conflict, nothing appended.
 
 import type { Command } from './commands.js';
 import type { ContextTxn } from './context-txn.js';
@@ -7,7 +12,8 @@ import type { CompactionEvent } from './events.js';
 import { storedMessage } from './message-view.js';
 import { cloneWindow } from './records.js';
 import type { MessageRecord, WindowRecord } from './records.js';
-import { conflictError, notFoundError, tombstonedError } from './results.js';
+import { messageFingerprint } from './fingerprint.js';
+import { conflictError, idempotencyConflictError, notFoundError, tombstonedError } from './results.js';
 import type { CommandResult } from './results.js';
 import { runPolicy, thresholdTokens, usedTokens } from './window-policy.js';
 
@@ -26,6 +32,8 @@ export const applyAppend = async (txn: ContextTxn, command: AppendCommand): Prom
     const original = await txn.idempotent(key);
     if (original !== undefined) {
       const { seq, version, tokenEstimate } = original;
+      if (original.fingerprint !== messageFingerprint(command.message))
+        return idempotencyConflictError(key, seq);
       return { type: 'append', seq, version, token_estimate: tokenEstimate, replayed: true };
     }
   }
@@ -50,7 +58,12 @@ export const applyAppend = async (txn: ContextTxn, command: AppendCommand): Prom
   }
   txn.putMessage(seq, record);
   if (key !== undefined) {
-    txn.putIdempotent(key, { seq, version: window.version, tokenEstimate: record.tokenCount });
+    txn.putIdempotent(key, {
+      seq,
+      version: window.version,
+      tokenEstimate: record.tokenCount,
+      fingerprint: messageFingerprint(command.message),
+    });
     if (window.firstKeyedSeq === 0) window.firstKeyedSeq = seq;
   }
   await forgetExpiredKey(txn, window, seq - idempotencyKeysRemembered);
@@ -91,5 +104,8 @@ const rangeOf = (range: CompactionEvent['range']) => (range === undefined ? {} :
 const forgetExpiredKey = async (txn: ContextTxn, window: WindowRecord, expiredSeq: number): Promise<void> => {
   if (window.firstKeyedSeq === 0 || expiredSeq < window.firstKeyedSeq) return;
   const expired = await txn.findMessage(expiredSeq);
-  if (expired?.idempotencyKey !== undefined) txn.forgetIdempotent(expired.idempotencyKey);
+  const key = expired?.idempotencyKey;
+  if (key === undefined) return;
+  // Only while the key still names this append (defensive: a key can only be reused once forgotten).
+  if ((await txn.idempotent(key))?.seq === expiredSeq) txn.forgetIdempotent(key);
 };

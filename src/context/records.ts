@@ -96,6 +96,8 @@ export interface IdempotencyRecord {
   readonly seq: number;
   readonly version: number;
   readonly tokenEstimate: number;
+  /** messageFingerprint of the appended message: a reuse of the key for other content conflicts. */
+  readonly fingerprint: string;
 }
 
 export const initialWindow = (): WindowRecord => ({
@@ -256,11 +258,16 @@ export const decodeSummaryRecord = (data: Uint8Array): SummaryRecord => {
 };
 
 export const encodeIdempotencyRecord = (r: IdempotencyRecord): Uint8Array =>
-  encodeTagged(recordFormatV1, [r.seq, r.version, r.tokenEstimate]);
+  encodeTagged(recordFormatV1, [r.seq, r.version, r.tokenEstimate, r.fingerprint]);
 
 export const decodeIdempotencyRecord = (data: Uint8Array): IdempotencyRecord => {
   const f = fields(data);
-  return { seq: f[0] as number, version: f[1] as number, tokenEstimate: f[2] as number };
+  return {
+    seq: f[0] as number,
+    version: f[1] as number,
+    tokenEstimate: f[2] as number,
+    fingerprint: f[3] as string,
+  };
 };
 
 export const encodeEventRecord = (event: StoredEvent): Uint8Array => encodeTagged(recordFormatV1, [event]);

@@ -48,3 +48,8 @@ export const tombstonedError = (contextId: string): CommandError => ({
   error: 'context_tombstoned',
   message: `Context ${JSON.stringify(contextId)} is tombstoned`,
 });
+
+export const idempotencyConflictError = (key: string, seq: number): CommandError => ({
+  error: 'conflict',
+  message: `Idempotency key ${JSON.stringify(key)} was already used for a different message (seq ${seq})`,
+});

@@ -32,7 +32,7 @@ import { storedMessage, storedSummaryMessage, windowView } from './message-view.
 import { decodeMessageRecord, decodeSummaryRecord } from './records.js';
 import type { WindowRecord } from './records.js';
 import type { CommandResult } from './results.js';
-import { usedTokens } from './window-policy.js';
+import { thresholdTokens, usedTokens } from './window-policy.js';
 
 export interface ContextStateMachineOptions {
   /** Contexts whose decoded records stay cached (default 10,000). */
@@ -293,7 +293,8 @@ const windowBody = (
     used_tokens: used,
     token_count: used,
     // Judged on the whole window: a budget that cuts messages off is exactly when to compact.
-    needs_compaction: usedTokens(window) > budget * context.triggerRatio,
+    needs_compaction:
+      usedTokens(window) > thresholdTokens({ tokenBudget: budget, triggerRatio: context.triggerRatio }),
     segments: segmentsOf(window, summaryReturned, messages.slice(summaryReturned)),
     metadata: window.lastRun,
   };

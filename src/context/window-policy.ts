@@ -5,8 +5,8 @@
 // costs O(its own size) amortized, never O(window). The one exception is a run with new skip
 // kinds, which refilters the window once.
 //
-// Invariant after a run: the window is within `limit` messages and the threshold, or it is a single
-// message (one oversized newest message is kept rather than leaving the window empty).
+// Invariant after a run: the window is within `limit` messages and the threshold, or it is the
+// newest message alone (one oversized newest message is kept rather than leaving the window empty).
 
 import type { JsonObject, Policy } from '../domain.js';
 import type { SeqRange } from './events.js';
@@ -28,10 +28,18 @@ export const usedTokens = (window: WindowRecord): number => window.summary.token
 export const windowCount = (window: WindowRecord): number =>
   window.summary.count - window.summary.from + window.liveCount;
 
+/**
+ * Tokens a window may hold before its policy runs (and needs_compaction rises): the largest integer
+ * not above budget × ratio. Token counts are integers, so `used > threshold` is exactly the
+ * contract's `used_tokens > budget × trigger_ratio`, without the binary rounding of the product:
+ * 180 × 0.35 is 62.99999999999999 in floating point, which would fire the policy at 63 tokens.
+ * The 1e-6 absorbs that error (far below any decimal ratio's genuine fraction, for any budget
+ * below 10^9); it is deterministic on every replica like any IEEE-754 arithmetic.
+ */
 export const thresholdTokens = (context: {
   readonly tokenBudget: number;
   readonly triggerRatio: number;
-}): number => context.tokenBudget * context.triggerRatio;
+}): number => Math.floor(context.tokenBudget * context.triggerRatio + 1e-6);
 
 /** Tally of one run: what left the window, which appended messages it touched. */
 export class PolicyRun {
@@ -152,7 +160,11 @@ const rewriteSummary = async (
   window.summary = { ...summary, gen: generation, from: 0, count, tokens };
 };
 
-/** last_n: drops the oldest window messages until within `limit` and `threshold`, keeping at least one. */
+/**
+ * last_n: drops the oldest window messages until within `limit` and `threshold`. The newest appended
+ * message is kept even when it alone is over the threshold (an empty window helps nobody); any other
+ * message over it goes, so a window left above the threshold is exactly that one newest message.
+ */
 const trimWindow = async (
   window: WindowRecord,
   limit: number,
@@ -160,7 +172,15 @@ const trimWindow = async (
   store: WindowStore,
   run: PolicyRun,
 ): Promise<void> => {
-  while (windowCount(window) > 1 && (windowCount(window) > limit || usedTokens(window) > threshold)) {
+  // skip_parts may have emptied the newest message: then nothing is exempt from trimming.
+  const newest = windowView(
+    await store.message(window.lastSeq),
+    window.lastSeq,
+    window.filteredThroughSeq,
+    window.filterKinds,
+  );
+  const keep = newest.parts.length > 0 ? 1 : 0;
+  while (windowCount(window) > keep && (windowCount(window) > limit || usedTokens(window) > threshold)) {
     if (window.summary.from < window.summary.count) {
       const record = await store.summary(window.summary.gen, window.summary.from);
       window.summary.from++;
