@@ -4,8 +4,8 @@
 
 import { ServiceError } from '../errors.js';
 
-/** Longest digit run accepted: 15 digits always fit in a safe integer. */
-const digitsMax = 15;
+/** Longest digit run parsed: Number.MAX_SAFE_INTEGER has 16 digits (larger runs are refused unread). */
+const digitsMax = 16;
 
 /**
  * The first occurrence of each wanted name, parsed as a decimal integer (an optional leading "-"
@@ -48,6 +48,10 @@ const parseInteger = (name: string, text: string): number => {
     throw new ServiceError('invalid_query', `Query parameter ${name} must be an integer`);
   }
   const value = Number(digits);
+  // A 16-digit run can exceed 2^53 - 1, where integers are no longer exact.
+  if (!Number.isSafeInteger(value)) {
+    throw new ServiceError('invalid_query', `Query parameter ${name} is out of range`);
+  }
   // 0 - value, not -value: "-0" must not become negative zero.
   return negative ? 0 - value : value;
 };
