@@ -18,14 +18,14 @@ import { createGrpcTransport } from '../raft/transport/grpc-transport.js';
 import type { Config } from './config/config.js';
 import { ConfigError } from './config/config-error.js';
 import { resolveNodeName } from './config/node-name.js';
-import { createLocalConsensus } from './consensus.js';
+import { createLocalConsensus, type Consensus } from './consensus.js';
 import { createContextService } from './context/context-service.js';
 import type { CommandResult } from './context/results.js';
 import { ContextStateMachine } from './context/state-machine.js';
 import { startHttpServer } from './http/server.js';
 import type { Logger } from './logger.js';
 import { meteredService } from './metered-service.js';
-import { createMetrics, type Metrics } from './metrics.js';
+import { createMetrics, type Metrics, type ProposalOutcome } from './metrics.js';
 import type { RaftHostStats } from '../raft/host.js';
 import { defaultGroupCount } from './routing.js';
 import type { Readiness } from './service.js';
@@ -123,10 +123,13 @@ export const startNode = async (
     });
     closers.push(() => estimator.close());
 
-    const consensus = createLocalConsensus(host, {
-      proposeTimeoutMs: config.raftProposalTimeoutMs,
-      readTimeoutMs: config.raftProposalTimeoutMs,
-    });
+    const consensus = countedProposals(
+      createLocalConsensus(host, {
+        proposeTimeoutMs: config.raftProposalTimeoutMs,
+        readTimeoutMs: config.raftProposalTimeoutMs,
+      }),
+      metrics,
+    );
     const service = meteredService(
       createContextService({
         consensus,
@@ -234,3 +237,13 @@ const raftCounterSync = (metrics: Metrics): ((stats: RaftHostStats) => void) => 
     last = stats;
   };
 };
+
+/** Counts every proposal's outcome (fastpaca_raft_proposals_total). */
+const countedProposals = (consensus: Consensus, metrics: Metrics): Consensus => ({
+  ...consensus,
+  propose: async (group, command) => {
+    const outcome = await consensus.propose(group, command);
+    metrics.recordProposal(outcome.ok ? 'ok' : (outcome.code.toLowerCase() as ProposalOutcome));
+    return outcome;
+  },
+});
