@@ -45,6 +45,8 @@ export class Exchange {
     private readonly res: HttpResponse,
     readonly route: string,
     private readonly hooks: ExchangeHooks,
+    /** A HEAD request: answered with the headers a GET would get, never a body (RFC 9110 §9.3.2). */
+    private readonly headOnly = false,
   ) {
     this.startMs = hooks.onRequest === undefined ? 0 : performance.now();
     hooks.onOpen();
@@ -84,6 +86,7 @@ export class Exchange {
       if (reply.headers !== undefined)
         for (const [name, value] of reply.headers) res.writeHeader(name, value);
       if (reply.body === undefined) res.endWithoutBody(undefined, closeConnection);
+      else if (this.headOnly) res.endWithoutBody(Buffer.byteLength(reply.body), closeConnection);
       else res.end(reply.body, closeConnection);
     });
     this.settle('answered', reply.status);

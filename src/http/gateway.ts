@@ -26,7 +26,8 @@ export interface Gateway {
    */
   authorize(req: HttpRequest): void;
   /** Starts answering a request: attaches onAborted, so call it first, before any async work. */
-  begin(res: HttpResponse, route: string): Exchange;
+  /** `method` (lower-case, as uWS reports it) matters only for HEAD, which gets no body. */
+  begin(res: HttpResponse, route: string, method?: string): Exchange;
   /** Resolves when no request is in flight, or after timeoutMs. */
   whenIdle(timeoutMs: number): Promise<void>;
 }
@@ -70,7 +71,7 @@ export const createGateway = (options: GatewayOptions): Gateway => {
         throw new ServiceError('unauthorized', 'A valid API key is required (Authorization: Bearer <key>)');
       }
     },
-    begin: (res, route) => new Exchange(res, route, hooks),
+    begin: (res, route, method) => new Exchange(res, route, hooks, method === 'head'),
     whenIdle: (timeoutMs) =>
       inflight === 0
         ? Promise.resolve()

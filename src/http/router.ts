@@ -56,8 +56,8 @@ export const registerRoutes = (
 
 /** The last registration: anything no route matched. */
 export const registerNotFound = (app: TemplatedApp, gateway: Gateway): void => {
-  app.any('/*', (res) => {
-    gateway.begin(res, 'unmatched').fail(new ServiceError('not_found', 'No such route'));
+  app.any('/*', (res, req) => {
+    gateway.begin(res, 'unmatched', req.getMethod()).fail(new ServiceError('not_found', 'No such route'));
   });
 };
 
@@ -68,7 +68,7 @@ const methodNotAllowed =
       'method_not_allowed',
       `${req.getCaseSensitiveMethod()} is not allowed here`,
     );
-    gateway.begin(res, `OTHER ${path}`).fail(error, [['Allow', allow]]);
+    gateway.begin(res, `OTHER ${path}`, req.getMethod()).fail(error, [['Allow', allow]]);
   };
 
 const dispatcher = (route: RouteSpec, handler: RouteHandler, gateway: Gateway): UwsHandler => {
