@@ -50,11 +50,25 @@ export interface RequestValidators {
 
 /** JSON.parse with the contract's error; the input is the already size-checked body. */
 export const parseJsonBody = (text: string): unknown => {
+  // A key named "__proto__" cannot be stored faithfully (msgpackr renames it on decode, and many
+  // clients mishandle it), so it is refused. Only a body that spells it, or escapes characters (which
+  // could spell it), pays for the reviver that finds it.
+  const reviver = text.includes('__proto__') || text.includes('\\u') ? refuseProtoKey : undefined;
+  let value: unknown;
   try {
-    return JSON.parse(text) as unknown;
-  } catch {
+    value = JSON.parse(text, reviver) as unknown;
+  } catch (error) {
+    if (error instanceof ServiceError) throw error;
     throw new ServiceError('invalid_json', 'The request body is not valid JSON');
   }
+  return value;
+};
+
+const refuseProtoKey = (key: string, value: unknown): unknown => {
+  if (key === '__proto__') {
+    throw new ServiceError('invalid_json', 'Object keys named "__proto__" are not accepted');
+  }
+  return value;
 };
 
 type MessageInputBody = Static<RequestSchemas['MessageInput']>;
