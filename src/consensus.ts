@@ -1,9 +1,9 @@
 // The only view the service has of Raft: propose a command to a context's group, wait for a
 // linearizable read point, find a group's leader, read a group's state-machine space.
 //
-// `createLocalConsensus` serves the groups this node leads through the local host. The cluster
-// issue adds forwarding to the leader behind the same interface (a NOT_LEADER outcome with a known
-// leader becomes a gRPC call to it), so the service never changes.
+// `createLocalConsensus` serves a single node through the local host. A cluster node uses
+// src/cluster/cluster-consensus.ts behind the same interface (a write for a group led elsewhere
+// becomes a gRPC call to its leader), so the service never changes.
 
 import type { ConsensusHost, Failure, GroupKv, ProposeOutcome, ReadOutcome } from '../raft/api.js';
 import type { GroupId, NodeId } from '../raft/core/types.js';

@@ -1,7 +1,9 @@
 // One fastpaca node: LevelDB store → Raft host (gRPC transport) → context state machine → service →
 // HTTP gateway. Every write goes through Raft even when the node is alone: its 256 groups are
 // single-member groups that commit on the local fsync, so a cluster adds replicas without changing
-// the data path.
+// the data path. With a cluster seed (src/cluster/) the groups are bootstrapped only once the
+// expected peers are known, writes for groups led elsewhere are forwarded over gRPC, and the node is
+// ready once it joined and every group it hosts has a leader.
 //
 // Start order is bottom-up and close order top-down, so no layer ever calls into one that is gone:
 // HTTP stops taking requests first, then the Raft loop finishes its turn, then the store closes.
@@ -18,6 +20,7 @@ import { createGrpcTransport } from '../raft/transport/grpc-transport.js';
 import type { Config } from './config/config.js';
 import { ConfigError } from './config/config-error.js';
 import { resolveNodeName } from './config/node-name.js';
+import { prepareCluster } from './cluster/cluster-runtime.js';
 import { createLocalConsensus, type Consensus } from './consensus.js';
 import { createContextService } from './context/context-service.js';
 import type { CommandResult } from './context/results.js';
@@ -55,11 +58,13 @@ export const startNode = async (
   logger: Logger,
   hooks: StartNodeHooks = {},
 ): Promise<RunningNode> => {
-  if (config.clusterSeed.length > 0) {
-    // Refuse rather than quietly run alone: an operator who named peers expects replication.
+  const clustered = config.clusterSeed.length > 0;
+  if (clustered && config.clusterSecret === undefined) {
+    // An open Raft (and forwarding) port is a write path into every context: no silent fallback.
     throw new ConfigError(
-      'FASTPACA_CLUSTER_SEED is set, but this release runs single nodes only; unset it to start one node',
-      { option: 'clusterSeed' },
+      'FASTPACA_CLUSTER_SEED is set but FASTPACA_CLUSTER_SECRET (--cluster-secret) is not: set the same ' +
+        'secret (16+ characters) on every node so they can authenticate each other',
+      { option: 'clusterSecret' },
     );
   }
   await mkdir(config.dataDir, { recursive: true });
@@ -76,6 +81,7 @@ export const startNode = async (
 
     const metrics = createMetrics({ defaultLabels: { node: nodeId } });
     const stateMachine = new ContextStateMachine({ cacheContextsMax: config.cacheContextsMax });
+    const wiring = clustered ? prepareCluster(config, nodeId, defaultGroupCount, log) : undefined;
     const transport = createGrpcTransport({
       nodeId,
       listenHost: config.host,
@@ -84,6 +90,7 @@ export const startNode = async (
       // refuses every caller, instead of being an unauthenticated write path into every context.
       clusterSecret: config.clusterSecret ?? randomBytes(32).toString('base64url'),
       onLinkError: (peer, error) => log.warn({ peer, err: error }, 'raft link error'),
+      ...(wiring === undefined ? {} : { extraServices: wiring.extraServices }),
     });
     closers.push(() => transport.stop());
 
@@ -109,9 +116,16 @@ export const startNode = async (
     });
     closers.push(() => host.close());
 
-    for (let group = 0; group < defaultGroupCount; group += 1) await host.bootstrapGroup(group, [nodeId]);
+    // Alone, the node is its own cluster at once; in a cluster, formation bootstraps the groups
+    // once the peers are known (a restart recovers them from disk instead).
+    const cluster = wiring?.attach(host, transport);
+    if (cluster === undefined) {
+      for (let group = 0; group < defaultGroupCount; group += 1) await host.bootstrapGroup(group, [nodeId]);
+    }
     const loop = startHostLoop(host, { tickMs: config.raftTickMs });
     closers.push(() => loop.stop());
+    // Closed before the loop stops (closers run in reverse): no formation or balancing on a closing host.
+    if (cluster !== undefined) closers.push(() => cluster.close());
 
     const estimator = await createTokenEstimator(config.tokenEstimator, {
       workers: config.tokenizerWorkers,
@@ -124,10 +138,11 @@ export const startNode = async (
     closers.push(() => estimator.close());
 
     const consensus = countedProposals(
-      createLocalConsensus(host, {
-        proposeTimeoutMs: config.raftProposalTimeoutMs,
-        readTimeoutMs: config.raftProposalTimeoutMs,
-      }),
+      cluster?.consensus ??
+        createLocalConsensus(host, {
+          proposeTimeoutMs: config.raftProposalTimeoutMs,
+          readTimeoutMs: config.raftProposalTimeoutMs,
+        }),
       metrics,
     );
     const service = meteredService(
@@ -144,8 +159,11 @@ export const startNode = async (
     let closing = false;
     const readiness = (): Readiness => {
       if (closing) return { ready: false, reason: 'shutting down' };
+      const notJoined = cluster?.readiness();
+      if (notJoined !== undefined) return notJoined;
+      // Every group this node hosts (all 256 alone; its replicas in a larger cluster).
       let leaderless = 0;
-      for (let group = 0; group < defaultGroupCount; group += 1) {
+      for (const group of host.groups()) {
         if (host.leaderOf(group) === null) leaderless += 1;
       }
       return leaderless === 0
@@ -186,8 +204,11 @@ export const startNode = async (
       // The whole close is bounded by shutdownTimeoutMs (the CLI enforces it): leave the Raft loop
       // and the store a third of it after HTTP has drained.
       closeTimeoutMs: Math.floor((config.shutdownTimeoutMs * 2) / 3),
+      ...(cluster === undefined ? {} : { extend: (app, gateway) => cluster.extendHttp(app, gateway) }),
     });
     closers.push(() => http.close());
+    // Peers find this node through its HTTP hello, so probing starts once that answers.
+    cluster?.start();
 
     log.info(
       { httpPort: http.port, raftPort: transport.port(), dataDir: config.dataDir, groups: defaultGroupCount },

@@ -4,6 +4,7 @@
 // separate client-streaming call. Every call carries the cluster secret.
 
 import { Server, ServerCredentials } from '@grpc/grpc-js';
+import type { ServiceDefinition, UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { GroupMessage, SnapshotChunk, Transport, TransportHandlers } from '../api.js';
 import type { NodeId } from '../core/types.js';
 import { createSecretCheck } from './auth.js';
@@ -48,6 +49,16 @@ export interface GrpcTransportOptions {
   readonly random?: () => number;
   /** A peer's stream broke or a snapshot transfer failed (for logs; the secret is never included). */
   readonly onLinkError?: (peer: NodeId, error: LinkError) => void;
+  /**
+   * More services on the same server and port (e.g. the cluster's request forwarding), so a node
+   * exposes one inter-node port. Each authenticates its own calls (createSecretCheck in auth.ts).
+   */
+  readonly extraServices?: readonly ExtraGrpcService[];
+}
+
+export interface ExtraGrpcService {
+  readonly definition: ServiceDefinition;
+  readonly implementation: UntypedServiceImplementation;
 }
 
 export interface GrpcTransport extends Transport {
@@ -70,6 +81,7 @@ interface ResolvedOptions {
   readonly snapshotTimeoutMs: number;
   readonly random: () => number;
   readonly onLinkError: (peer: NodeId, error: LinkError) => void;
+  readonly extraServices: readonly ExtraGrpcService[];
 }
 
 const requirePositive = (name: string, value: number): number => {
@@ -102,6 +114,7 @@ const resolveOptions = (options: GrpcTransportOptions): ResolvedOptions => {
     snapshotTimeoutMs: requirePositive('snapshotTimeoutMs', options.snapshotTimeoutMs ?? 10 * 60_000),
     random: options.random ?? Math.random,
     onLinkError: options.onLinkError ?? (() => undefined),
+    extraServices: options.extraServices ?? [],
   };
 };
 
@@ -141,6 +154,7 @@ class GrpcTransportImpl implements GrpcTransport {
         snapshotBudget: new SnapshotBudget(this.options.snapshotBytesMax),
       }),
     );
+    for (const extra of this.options.extraServices) server.addService(extra.definition, extra.implementation);
     this.server = server;
     this.boundPort = await new Promise<number>((resolve, reject) => {
       const address = hostPort(this.options.listenHost, this.options.listenPort);

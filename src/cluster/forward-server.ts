@@ -1,0 +1,54 @@
+// The leader's side of forwarding: authenticates the caller with the cluster secret (the same
+// check as Raft traffic: a forwarded command is a write into any context), proposes the command
+// locally and answers with the outcome. It never forwards again: a node that is no longer the
+// leader answers NOT_LEADER and the caller, which knows the proposal was not accepted, retries.
+
+import { status } from '@grpc/grpc-js';
+import type { sendUnaryData, ServerUnaryCall, UntypedServiceImplementation } from '@grpc/grpc-js';
+
+import type { ProposeOutcome } from '../../raft/api.js';
+import type { GroupId } from '../../raft/core/types.js';
+import type { SecretCheck } from '../../raft/transport/auth.js';
+import type { CommandResult } from '../context/results.js';
+import { decodeForwardRequest, encodeForwardOutcome, ForwardCodecError } from './forward-protocol.js';
+
+export type LocalPropose = (
+  group: GroupId,
+  data: Uint8Array,
+  timeoutMs: number,
+) => Promise<ProposeOutcome<CommandResult>>;
+
+export interface ForwardServerOptions {
+  readonly checkSecret: SecretCheck;
+  /** Undefined until the Raft host is open: calls before that are answered NOT_LEADER. */
+  readonly propose: () => LocalPropose | undefined;
+}
+
+const grpcError = (code: status, details: string): Error & { code: status; details: string } =>
+  Object.assign(new Error(details), { code, details });
+
+export const createForwardService = (options: ForwardServerOptions): UntypedServiceImplementation => ({
+  Propose: (call: ServerUnaryCall<Uint8Array, Uint8Array>, callback: sendUnaryData<Uint8Array>) => {
+    if (!options.checkSecret(call.metadata)) {
+      callback(grpcError(status.UNAUTHENTICATED, 'missing or wrong cluster secret'));
+      return;
+    }
+    let request;
+    try {
+      request = decodeForwardRequest(call.request);
+    } catch (error) {
+      const details = error instanceof ForwardCodecError ? error.message : 'bad request';
+      callback(grpcError(status.INVALID_ARGUMENT, details));
+      return;
+    }
+    const propose = options.propose();
+    if (propose === undefined) {
+      callback(null, encodeForwardOutcome({ ok: false, code: 'NOT_LEADER', leader: null }));
+      return;
+    }
+    propose(request.group, request.data, request.timeoutMs).then(
+      (outcome) => callback(null, encodeForwardOutcome(outcome)),
+      (error: unknown) => callback(grpcError(status.INTERNAL, (error as Error).message)),
+    );
+  },
+});

@@ -1,0 +1,297 @@
+// Real three-node fastpaca clusters for tests: each node is `node dist/src/cli/main.js serve` (built
+// by `npm run build`) on 127.0.0.1 with ports found by binding port 0, a temp data directory, the
+// chars4 estimator and fast Raft timers. Nodes start without waiting for readiness (a node is only
+// ready once its peers are up), can be SIGKILLed and restarted on the same ports and data. Every
+// process started here is killed by pid in killAll(), which tests call in afterAll.
+
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const cliPath = fileURLToPath(new URL('../../dist/src/cli/main.js', import.meta.url));
+export const clusterSecret = 'cluster-test-secret-0123456789';
+const secretHeader = 'x-fastpaca-cluster-secret';
+
+/** Raft timing for tests: 50 ms ticks, elections after 0.5–1 s without a leader. */
+export const fastRaftEnv: Readonly<Record<string, string>> = {
+  FASTPACA_RAFT_TICK_MS: '50',
+  FASTPACA_RAFT_ELECTION_TICKS: '10',
+  FASTPACA_RAFT_HEARTBEAT_TICKS: '1',
+  FASTPACA_RAFT_PROPOSAL_TIMEOUT_MS: '2000',
+};
+
+export interface ClusterNode {
+  readonly name: string;
+  readonly port: number;
+  readonly raftPort: number;
+  readonly base: string;
+  readonly dataDir: string;
+  pid(): number | undefined;
+  alive(): boolean;
+  output(): string;
+  /** Starts (or restarts) the process; resolves once spawned, not once ready. */
+  start(): void;
+  /** SIGKILL, then waits (bounded) for the exit. */
+  kill(): Promise<void>;
+}
+
+export interface GroupView {
+  readonly group: number;
+  readonly voters: readonly string[];
+  readonly leader: string | null;
+  readonly term: number;
+}
+
+export interface StatusView {
+  readonly node_id: string;
+  readonly joined: boolean;
+  readonly groups: readonly GroupView[];
+}
+
+const children = new Set<ChildProcess>();
+
+export const freePort = (): Promise<number> =>
+  new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => (port > 0 ? resolve(port) : reject(new Error('no port assigned'))));
+    });
+  });
+
+const hermeticEnv = (extra: Readonly<Record<string, string>>): NodeJS.ProcessEnv => {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [name, value] of Object.entries(process.env)) {
+    if (name.startsWith('FASTPACA_') || name === 'PORT' || name === 'DATABASE_URL') continue;
+    env[name] = value;
+  }
+  return {
+    ...env,
+    FASTPACA_TOKEN_ESTIMATOR: 'chars4',
+    FASTPACA_TOKENIZER_WORKERS: '1',
+    FASTPACA_LOG_LEVEL: 'warn',
+    ...extra,
+  };
+};
+
+export interface TestCluster {
+  readonly root: string;
+  readonly nodes: readonly ClusterNode[];
+  /** Kills every process and removes the data directories. */
+  destroy(): Promise<void>;
+}
+
+/** Three nodes sharing one seed; none started yet. */
+export const createCluster = async (
+  size = 3,
+  env: Readonly<Record<string, string>> = fastRaftEnv,
+): Promise<TestCluster> => {
+  if (!existsSync(cliPath)) throw new Error(`${cliPath} is missing: run \`npm run build\` first`);
+  const root = mkdtempSync(join(tmpdir(), 'fastpaca-cluster-'));
+  const ports: { port: number; raftPort: number }[] = [];
+  for (let i = 0; i < size; i += 1) ports.push({ port: await freePort(), raftPort: await freePort() });
+  const seed = ports.map(({ port }) => `127.0.0.1:${port}`).join(',');
+  const nodes = ports.map(({ port, raftPort }, i) =>
+    clusterNode(`node-${i + 1}`, port, raftPort, join(root, `node-${i + 1}`), {
+      ...env,
+      FASTPACA_CLUSTER_SEED: seed,
+      FASTPACA_CLUSTER_SECRET: clusterSecret,
+      FASTPACA_NODE_NAME: `node-${i + 1}`,
+    }),
+  );
+  return {
+    root,
+    nodes,
+    destroy: async () => {
+      await Promise.all(nodes.map((node) => node.kill()));
+      rmSync(root, { recursive: true, force: true });
+    },
+  };
+};
+
+const clusterNode = (
+  name: string,
+  port: number,
+  raftPort: number,
+  dataDir: string,
+  env: Readonly<Record<string, string>>,
+): ClusterNode => {
+  let child: ChildProcess | undefined;
+  let exited: Promise<void> = Promise.resolve();
+  let output = '';
+  const record = (chunk: Buffer): void => {
+    output = (output + chunk.toString('utf8')).slice(-64 * 1024);
+  };
+  const alive = (): boolean => child !== undefined && child.exitCode === null && child.signalCode === null;
+  return {
+    name,
+    port,
+    raftPort,
+    base: `http://127.0.0.1:${port}`,
+    dataDir,
+    pid: () => child?.pid,
+    alive,
+    output: () => output,
+    start: () => {
+      if (alive()) throw new Error(`${name} is already running`);
+      const args = [cliPath, 'serve', '--host', '127.0.0.1', '--port', String(port)];
+      args.push('--raft-port', String(raftPort), '--data-dir', dataDir);
+      const spawned = spawn(process.execPath, args, {
+        env: hermeticEnv(env),
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      children.add(spawned);
+      spawned.stdout?.on('data', record);
+      spawned.stderr?.on('data', record);
+      exited = new Promise((resolve) => {
+        spawned.once('exit', () => {
+          children.delete(spawned);
+          resolve();
+        });
+      });
+      child = spawned;
+    },
+    kill: async () => {
+      const pid = child?.pid;
+      if (!alive() || pid === undefined) return;
+      process.kill(pid, 'SIGKILL');
+      await withTimeout(exited, 10_000, `${name} (pid ${pid}) did not exit after SIGKILL`);
+    },
+  };
+};
+
+/** SIGKILLs every process this module started that is still running, by pid. */
+export const killAll = (): void => {
+  for (const child of children) {
+    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
+      try {
+        process.kill(child.pid, 'SIGKILL');
+      } catch {
+        // Already gone.
+      }
+    }
+  }
+  children.clear();
+};
+
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+const withTimeout = <T>(promise: Promise<T>, timeoutMs: number, message: string): Promise<T> => {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), timeoutMs);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+};
+
+/** Polls `check` every 50 ms until it returns true; throws after timeoutMs with `what`. */
+export const eventually = async (
+  what: string,
+  timeoutMs: number,
+  check: () => Promise<boolean>,
+): Promise<void> => {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    let ok = false;
+    try {
+      ok = await check();
+    } catch {
+      ok = false;
+    }
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`not within ${timeoutMs} ms: ${what}`);
+    await sleep(50);
+  }
+};
+
+export const isReady = async (node: ClusterNode): Promise<boolean> => {
+  const response = await fetch(`${node.base}/health/ready`, { signal: AbortSignal.timeout(1_000) });
+  await response.arrayBuffer();
+  return response.status === 200;
+};
+
+export const waitReady = async (nodes: readonly ClusterNode[], timeoutMs: number): Promise<void> => {
+  try {
+    await Promise.all(nodes.map((node) => eventually(`${node.name} ready`, timeoutMs, () => isReady(node))));
+  } catch (error) {
+    const logs = nodes.map((node) => `--- ${node.name}:\n${node.output().slice(-4_000)}`).join('\n');
+    throw new Error(`${(error as Error).message}\n${logs}`);
+  }
+};
+
+export const clusterStatus = async (node: ClusterNode): Promise<StatusView> => {
+  const response = await fetch(`${node.base}/internal/v1/cluster/status`, {
+    headers: { [secretHeader]: clusterSecret },
+    signal: AbortSignal.timeout(2_000),
+  });
+  if (response.status !== 200) throw new Error(`status of ${node.name}: HTTP ${response.status}`);
+  return (await response.json()) as StatusView;
+};
+
+/** Groups led per node, as `node` sees them. */
+export const leaderCounts = (status: StatusView): Map<string, number> => {
+  const counts = new Map<string, number>();
+  for (const group of status.groups) {
+    if (group.leader !== null) counts.set(group.leader, (counts.get(group.leader) ?? 0) + 1);
+  }
+  return counts;
+};
+
+export interface HttpAnswer {
+  readonly status: number;
+  readonly body: unknown;
+}
+
+/** JSON request with a bounded wait; a network failure is status 0. */
+export const call = async (
+  node: ClusterNode,
+  method: string,
+  path: string,
+  body?: unknown,
+  timeoutMs = 10_000,
+): Promise<HttpAnswer> => {
+  try {
+    const response = await fetch(`${node.base}${path}`, {
+      method,
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    const text = await response.text();
+    return { status: response.status, body: text.length > 0 ? (JSON.parse(text) as unknown) : undefined };
+  } catch {
+    return { status: 0, body: undefined };
+  }
+};
+
+export interface StoredMessage {
+  readonly id: string;
+  readonly seq: number;
+}
+
+/** The whole message history of a context as `node` has it (export, paged). */
+export const exportMessages = async (node: ClusterNode, contextId: string): Promise<StoredMessage[]> => {
+  const messages: StoredMessage[] = [];
+  let fromSeq = 0;
+  for (let page = 0; page < 1_000; page += 1) {
+    const answer = await call(
+      node,
+      'GET',
+      `/v1/contexts/${contextId}/messages?from_seq=${fromSeq}&limit=1000`,
+    );
+    if (answer.status !== 200)
+      throw new Error(`export of ${contextId} on ${node.name}: HTTP ${answer.status}`);
+    const body = answer.body as { messages: StoredMessage[]; next_from_seq?: number };
+    messages.push(...body.messages.map(({ id, seq }) => ({ id, seq })));
+    if (body.next_from_seq === undefined) return messages;
+    fromSeq = body.next_from_seq;
+  }
+  throw new Error('export did not end');
+};
+
+export const removeDir = (dir: string): void => rmSync(dir, { recursive: true, force: true });

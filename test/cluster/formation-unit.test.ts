@@ -1,0 +1,139 @@
+// Formation without processes: a node never bootstraps before the expected number of nodes is
+// known (so it never forms a cluster of its own), then bootstraps exactly the groups it holds with
+// the same sorted voters every node computes; a node whose groups were recovered from disk counts
+// as joined at once. An unresolvable or unreachable seed is reported with the reason, for the log.
+// A seed given without a cluster secret is refused at start with a message naming the variable.
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { describe, expect, it } from 'vitest';
+
+import type { Member, ProbeResult } from '../../src/cluster/discovery.js';
+import { probeSeed } from '../../src/cluster/discovery.js';
+import { startFormation } from '../../src/cluster/formation.js';
+import { loadConfig } from '../../src/config/load-config.js';
+import { createLogger } from '../../src/logger.js';
+import { startNode } from '../../src/node.js';
+import { eventually, freePort, sleep } from './cluster-harness.js';
+
+const member = (nodeId: string, port: number): Member => ({
+  nodeId,
+  host: '127.0.0.1',
+  httpPort: port,
+  raftPort: port + 1,
+});
+
+const silent = { info: () => undefined, warn: () => undefined, error: () => undefined };
+
+const fakeHost = (initialGroups: number[] = []) => {
+  const groups = new Set(initialGroups);
+  const bootstraps: [number, readonly string[]][] = [];
+  return {
+    bootstraps,
+    host: {
+      groups: () => [...groups].sort((a, b) => a - b),
+      bootstrapGroup: (group: number, voters: readonly string[]) => {
+        bootstraps.push([group, voters]);
+        groups.add(group);
+        return Promise.resolve();
+      },
+    },
+  };
+};
+
+describe('formation', () => {
+  it('waits for the expected size, then bootstraps every group with the sorted voters', async () => {
+    let answer: ProbeResult = { members: [member('self', 1), member('zed', 3)], problems: ['b: refused'] };
+    const { host, bootstraps } = fakeHost();
+    const peersSeen: string[][] = [];
+    const formation = startFormation({
+      nodeId: 'self',
+      seed: [{ host: '127.0.0.1', port: 1 }],
+      clusterSecret: undefined,
+      expectedSize: 3,
+      groupCount: 8,
+      host,
+      onPeers: (peers) => peersSeen.push([...peers.keys()]),
+      logger: silent,
+      probeBackoffMs: { initial: 5, max: 10 },
+      probe: () => Promise.resolve(answer),
+    });
+    try {
+      await sleep(100);
+      expect(bootstraps).toEqual([]);
+      expect(formation.joined()).toBe(false);
+      expect(formation.waitingReason()).toContain('2/3');
+      answer = { members: [member('zed', 3), member('alpha', 5)], problems: [] };
+      await eventually('joined', 2_000, () => Promise.resolve(formation.joined()));
+      expect(bootstraps).toHaveLength(8);
+      for (const [, voters] of bootstraps) expect(voters).toEqual(['alpha', 'self', 'zed']);
+      expect(formation.peers()).toEqual(
+        new Map([
+          ['zed', '127.0.0.1:4'],
+          ['alpha', '127.0.0.1:6'],
+        ]),
+      );
+      expect(peersSeen.at(-1)?.sort()).toEqual(['alpha', 'zed']);
+    } finally {
+      await formation.close();
+    }
+  });
+
+  it('counts a node whose groups were recovered from disk as joined, without bootstrapping', async () => {
+    const { host, bootstraps } = fakeHost([0, 1, 2, 3]);
+    const formation = startFormation({
+      nodeId: 'self',
+      seed: [{ host: '127.0.0.1', port: 1 }],
+      clusterSecret: undefined,
+      expectedSize: 3,
+      groupCount: 4,
+      host,
+      onPeers: () => undefined,
+      logger: silent,
+      probe: () => Promise.resolve({ members: [], problems: [] }),
+    });
+    expect(formation.joined()).toBe(true);
+    await formation.close();
+    expect(bootstraps).toEqual([]);
+  });
+
+  it('reports why seed entries do not answer', async () => {
+    const closedPort = await freePort();
+    const result = await probeSeed({
+      seed: [
+        { host: 'no-such-node.invalid', port: 4000 },
+        { host: '127.0.0.1', port: closedPort },
+      ],
+      clusterSecret: 'whatever-secret-value',
+      timeoutMs: 1_000,
+    });
+    expect(result.members).toEqual([]);
+    expect(result.problems).toHaveLength(2);
+    expect(result.problems.join('\n')).toContain('cannot resolve');
+    expect(result.problems.join('\n')).toContain(`127.0.0.1:${closedPort}`);
+  });
+});
+
+describe('start-up checks', () => {
+  it('refuses a cluster seed without a cluster secret, naming FASTPACA_CLUSTER_SECRET', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'fastpaca-cluster-check-'));
+    try {
+      const { config } = loadConfig({
+        env: {
+          PORT: '0',
+          FASTPACA_HOST: '127.0.0.1',
+          FASTPACA_RAFT_DATA_DIR: dataDir,
+          FASTPACA_CLUSTER_SEED: '127.0.0.1:4001,127.0.0.1:4002',
+          FASTPACA_TOKEN_ESTIMATOR: 'chars4',
+        },
+      });
+      await expect(startNode(config, createLogger({ level: 'silent' }))).rejects.toThrow(
+        /FASTPACA_CLUSTER_SECRET/,
+      );
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,0 +1,147 @@
+// Three real nodes started in a random order with random delays between them form exactly one
+// cluster: every node becomes ready, every node reports the same three voters for all 256 groups,
+// all nodes agree on each group's leader, and leadership ends up spread evenly (±10 %). Then any
+// node serves any request: appends through each node in turn give one contiguous history, the same
+// on every node, and a read on one node right after a write through another sees the write.
+// The internal endpoints refuse callers without the cluster secret.
+
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import {
+  call,
+  clusterStatus,
+  createCluster,
+  eventually,
+  exportMessages,
+  killAll,
+  leaderCounts,
+  sleep,
+  waitReady,
+  type TestCluster,
+} from './cluster-harness.js';
+
+const GROUPS = 256;
+
+describe('three-node cluster formation', () => {
+  let cluster: TestCluster;
+
+  beforeAll(async () => {
+    cluster = await createCluster();
+    // One random start order and delays (fast-check: reproducible from the printed seed).
+    const [plan] = fc.sample(
+      fc.record({
+        order: fc.shuffledSubarray([0, 1, 2], { minLength: 3, maxLength: 3 }),
+        delaysMs: fc.array(fc.integer({ min: 0, max: 1_500 }), { minLength: 3, maxLength: 3 }),
+      }),
+      1,
+    );
+    if (plan === undefined) throw new Error('no start plan');
+    for (const [step, index] of plan.order.entries()) {
+      await sleep(plan.delaysMs[step] ?? 0);
+      cluster.nodes[index]?.start();
+    }
+    await waitReady(cluster.nodes, 30_000);
+  });
+
+  afterAll(async () => {
+    killAll();
+    await cluster?.destroy();
+  });
+
+  it('forms one cluster: the same three voters for every group on every node', async () => {
+    const statuses = await Promise.all(cluster.nodes.map((node) => clusterStatus(node)));
+    const names = cluster.nodes.map((node) => node.name).sort();
+    for (const status of statuses) {
+      expect(status.joined).toBe(true);
+      expect(status.groups).toHaveLength(GROUPS);
+      for (const group of status.groups) expect(group.voters).toEqual(names);
+    }
+  });
+
+  it('agrees on every leader and spreads leadership within ±10 % of even', async () => {
+    const even = GROUPS / cluster.nodes.length;
+    await eventually('leaders agreed and balanced', 20_000, async () => {
+      const statuses = await Promise.all(cluster.nodes.map((node) => clusterStatus(node)));
+      const first = statuses[0];
+      if (first === undefined) return false;
+      for (const status of statuses) {
+        for (const [index, group] of status.groups.entries()) {
+          if (group.leader === null || group.leader !== first.groups[index]?.leader) return false;
+        }
+      }
+      const counts = leaderCounts(first);
+      return cluster.nodes.every((node) => Math.abs((counts.get(node.name) ?? 0) - even) <= even * 0.1);
+    });
+  });
+
+  it('serves any request on any node with one history', async () => {
+    const [a, b, c] = cluster.nodes;
+    if (a === undefined || b === undefined || c === undefined) throw new Error('three nodes');
+    const contexts = ['alpha', 'beta', 'gamma', 'delta', 'epsilon', 'zeta'];
+    for (const [i, id] of contexts.entries()) {
+      const created = await call(cluster.nodes[i % 3] ?? a, 'PUT', `/v1/contexts/${id}`, {
+        token_budget: 10_000,
+      });
+      expect(created.status).toBe(201);
+    }
+    // The same PUT through another node is an unchanged upsert: 200 with the identical view.
+    const again = await Promise.all(
+      cluster.nodes.map((node) => call(node, 'PUT', '/v1/contexts/alpha', { token_budget: 10_000 })),
+    );
+    for (const answer of again) {
+      expect(answer.status).toBe(200);
+      expect(answer.body).toEqual(again[0]?.body);
+    }
+
+    const rounds = 4;
+    for (let round = 0; round < rounds; round += 1) {
+      for (const id of contexts) {
+        for (const [n, node] of cluster.nodes.entries()) {
+          const seq = round * 3 + n + 1;
+          const answer = await call(node, 'POST', `/v1/contexts/${id}/messages`, {
+            message: { role: 'user', parts: [{ type: 'text', text: `m${seq}` }], id: `${id}-${seq}` },
+          });
+          expect(answer.status, JSON.stringify(answer.body)).toBe(201);
+          expect(answer.body).toMatchObject({ seq, version: seq });
+          // Linearizable: the next node's read sees this write at once.
+          const next = cluster.nodes[(n + 1) % 3] ?? a;
+          const view = await call(next, 'GET', `/v1/contexts/${id}`);
+          expect(view.body).toMatchObject({ last_seq: seq, version: seq });
+        }
+      }
+    }
+
+    // A replayed append (same message id) through a different node answers the original seq.
+    const replay = await call(b, 'POST', '/v1/contexts/alpha/messages', {
+      message: { role: 'user', parts: [{ type: 'text', text: 'm1' }], id: 'alpha-1' },
+    });
+    expect(replay.status).toBe(200);
+    expect(replay.body).toMatchObject({ seq: 1 });
+
+    for (const id of contexts) {
+      const histories = await Promise.all(cluster.nodes.map((node) => exportMessages(node, id)));
+      const expected = Array.from({ length: rounds * 3 }, (_, i) => ({ id: `${id}-${i + 1}`, seq: i + 1 }));
+      for (const history of histories) expect(history).toEqual(expected);
+      const tails = await Promise.all(
+        cluster.nodes.map((node) => call(node, 'GET', `/v1/contexts/${id}/tail`)),
+      );
+      for (const tail of tails) expect(tail).toEqual(tails[0]);
+    }
+  });
+
+  it('refuses the internal endpoints without the cluster secret', async () => {
+    const node = cluster.nodes[0];
+    if (node === undefined) throw new Error('no node');
+    for (const path of ['/internal/v1/cluster/hello', '/internal/v1/cluster/status']) {
+      const plain = await fetch(`${node.base}${path}`);
+      await plain.arrayBuffer();
+      expect(plain.status).toBe(401);
+      const wrong = await fetch(`${node.base}${path}`, {
+        headers: { 'x-fastpaca-cluster-secret': 'not-the-secret-at-all' },
+      });
+      await wrong.arrayBuffer();
+      expect(wrong.status).toBe(401);
+    }
+  });
+});
