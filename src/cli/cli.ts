@@ -5,6 +5,7 @@ import yargs, { type Argv } from 'yargs';
 import { isConfigError } from '../config/config-error.js';
 import { configFileEnv, loadConfig, type LoadedConfig } from '../config/load-config.js';
 import { renderSampleConfig } from '../config/sample-config.js';
+import { clusterCommand } from './cluster-command.js';
 import { renderConfigCheck } from './config-view.js';
 import { exitCodes } from './exit-codes.js';
 import { flagsFromArgv, withConfigFlags } from './option-flags.js';
@@ -74,7 +75,10 @@ export const runCli = async (
     .command('config', 'Print a sample config file, or check a configuration', (command) =>
       configCommands(command, withLoaded, io),
     )
-    .demandCommand(1, 'Give a command: serve or config (see --help).')
+    .command('cluster', "Inspect a running cluster (a node's status)", (command) =>
+      clusterCommand(command, io, (then) => (work = then)),
+    )
+    .demandCommand(1, 'Give a command: serve, config or cluster (see --help).')
     .recommendCommands()
     .strict()
     .help()
