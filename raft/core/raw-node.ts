@@ -672,6 +672,15 @@ export class RawNode implements RawNodeApi {
       this.sendAppResp(m.from, this.log.committed);
       return;
     }
+    if (this.log.matchTerm(meta.index, meta.term)) {
+      // Our log already holds the snapshot's last entry (etcd's restore fast-forward): keep the log
+      // and only advance commit. Restoring would drop the entries after it, which we may already
+      // have acknowledged; the leader never lowers a match, so it would neither resend them nor
+      // stop counting them toward a quorum (a committed entry could be lost).
+      this.log.commitTo(meta.index);
+      this.sendAppResp(m.from, this.log.committed);
+      return;
+    }
     this.log.restore(meta);
     this.conf = copyConf(meta.conf);
     this.sendAppResp(m.from, meta.index);
