@@ -71,6 +71,10 @@ const EMPTY_CONF: ConfState = { voters: [], learners: [] };
 
 const READ_SWEEP_MIN = 1024;
 
+/** Read contexts: a per-incarnation random prefix above a 31-bit counter, all within 2^53. */
+const READ_COUNTER_SPAN = 0x8000_0000;
+const READ_PREFIX_SPAN = 0x40_0000;
+
 /** Marks an applied entry that produced no state-machine result (the leader's no-op). */
 const NO_RESULT = Symbol('no result');
 
@@ -342,7 +346,14 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
   private inboundCount = 0;
   private queuedProposals = 0;
   private pendingProposals = 0;
-  private nextReadContext = 1;
+  /**
+   * Contexts of this incarnation's reads. A ReadIndexResp can outlive the process that asked for it
+   * (queued by the leader's transport while this node restarted); a counter restarting at 1 would hand
+   * that stale index to a new read with the same number, serving a stale read. The random prefix keeps
+   * each incarnation's contexts apart.
+   */
+  private readonly readContextBase: number;
+  private readCounter = 0;
   private deferredTicks = 0;
   private turnInFlight: Promise<void> | undefined;
   private closed = false;
@@ -353,6 +364,7 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
     this.store = options.store;
     this.stateMachine = options.stateMachine;
     this.hostSeed = Math.floor(options.random() * 0x1_0000_0000);
+    this.readContextBase = Math.floor(options.random() * READ_PREFIX_SPAN) * READ_COUNTER_SPAN;
   }
 
   /** Recovers every group found in the store and starts the transport with this host's handlers. */
@@ -658,8 +670,8 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
 
   private startRead(replica: GroupReplica<Result>, read: ReadWaiter): void {
     if (read.request.done) return;
-    const context = this.nextReadContext;
-    this.nextReadContext = context >= 0x7fff_ffff ? 1 : context + 1;
+    this.readCounter = (this.readCounter % (READ_COUNTER_SPAN - 1)) + 1;
+    const context = this.readContextBase + this.readCounter;
     const result = replica.core.readIndex(context);
     if (!result.ok) {
       read.request.finish(failure('NOT_LEADER', 'no leader to serve the read', result.leader));
