@@ -3,7 +3,7 @@
 // step feeds what it sees (roles, persisted logs, applied records, outcomes) to the checkers.
 
 import type { DrivableHost, RaftHostOptions, ReadOutcome } from '../../../raft/api.js';
-import type { GroupId, NodeId } from '../../../raft/core/types.js';
+import type { ConfChange, ConfState, GroupId, NodeId, Term } from '../../../raft/core/types.js';
 import type { SafetyChecker, LogView } from './checkers.js';
 import { DiskLogCache } from './disk-log-view.js';
 import type { Prng } from './prng.js';
@@ -39,6 +39,10 @@ export interface ClusterStats {
   failures: Record<string, number>;
   reads: number;
   readsServed: number;
+  transfers: number;
+  /** Membership changes asked for, and those that committed. */
+  reconfigurations: number;
+  reconfigured: number;
   /** Outcomes that arrived after their node crashed (a dead host kept running). */
   lateOutcomes: number;
 }
@@ -49,6 +53,16 @@ export class SimNode {
   incarnation = 0;
   host: SimHost | undefined;
   turning = false;
+  /** Whether this incarnation's host has a replica of `group` (initial placement, or added since). */
+  hosts(group: GroupId): boolean {
+    return this.host === undefined ? false : this.host.status(group) !== undefined;
+  }
+
+  /** Groups with a replica on this incarnation's host. */
+  hostedGroups(): readonly GroupId[] {
+    return this.host?.groups() ?? [];
+  }
+
   /** Groups whose state-machine space a snapshot replaced: their records are re-read at step end. */
   readonly staleGroups = new Set<GroupId>();
   readonly logs: DiskLogCache;
@@ -74,9 +88,14 @@ export class SimCluster {
     failures: {},
     reads: 0,
     readsServed: 0,
+    transfers: 0,
+    reconfigurations: 0,
+    reconfigured: 0,
     lateOutcomes: 0,
   };
   private readonly peers: ReadonlyMap<NodeId, string>;
+  /** Per group, the membership of the highest-term leader seen (the placement until one is seen). */
+  private readonly confs = new Map<GroupId, { readonly term: Term; readonly conf: ConfState }>();
   private nextProposalId = 1;
 
   constructor(
@@ -132,7 +151,7 @@ export class SimCluster {
     node.staleGroups.clear();
     node.disk.crash();
     this.network.disconnect(node.id);
-    for (const group of node.groups) this.checker.forgetReplica(node.id, group);
+    for (const { group } of this.placements) this.checker.forgetReplica(node.id, group);
     this.stats.crashes += 1;
   }
 
@@ -145,7 +164,8 @@ export class SimCluster {
       if (node.incarnation !== incarnation) return;
       await host.bootstrapGroup(group, this.votersOf(group));
     }
-    for (const group of node.groups) {
+    // Every group on disk, the ones this node joined after the placement included.
+    for (const group of host.groups()) {
       if (node.incarnation !== incarnation) return;
       this.checker.observeLoaded(node.id, group, await readRecords(host.groupKv(group)));
     }
@@ -174,7 +194,8 @@ export class SimCluster {
       checkQuorum: true,
       limits: this.config.limits,
       onFatal: (error) => this.onFatal(node, incarnation, error),
-      acceptUnknownGroup: () => false,
+      // With membership changes on, a node added to a group creates its replica when the leader calls.
+      acceptUnknownGroup: () => this.config.weights.reconfigure > 0,
     };
   }
 
@@ -198,6 +219,17 @@ export class SimCluster {
     }
   }
 
+  /** The group's current voters and learners, as its highest-term leader seen so far applied them. */
+  membersOf(group: GroupId): readonly NodeId[] {
+    const conf = this.confOf(group);
+    return [...conf.voters, ...conf.learners].sort();
+  }
+
+  confOf(group: GroupId): ConfState {
+    return this.confs.get(group)?.conf ?? { voters: this.votersOf(group), learners: [] };
+  }
+
+  /** The initial voters of `group` (its placement). */
   votersOf(group: GroupId): readonly NodeId[] {
     const placement = this.placements.find((p) => p.group === group);
     if (placement === undefined) throw new Error(`no group ${group}`);
@@ -266,6 +298,30 @@ export class SimCluster {
     );
   }
 
+  /** Asks `node` to hand `group` to `to`; a node that does not lead the group ignores it. */
+  transferLeader(node: SimNode, group: GroupId, to: NodeId): void {
+    const host = requireHost(node);
+    if (!node.hosts(group)) return;
+    this.stats.transfers += 1;
+    host.transferLeader(group, to);
+  }
+
+  /** Asks `node` to change `group`'s membership; only a leader accepts, one change at a time. */
+  reconfigure(node: SimNode, group: GroupId, change: ConfChange): void {
+    const host = requireHost(node);
+    const incarnation = node.incarnation;
+    this.stats.reconfigurations += 1;
+    host.changeMembership(group, change, { timeoutMs: this.config.proposeTimeoutMs }).then(
+      (outcome) => {
+        if (node.incarnation !== incarnation) return;
+        if (outcome.ok) this.stats.reconfigured += 1;
+        else this.countFailure(`conf:${outcome.code}`);
+      },
+      (error: unknown) =>
+        this.checker.fail('host-error', `${node.id} changeMembership rejected: ${show(error)}`),
+    );
+  }
+
   private countFailure(code: string): void {
     this.stats.failures[code] = (this.stats.failures[code] ?? 0) + 1;
   }
@@ -282,17 +338,23 @@ export class SimCluster {
   async observe(): Promise<void> {
     for (const node of this.upNodes()) await this.reloadStaleGroups(node);
     for (const node of this.upNodes()) {
-      for (const group of node.groups) {
+      for (const group of node.hostedGroups()) {
         const status = node.host?.status(group);
-        if (status !== undefined) this.checker.observeStatus(node.id, status);
+        if (status === undefined) continue;
+        this.checker.observeStatus(node.id, status);
+        const known = this.confs.get(group);
+        if (status.role === 'leader' && (known === undefined || status.term >= known.term)) {
+          this.confs.set(group, { term: status.term, conf: status.conf });
+        }
       }
     }
     this.checker.endStep((nodeId, group) => this.logOf(this.node(nodeId), group));
-    for (const { group, voters } of this.placements) {
+    // Every node's disk, whether or not it is (still) a member: a removed replica's log must match too.
+    for (const { group } of this.placements) {
       const logs = new Map<NodeId, LogView>();
-      for (const voter of voters) {
-        const log = this.logOf(this.node(voter), group);
-        if (log !== undefined) logs.set(voter, log);
+      for (const node of this.nodes) {
+        const log = this.logOf(node, group);
+        if (log !== undefined && log.lastIndex > 0) logs.set(node.id, log);
       }
       this.checker.checkLogMatching(group, logs);
     }
@@ -324,11 +386,12 @@ export class SimCluster {
     }
   }
 
-  /** The applied records every up replica of `group` holds, read back from their stores. */
+  /** The applied records every up member of `group` holds, read back from their stores. */
   async recordsOf(group: GroupId): Promise<Map<NodeId, readonly AppliedRecord[]>> {
     const records = new Map<NodeId, readonly AppliedRecord[]>();
+    const members = this.membersOf(group);
     for (const node of this.upNodes()) {
-      if (node.host === undefined || !node.groups.includes(group)) continue;
+      if (node.host === undefined || !members.includes(node.id)) continue;
       records.set(node.id, await readRecords(node.host.groupKv(group)));
     }
     return records;

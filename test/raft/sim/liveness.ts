@@ -29,6 +29,7 @@ export const runLiveness = async (
   network: SimNetwork,
   clock: SimClock,
   checker: SafetyChecker,
+  afterRound: (round: number) => void = () => undefined,
 ): Promise<LivenessOutcome> => {
   network.heal();
   network.setDelays({ delayMsMin: 0, delayMsMax: 0 });
@@ -40,6 +41,7 @@ export const runLiveness = async (
     clock.advance(config.tickMs);
     for (const node of cluster.upNodes()) cluster.tick(node);
     await cluster.observe();
+    afterRound(round);
     if (checker.violations.length > 0) return { converged: false, rounds: round };
     if (round % CHECK_EVERY_ROUNDS !== 0) continue;
     gaps = await convergenceGaps(cluster, checker);
@@ -89,7 +91,7 @@ const convergenceGaps = async (cluster: SimCluster, checker: SafetyChecker): Pro
     records.set(group, held);
   }
   const statusesOf = (group: GroupId): GroupStatus[] =>
-    cluster.votersOf(group).flatMap((id) => {
+    cluster.membersOf(group).flatMap((id) => {
       const status = cluster.node(id).host?.status(group);
       return status === undefined ? [] : [status];
     });
@@ -103,8 +105,8 @@ const convergenceGaps = async (cluster: SimCluster, checker: SafetyChecker): Pro
 /** Every replica's view of every group, for the report of a cluster that did not converge. */
 const describeGroups = (cluster: SimCluster): string =>
   cluster.placements
-    .flatMap(({ group, voters }) =>
-      voters.map((id) => {
+    .flatMap(({ group }) =>
+      cluster.membersOf(group).map((id) => {
         const status = cluster.node(id).host?.status(group);
         if (status === undefined) return `  g${group} ${id}: ${cluster.node(id).state}`;
         const progress = Object.entries(status.progress ?? {})

@@ -3,7 +3,7 @@
 // read), weighted by the run's configuration. Actions only start work; the simulation then lets every
 // promise settle before the next step, so the same seed always yields the same sequence.
 
-import { MessageType, type GroupId, type NodeId } from '../../../raft/core/types.js';
+import { MessageType, type ConfChange, type GroupId, type NodeId } from '../../../raft/core/types.js';
 import type { SimCluster, SimNode } from './cluster.js';
 import type { Prng } from './prng.js';
 import type { SimClock } from './sim-clock.js';
@@ -20,7 +20,14 @@ export type Action =
       readonly links: readonly (readonly [NodeId, NodeId])[];
     }
   | { readonly kind: 'heal' }
-  | { readonly kind: 'propose' | 'read'; readonly node: NodeId; readonly group: GroupId };
+  | { readonly kind: 'propose' | 'read'; readonly node: NodeId; readonly group: GroupId }
+  | { readonly kind: 'transfer'; readonly node: NodeId; readonly group: GroupId; readonly to: NodeId }
+  | {
+      readonly kind: 'reconfigure';
+      readonly node: NodeId;
+      readonly group: GroupId;
+      readonly change: ConfChange;
+    };
 
 type ActionKind = keyof ActionWeights;
 
@@ -92,6 +99,12 @@ export class Scheduler {
       case 'read':
         this.cluster.read(this.cluster.node(action.node), action.group);
         return;
+      case 'transfer':
+        this.cluster.transferLeader(this.cluster.node(action.node), action.group, action.to);
+        return;
+      case 'reconfigure':
+        this.cluster.reconfigure(this.cluster.node(action.node), action.group, action.change);
+        return;
     }
   }
 
@@ -119,6 +132,9 @@ export class Scheduler {
         return this.config.nodeCount > 1;
       case 'heal':
         return this.network.cutLinkCount > 0;
+      case 'transfer':
+      case 'reconfigure':
+        return this.cluster.upNodes().length > 0;
     }
   }
 
@@ -152,13 +168,53 @@ export class Scheduler {
       case 'propose':
       case 'read':
         return this.request(kind);
+      case 'transfer':
+        return this.transfer();
+      case 'reconfigure':
+        return this.reconfigure();
     }
+  }
+
+  /**
+   * A membership change asked of the group's leader (as it sees the membership): promote a learner,
+   * shrink a group grown past its size, or add a learner (any node not a voter, a removed one included).
+   * Removing the leader itself is allowed: it must hand over and step down.
+   */
+  private reconfigure(): Action {
+    const { group } = this.prng.pick(this.cluster.placements);
+    const leader = this.cluster.believedLeader(group);
+    const node = leader ?? this.prng.pick(this.cluster.upNodes());
+    const conf = node.host?.status(group)?.conf ?? this.cluster.confOf(group);
+    const outsiders = this.cluster.nodes.map((n) => n.id).filter((id) => !conf.voters.includes(id));
+    let change: ConfChange;
+    if (conf.learners.length > 0) change = { type: 'promote', node: this.prng.pick(conf.learners) };
+    else if (conf.voters.length <= this.config.replicasPerGroup && outsiders.length > 0)
+      change = { type: 'add_learner', node: this.prng.pick(outsiders) };
+    else change = { type: 'remove', node: this.prng.pick(conf.voters) };
+    return { kind: 'reconfigure', node: node.id, group, change };
+  }
+
+  /** A transfer asked of a node that believes it leads (or of any replica, which ignores it). */
+  private transfer(): Action {
+    const { group } = this.prng.pick(this.cluster.placements);
+    const voters = this.cluster.confOf(group).voters;
+    const leader = this.cluster.believedLeader(group);
+    const replicas = this.cluster.upNodes().filter((node) => node.hosts(group));
+    const node =
+      leader ?? (replicas.length > 0 ? this.prng.pick(replicas) : this.prng.pick(this.cluster.upNodes()));
+    const others = voters.filter((id) => id !== node.id);
+    return {
+      kind: 'transfer',
+      node: node.id,
+      group,
+      to: others.length > 0 ? this.prng.pick(others) : node.id,
+    };
   }
 
   /** A client request, sent to a node that believes it leads the group most of the time. */
   private request(kind: 'propose' | 'read'): Action {
     const group = this.prng.pick(this.cluster.placements).group;
-    const replicas = this.cluster.upNodes().filter((node) => node.groups.includes(group));
+    const replicas = this.cluster.upNodes().filter((node) => node.hosts(group));
     const leader = this.cluster.believedLeader(group);
     const target = leader !== undefined && this.prng.chance(0.8) ? leader : undefined;
     const node =
@@ -259,5 +315,9 @@ export const describeAction = (action: Action, network: SimNetwork): string => {
     case 'propose':
     case 'read':
       return `${action.kind} group ${action.group} on ${action.node}`;
+    case 'transfer':
+      return `transfer leadership of group ${action.group} from ${action.node} to ${action.to}`;
+    case 'reconfigure':
+      return `${action.change.type} ${action.change.node} in group ${action.group} on ${action.node}`;
   }
 };

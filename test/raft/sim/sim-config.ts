@@ -1,5 +1,6 @@
 // One simulation's shape: cluster size, fault mix, Raft timing and bounds. Everything a run does follows
-// from this object and its seed. `SIM_SEED`, `SIM_RUNS` and `SIM_STEPS` override the test defaults.
+// from this object and its seed. `SIM_SEED`, `SIM_RUNS`, `SIM_STEPS` and `SIM_OFFSET` override the test
+// defaults.
 
 import type { RaftHostLimits } from '../../../raft/api.js';
 
@@ -18,6 +19,10 @@ export interface ActionWeights {
   readonly restart: number;
   readonly partition: number;
   readonly heal: number;
+  /** Ask a group's leader to hand leadership to another voter (TimeoutNow). */
+  readonly transfer: number;
+  /** Ask a group's leader for a membership change (add a learner, promote it, remove a member). */
+  readonly reconfigure: number;
 }
 
 export interface SimConfig {
@@ -61,6 +66,8 @@ export const DEFAULT_WEIGHTS: ActionWeights = {
   restart: 2,
   partition: 0.6,
   heal: 1,
+  transfer: 0.5,
+  reconfigure: 0,
 };
 
 /** Small limits, so flow control, chunked appends and snapshots all happen within a short run. */
@@ -101,6 +108,8 @@ export interface SimEnvironment {
   readonly seed: number | undefined;
   readonly runs: number | undefined;
   readonly steps: number | undefined;
+  /** Seeds start this far into each scenario's block (a soak past the seeds CI runs). */
+  readonly offset: number | undefined;
 }
 
 const parseInteger = (name: string, raw: string | undefined): number | undefined => {
@@ -114,4 +123,5 @@ export const readSimEnvironment = (env: NodeJS.ProcessEnv = process.env): SimEnv
   seed: parseInteger('SIM_SEED', env.SIM_SEED),
   runs: parseInteger('SIM_RUNS', env.SIM_RUNS),
   steps: parseInteger('SIM_STEPS', env.SIM_STEPS),
+  offset: parseInteger('SIM_OFFSET', env.SIM_OFFSET),
 });

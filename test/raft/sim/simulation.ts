@@ -38,6 +38,8 @@ export interface SimResult {
 /** Debugging hooks: see every step as it happens (e.g. to follow one group on one node). */
 export interface SimHooks {
   readonly afterStep?: (step: number, action: string, cluster: SimCluster) => void;
+  /** Called after each round of the liveness phase, numbered on from the last fault-phase step. */
+  readonly afterRound?: (step: number, cluster: SimCluster) => void;
 }
 
 export const runSimulation = async (
@@ -97,7 +99,9 @@ export const runSimulation = async (
 
   let liveness = { converged: false, rounds: 0 };
   if (!stopped) {
-    liveness = await runLiveness(config, cluster, network, clock, checker);
+    liveness = await runLiveness(config, cluster, network, clock, checker, (round) =>
+      hooks.afterRound?.(step + round, cluster),
+    );
     collect(step + liveness.rounds);
   }
   return {
