@@ -174,7 +174,7 @@ describe('precedence: flag > env > file > default', () => {
       archiverBatchSize: 5000,
       migrateOnBoot: false,
       tailKeep: 1000,
-      raftLogRetainEntries: 2000,
+      raftLogRetainEntries: 1000,
     });
     expect(config.nodeName).toBeUndefined();
     expect(config.databaseUrl).toBeUndefined();

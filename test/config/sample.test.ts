@@ -37,7 +37,7 @@ describe('config.sample.toml', () => {
     // Values the sample sets are read from it; derived and optional ones stay commented out.
     expect(fromSample.sources.get('port')?.kind).toBe('file');
     expect(fromSample.sources.get('raftPort')?.kind).toBe('default');
-    expect(fromSample.config.raftLogRetainEntries).toBe(2000);
+    expect(fromSample.config.raftLogRetainEntries).toBe(1000);
   });
 
   it('shows only examples that are valid values of their options', () => {
