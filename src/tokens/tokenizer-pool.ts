@@ -99,7 +99,10 @@ export class TokenizerPool {
       restartDelayMs: 100,
       ...options,
     };
-    this.workerData = { modulePath: encodingModulePath(options.encoding) };
+    this.workerData = {
+      modulePath: encodingModulePath(options.encoding),
+      corePath: createRequire(import.meta.url).resolve('gpt-tokenizer/BytePairEncodingCore'),
+    };
   }
 
   /** Starts `workers` workers and resolves once every one has loaded its encoding. */

@@ -14,6 +14,8 @@
 export interface WorkerData {
   /** Absolute path of gpt-tokenizer's CommonJS module for one encoding. */
   readonly modulePath: string;
+  /** Absolute path of gpt-tokenizer's BytePairEncodingCore module (patched, see below). */
+  readonly corePath: string;
 }
 
 export type WorkerReply =
@@ -26,6 +28,19 @@ export interface WorkerBatch {
 
 export const workerSource = `'use strict';
 const { parentPort, workerData } = require('node:worker_threads');
+// gpt-tokenizer 4.0.0 bug: it looks up a byte sequence by decoding it with a TextDecoder, which drops a
+// leading U+FEFF (bytes EF BB BF), so the ranks of tokens starting with a BOM ("\\uFEFF", "\\uFEFFusing",
+// ...) are never found and such text is split into too many tokens (js-tiktoken: 1 for "\\uFEFF",
+// gpt-tokenizer: 2). Those tokens are all in its table of non-UTF-8 byte sequences: look them up there.
+const core = require(workerData.corePath).BytePairEncodingCore.prototype;
+const rankFromBytes = core.getBpeRankFromBytes;
+core.getBpeRankFromBytes = function (key) {
+  if (key.length >= 3 && key[0] === 0xef && key[1] === 0xbb && key[2] === 0xbf) {
+    const index = this.binarySearch(key);
+    return index === -1 ? undefined : this.bytePairNonUtfSortedEncoder[index][1];
+  }
+  return rankFromBytes.call(this, key);
+};
 const { countTokens } = require(workerData.modulePath);
 const options = { disallowedSpecial: new Set() };
 parentPort.on('message', (batch) => {

@@ -82,6 +82,17 @@ describe.each(encodings)('$encoding counts equal js-tiktoken', ({ encoding, rank
       '\udc00x',
       'x'.repeat(3_000),
       '\u0000',
+      // Tokens that start with a BOM (gpt-tokenizer 4.0.0 misses them unless patched: worker-source.ts).
+      '\ufeff',
+      '\ufeff\ufeff',
+      'a\ufeff',
+      '\ufeff ',
+      '\ufeffusing System;',
+      '\ufeff//',
+      '\ufeff#',
+      '\ufeff\n\n',
+      '\ufeffnamespace',
+      '\ufeff출장안마',
     ];
     expect(await pool.count(texts)).toEqual(texts.map(reference));
   });
