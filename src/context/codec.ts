@@ -7,10 +7,28 @@ import { Packr } from 'msgpackr';
 
 const packr = new Packr({ useRecords: false, variableMapSize: true });
 
-/** `[tag][msgpack(value)]`, in a fresh buffer that owns its bytes. */
+/**
+ * `[tag][msgpack(value)]`, in a fresh buffer that owns its bytes. Use it for values that may live
+ * long, such as commands: the Raft log keeps its entries in memory until it compacts.
+ */
 export const encodeTagged = (tag: number, value: unknown): Uint8Array => {
   const body = packr.pack(value);
   const out = new Uint8Array(1 + body.length);
+  out[0] = tag;
+  out.set(body, 1);
+  return out;
+};
+
+/**
+ * The same bytes as `encodeTagged`, carved from Node's shared Buffer pool: no malloc and no zero
+ * fill per value, about half the cost of `encodeTagged` for a chat message. Only for values that die
+ * soon (records on their way to the store, which copies them): a pooled buffer keeps its whole 8 KiB
+ * slab alive for as long as it lives.
+ */
+export const encodeTaggedTransient = (tag: number, value: unknown): Uint8Array => {
+  const body = packr.pack(value);
+  // Every byte is written below, so the pool's uninitialised memory never leaks out.
+  const out = Buffer.allocUnsafe(1 + body.length);
   out[0] = tag;
   out.set(body, 1);
   return out;

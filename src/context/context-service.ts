@@ -80,7 +80,11 @@ export const createContextService = (options: ContextServiceOptions): ContextSer
   };
 
   const propose = async (id: string, command: Command): Promise<CommandResult> =>
-    proposed(await consensus.propose(route(id), command));
+    proposeTo(route(id), command);
+
+  /** For callers that already routed (and so validated) the id. */
+  const proposeTo = async (group: number, command: Command): Promise<CommandResult> =>
+    proposed(await consensus.propose(group, command));
 
   /** Waits for the read barrier of `id`'s group; returns what the reads need. */
   const readPoint = async (id: string): Promise<{ readonly group: number; readonly kv: GroupKv }> => {
@@ -154,7 +158,7 @@ export const createContextService = (options: ContextServiceOptions): ContextSer
     },
 
     async append(id: string, request: AppendRequest): Promise<AppendResult> {
-      route(id);
+      const group = route(id);
       validateMessage(request.message, 'invalid_message');
       const key = request.idempotency_key ?? request.message.id;
       if (
@@ -174,7 +178,10 @@ export const createContextService = (options: ContextServiceOptions): ContextSer
         ...ifVersionOf(request.if_version),
         ...(key === undefined ? {} : { idempotencyKey: key }),
       };
-      const { seq, version, token_estimate, replayed } = expectResult(await propose(id, command), 'append');
+      const { seq, version, token_estimate, replayed } = expectResult(
+        await proposeTo(group, command),
+        'append',
+      );
       return { seq, version, token_estimate, replayed };
     },
 
@@ -212,7 +219,7 @@ export const createContextService = (options: ContextServiceOptions): ContextSer
     },
 
     async compact(id: string, request: CompactRequest): Promise<{ readonly version: number }> {
-      route(id);
+      const group = route(id);
       const replacement: readonly MessageInput[] = request.replacement;
       if (!isList(replacement)) {
         throw new ServiceError('invalid_replacement', 'replacement must be a list of messages');
@@ -225,7 +232,7 @@ export const createContextService = (options: ContextServiceOptions): ContextSer
         replacement: await Promise.all(replacement.map(draftOf)),
         ...ifVersionOf(request.if_version),
       };
-      return { version: expectResult(await propose(id, command), 'compact').version };
+      return { version: expectResult(await proposeTo(group, command), 'compact').version };
     },
   };
 };

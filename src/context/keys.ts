@@ -104,15 +104,18 @@ export class ContextKeys {
     return key;
   }
 
+  // Keys are short-lived (they are copied into the store's batch) and every byte of one is written,
+  // so they come from Node's Buffer pool without a zero fill.
   private unscoped(kind: number): Uint8Array {
-    const key = Buffer.alloc(1 + this.id.length);
+    const key = Buffer.allocUnsafe(1 + this.id.length);
     key[0] = kind;
     this.id.copy(key, 1);
     return key;
   }
 
+  /** The caller writes all `suffixBytes` bytes after the scoped prefix. */
   private withSuffix(kind: number, suffixBytes: number): Buffer {
-    const key = Buffer.alloc(this.scoped.length + suffixBytes);
+    const key = Buffer.allocUnsafe(this.scoped.length + suffixBytes);
     this.scoped.copy(key, 0);
     key[0] = kind;
     return key;

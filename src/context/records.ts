@@ -2,7 +2,7 @@
 // encoding: `[0x01][msgpack array]`, positional to keep the hot records (message, window) small.
 
 import type { ContextStatus, JsonObject, MessagePart, Policy } from '../domain.js';
-import { decodeTagged, encodeTagged } from './codec.js';
+import { decodeTagged, encodeTaggedTransient } from './codec.js';
 import type { CompactionEvent, StoredEvent } from './events.js';
 
 const recordFormatV1 = 0x01;
@@ -135,7 +135,7 @@ const opt = <K extends string, V>(key: K, value: V | null | undefined): { [P in 
   (value === null || value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
 
 export const encodeContextRecord = (r: ContextRecord): Uint8Array =>
-  encodeTagged(recordFormatV1, [
+  encodeTaggedTransient(recordFormatV1, [
     r.status === 'active' ? 0 : 1,
     r.tokenBudget,
     r.triggerRatio,
@@ -162,7 +162,7 @@ export const decodeContextRecord = (data: Uint8Array): ContextRecord => {
 
 export const encodeWindowRecord = (w: WindowRecord): Uint8Array => {
   const s = w.summary;
-  return encodeTagged(recordFormatV1, [
+  return encodeTaggedTransient(recordFormatV1, [
     w.version,
     w.lastSeq,
     w.archivedSeq,
@@ -204,7 +204,7 @@ export const decodeWindowRecord = (data: Uint8Array): WindowRecord => {
 };
 
 export const encodeMessageRecord = (m: MessageRecord): Uint8Array =>
-  encodeTagged(recordFormatV1, [
+  encodeTaggedTransient(recordFormatV1, [
     m.version,
     m.role,
     m.parts,
@@ -234,7 +234,7 @@ export const decodeMessageRecord = (data: Uint8Array): MessageRecord => {
 };
 
 export const encodeSummaryRecord = (m: SummaryRecord): Uint8Array =>
-  encodeTagged(recordFormatV1, [
+  encodeTaggedTransient(recordFormatV1, [
     m.id,
     m.role,
     m.parts,
@@ -258,7 +258,7 @@ export const decodeSummaryRecord = (data: Uint8Array): SummaryRecord => {
 };
 
 export const encodeIdempotencyRecord = (r: IdempotencyRecord): Uint8Array =>
-  encodeTagged(recordFormatV1, [r.seq, r.version, r.tokenEstimate, r.fingerprint]);
+  encodeTaggedTransient(recordFormatV1, [r.seq, r.version, r.tokenEstimate, r.fingerprint]);
 
 export const decodeIdempotencyRecord = (data: Uint8Array): IdempotencyRecord => {
   const f = fields(data);
@@ -270,6 +270,7 @@ export const decodeIdempotencyRecord = (data: Uint8Array): IdempotencyRecord => 
   };
 };
 
-export const encodeEventRecord = (event: StoredEvent): Uint8Array => encodeTagged(recordFormatV1, [event]);
+export const encodeEventRecord = (event: StoredEvent): Uint8Array =>
+  encodeTaggedTransient(recordFormatV1, [event]);
 
 export const decodeEventRecord = (data: Uint8Array): StoredEvent => fields(data)[0] as StoredEvent;
