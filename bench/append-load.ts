@@ -1,6 +1,7 @@
 // The append workload: N concurrent clients, each appending ~300-byte text messages to its own
 // context over HTTP keep-alive connections, for a fixed duration. Measures throughput and latency.
 import { Pool } from 'undici';
+import { RawHttpConnection } from './raw-http.js';
 import { newLatencyHistogram, percentileMs, recordSince, round, type RunResult } from './stats.js';
 
 export interface AppendLoadOptions {
@@ -12,6 +13,11 @@ export interface AppendLoadOptions {
   readonly clientTokenCount: boolean;
   readonly apiKey?: string;
   readonly runId: string;
+  /**
+   * HTTP client of the load generator: 'raw' (default) is a lean keep-alive client that leaves the
+   * shared CPU to the node; 'undici' is the general-purpose client, for comparison.
+   */
+  readonly client?: 'raw' | 'undici';
 }
 
 const words =
@@ -59,37 +65,66 @@ export const runAppendLoad = async (options: AppendLoadOptions): Promise<RunResu
     await createContexts(pool, options, ids);
     const histogram = newLatencyHistogram();
     const headers = headersFor(options.apiKey);
+    // Raw connections are opened before the clock starts, like undici's pool after the PUTs above.
+    const connections: (RawHttpConnection | undefined)[] =
+      options.client === 'undici'
+        ? []
+        : await Promise.all(ids.map(() => RawHttpConnection.open(options.url)));
     let ok = 0;
     let errors = 0;
     const startedMs = performance.now();
     const deadlineMs = startedMs + options.durationMs;
-    const client = async (index: number): Promise<void> => {
+    const bodyOf = (index: number, n: number): string => {
+      const text = messageText(options.messageBytes, index, n);
+      const message = options.clientTokenCount
+        ? { role: 'user', parts: [{ type: 'text', text }], token_count: Math.ceil(text.length / 4) }
+        : { role: 'user', parts: [{ type: 'text', text }] };
+      return JSON.stringify({ message });
+    };
+    /** A 201 whose body carries the new seq is the only success. */
+    const record = (status: number, body: string, start: bigint): void => {
+      if (status === 201 && /"seq":\d+/.test(body)) {
+        ok++;
+        recordSince(histogram, start);
+      } else {
+        errors++;
+      }
+    };
+    const undiciClient = async (index: number): Promise<void> => {
       const path = `/v1/contexts/${encodeURIComponent(ids[index]!)}/messages`;
       for (let n = 0; performance.now() < deadlineMs; n++) {
-        const text = messageText(options.messageBytes, index, n);
-        const message = options.clientTokenCount
-          ? { role: 'user', parts: [{ type: 'text', text }], token_count: Math.ceil(text.length / 4) }
-          : { role: 'user', parts: [{ type: 'text', text }] };
+        const body = bodyOf(index, n);
         const start = process.hrtime.bigint();
         try {
-          const response = await pool.request({
-            path,
-            method: 'POST',
-            headers,
-            body: JSON.stringify({ message }),
-          });
-          await response.body.text();
-          if (response.statusCode === 201) {
-            ok++;
-            recordSince(histogram, start);
-          } else {
-            errors++;
-          }
+          const response = await pool.request({ path, method: 'POST', headers, body });
+          record(response.statusCode, await response.body.text(), start);
         } catch {
           errors++;
         }
       }
     };
+    const rawClient = async (index: number): Promise<void> => {
+      const path = `/v1/contexts/${encodeURIComponent(ids[index]!)}/messages`;
+      let connection = connections[index];
+      try {
+        for (let n = 0; performance.now() < deadlineMs; n++) {
+          const body = bodyOf(index, n);
+          const start = process.hrtime.bigint();
+          try {
+            connection ??= await RawHttpConnection.open(options.url);
+            const response = await connection.request('POST', path, headers, body);
+            record(response.status, response.body, start);
+          } catch {
+            errors++;
+            connection?.close();
+            connection = undefined;
+          }
+        }
+      } finally {
+        connection?.close();
+      }
+    };
+    const client = options.client === 'undici' ? undiciClient : rawClient;
     await Promise.all(ids.map((_, i) => client(i)));
     const elapsedS = (performance.now() - startedMs) / 1000;
     return {

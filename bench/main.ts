@@ -1,6 +1,6 @@
 // Service benchmarks against a node started here (or an existing one with --url). Each scenario
 // prints a human summary and, as its last line, one JSON object with the medians of several runs.
-//   npm run bench -- append --connections 32 --duration 10 [--runs 3] [--client-token-count]
+//   npm run bench -- append --connections 32 --duration 10 [--runs 3] [--client-token-count] [--client undici]
 //   npm run bench -- fill --contexts 100000 --messages 20   (reports the node's RSS afterwards)
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
@@ -35,6 +35,7 @@ const appendScenario = async (
     runs: number;
     messageBytes: number;
     clientTokenCount: boolean;
+    client: 'raw' | 'undici';
   },
 ): Promise<void> => {
   await withTarget(argv, async (url) => {
@@ -46,6 +47,7 @@ const appendScenario = async (
       durationMs: 2000,
       messageBytes: argv.messageBytes,
       clientTokenCount: argv.clientTokenCount,
+      client: argv.client,
       runId: 'warmup',
       ...(argv.apiKey ? { apiKey: argv.apiKey } : {}),
     });
@@ -56,6 +58,7 @@ const appendScenario = async (
         durationMs: argv.duration * 1000,
         messageBytes: argv.messageBytes,
         clientTokenCount: argv.clientTokenCount,
+        client: argv.client,
         runId: `r${run}-${Date.now()}`,
         ...(argv.apiKey ? { apiKey: argv.apiKey } : {}),
       });
@@ -72,6 +75,7 @@ const appendScenario = async (
       JSON.stringify({
         scenario: 'append',
         connections: argv.connections,
+        client: argv.client,
         token_counts: argv.clientTokenCount ? 'client' : 'server',
         ...summary,
         runs,
@@ -164,7 +168,12 @@ await yargs(hideBin(process.argv))
         .option('duration', { type: 'number', default: 10, describe: 'seconds per run' })
         .option('runs', { type: 'number', default: 3 })
         .option('message-bytes', { type: 'number', default: 300 })
-        .option('client-token-count', { type: 'boolean', default: false }),
+        .option('client-token-count', { type: 'boolean', default: false })
+        .option('client', {
+          choices: ['raw', 'undici'] as const,
+          default: 'raw' as const,
+          describe: 'HTTP client of the load generator (raw: lean keep-alive sockets)',
+        }),
     (argv) => appendScenario(argv),
   )
   .command(

@@ -1,0 +1,415 @@
+// Three-node cluster benchmark (issue 4, "How fast"): three real nodes on 127.0.0.1 sharing this
+// machine with the load generator. 32 connections each append ~300-byte messages to their own
+// context, (a) spread round-robin over the three nodes, (b) all pinned to one node; medians of
+// --runs x --duration. Then (c) under the same load, the node leading the most groups is SIGKILLed
+// and we time how long until one sample context in every group has accepted an append again.
+// Run: npm run build && node dist/bench/cluster-bench.js [--duration 10] [--runs 3] [--connections 32]
+// [--node-env NAME=VALUE ...]
+// Every process started here is stopped by pid at the end, also on failure.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import { defaultGroupCount, groupOf } from '../src/routing.js';
+import { RawHttpConnection } from './raw-http.js';
+import {
+  medianOfRuns,
+  newLatencyHistogram,
+  percentileMs,
+  recordSince,
+  round,
+  type RunResult,
+} from './stats.js';
+
+const cliPath = resolve(import.meta.dirname, '../src/cli/main.js');
+const secret = 'cluster-bench-secret-0123456789';
+const secretHeader = 'x-fastpaca-cluster-secret';
+const jsonHeaders = { 'content-type': 'application/json' };
+
+interface BenchNode {
+  readonly name: string;
+  readonly url: string;
+  readonly child: ChildProcess;
+  alive(): boolean;
+  kill(): Promise<void>;
+}
+
+const freePort = (): Promise<number> =>
+  new Promise((done, fail) => {
+    const server = createServer();
+    server.once('error', fail);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => (port > 0 ? done(port) : fail(new Error('no port assigned'))));
+    });
+  });
+
+/** The environment a node gets: ours minus any FASTPACA_* the developer has set, plus the cluster. */
+const nodeEnv = (extra: Readonly<Record<string, string>>): NodeJS.ProcessEnv => {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [name, value] of Object.entries(process.env)) {
+    if (!name.startsWith('FASTPACA_') && name !== 'PORT') env[name] = value;
+  }
+  return {
+    ...env,
+    FASTPACA_LOG_LEVEL: 'warn',
+    // Three nodes and the load generator share two cores: one tokenizer worker per node.
+    FASTPACA_TOKEN_ESTIMATOR: 'chars4',
+    FASTPACA_TOKENIZER_WORKERS: '1',
+    ...extra,
+  };
+};
+
+const startCluster = async (
+  root: string,
+  extraEnv: Readonly<Record<string, string>>,
+): Promise<BenchNode[]> => {
+  const ports: { http: number; raft: number }[] = [];
+  for (let i = 0; i < 3; i++) ports.push({ http: await freePort(), raft: await freePort() });
+  const seed = ports.map(({ http }) => `127.0.0.1:${http}`).join(',');
+  return ports.map(({ http, raft }, i) => {
+    const name = `node-${i + 1}`;
+    const args = [cliPath, 'serve', '--host', '127.0.0.1', '--port', String(http)];
+    args.push('--raft-port', String(raft), '--data-dir', join(root, name));
+    const child = spawn(process.execPath, args, {
+      stdio: ['ignore', 'ignore', 'inherit'],
+      env: nodeEnv({
+        FASTPACA_CLUSTER_SEED: seed,
+        FASTPACA_CLUSTER_SECRET: secret,
+        FASTPACA_NODE_NAME: name,
+        ...extraEnv,
+      }),
+    });
+    const exited = new Promise<void>((done) => child.once('exit', () => done()));
+    const alive = (): boolean => child.exitCode === null && child.signalCode === null;
+    return {
+      name,
+      url: `http://127.0.0.1:${http}`,
+      child,
+      alive,
+      kill: async () => {
+        if (child.pid === undefined || !alive()) return;
+        process.kill(child.pid, 'SIGKILL');
+        await Promise.race([exited, sleep(10_000)]);
+      },
+    };
+  });
+};
+
+const waitReady = async (nodes: readonly BenchNode[], timeoutMs: number): Promise<void> => {
+  const deadline = Date.now() + timeoutMs;
+  for (const node of nodes) {
+    for (;;) {
+      if (!node.alive()) throw new Error(`${node.name} exited before it was ready`);
+      try {
+        const response = await fetch(`${node.url}/health/ready`, { signal: AbortSignal.timeout(1_000) });
+        await response.arrayBuffer();
+        if (response.status === 200) break;
+      } catch {
+        // Not listening yet.
+      }
+      if (Date.now() > deadline) throw new Error(`${node.name} not ready within ${timeoutMs} ms`);
+      await sleep(100);
+    }
+  }
+};
+
+interface GroupStatus {
+  readonly group: number;
+  readonly leader: string | null;
+}
+
+const leaderCounts = async (node: BenchNode): Promise<Map<string, number>> => {
+  const response = await fetch(`${node.url}/internal/v1/cluster/status`, {
+    headers: { [secretHeader]: secret },
+    signal: AbortSignal.timeout(5_000),
+  });
+  if (response.status !== 200) throw new Error(`cluster status of ${node.name}: HTTP ${response.status}`);
+  const status = (await response.json()) as { groups: readonly GroupStatus[] };
+  const counts = new Map<string, number>();
+  for (const { leader } of status.groups)
+    if (leader !== null) counts.set(leader, (counts.get(leader) ?? 0) + 1);
+  return counts;
+};
+
+const words =
+  'the quick brown fox jumps over a lazy dog while models read context windows of chat history'.split(' ');
+
+/** Deterministic English-like text of about `bytes` bytes (as bench/append-load.ts makes it). */
+const messageText = (bytes: number, client: number, n: number): string => {
+  let text = `client ${client} message ${n}:`;
+  for (let i = 0; text.length < bytes; i++) text += ` ${words[(client * 7 + n * 3 + i) % words.length]}`;
+  return text.slice(0, bytes);
+};
+
+const appendBody = (client: number, n: number): string =>
+  JSON.stringify({ message: { role: 'user', parts: [{ type: 'text', text: messageText(300, client, n) }] } });
+
+const createContext = async (url: string, id: string): Promise<void> => {
+  const body = JSON.stringify({
+    token_budget: 1_000_000,
+    policy: { strategy: 'last_n', config: { limit: 200 } },
+  });
+  for (let attempt = 0; ; attempt++) {
+    const response = await fetch(`${url}/v1/contexts/${encodeURIComponent(id)}`, {
+      method: 'PUT',
+      headers: jsonHeaders,
+      body,
+      signal: AbortSignal.timeout(10_000),
+    });
+    await response.arrayBuffer();
+    if (response.status < 300) return;
+    if (attempt >= 20) throw new Error(`PUT ${id}: HTTP ${response.status}`);
+    await sleep(100);
+  }
+};
+
+interface LoadOptions {
+  readonly connections: number;
+  readonly durationMs: number;
+  readonly runId: string;
+  /** The node connection `index` sends to (re-asked after a connection fails). */
+  readonly target: (index: number) => BenchNode | undefined;
+  readonly stop?: () => boolean;
+}
+
+/** One keep-alive connection per client, each appending to its own context until the deadline. */
+const runLoad = async (options: LoadOptions): Promise<RunResult> => {
+  const ids = Array.from({ length: options.connections }, (_, i) => `cb-${options.runId}-${i}`);
+  await Promise.all(ids.map((id, i) => createContext(options.target(i)?.url ?? '', id)));
+  const histogram = newLatencyHistogram();
+  let ok = 0;
+  let errors = 0;
+  const startedMs = performance.now();
+  const deadlineMs = startedMs + options.durationMs;
+  const running = (): boolean => performance.now() < deadlineMs && !(options.stop?.() ?? false);
+  const client = async (index: number): Promise<void> => {
+    const path = `/v1/contexts/${encodeURIComponent(ids[index]!)}/messages`;
+    let connection: RawHttpConnection | undefined;
+    try {
+      for (let n = 0; running(); n++) {
+        const start = process.hrtime.bigint();
+        try {
+          if (connection === undefined) {
+            const node = options.target(index);
+            if (node === undefined) throw new Error('no live node');
+            connection = await RawHttpConnection.open(node.url);
+          }
+          const response = await connection.request('POST', path, jsonHeaders, appendBody(index, n));
+          if (response.status === 201 && /"seq":\d+/.test(response.body)) {
+            ok++;
+            recordSince(histogram, start);
+          } else {
+            errors++;
+          }
+        } catch {
+          errors++;
+          connection?.close();
+          connection = undefined;
+          await sleep(10);
+        }
+      }
+    } finally {
+      connection?.close();
+    }
+  };
+  await Promise.all(ids.map((_, i) => client(i)));
+  const elapsedS = (performance.now() - startedMs) / 1000;
+  return {
+    ops_per_s: round(ok / elapsedS, 0),
+    p50_ms: percentileMs(histogram, 50),
+    p99_ms: percentileMs(histogram, 99),
+    errors,
+  };
+};
+
+/** One context id per group, so a write to each proves every group has a working leader. */
+const oneContextPerGroup = (prefix: string): string[] => {
+  const byGroup = new Map<number, string>();
+  for (let i = 0; byGroup.size < defaultGroupCount && i < 1_000_000; i++) {
+    const id = `${prefix}-${i}`;
+    const group = groupOf(id);
+    if (!byGroup.has(group)) byGroup.set(group, id);
+  }
+  return [...byGroup.values()];
+};
+
+interface FailoverResult {
+  readonly failover_ms: number | null;
+  readonly killed: string;
+  readonly recovered: number;
+  readonly samples: number;
+  readonly load: RunResult;
+}
+
+/**
+ * Under round-robin load, SIGKILLs the node leading the most groups, then appends to every sample
+ * context (retrying through the live nodes) until each has been acknowledged once. failover_ms is
+ * the time from the kill to the last of those first acknowledgements.
+ */
+const measureFailover = async (nodes: readonly BenchNode[], connections: number): Promise<FailoverResult> => {
+  const samples = oneContextPerGroup('failover');
+  for (let i = 0; i < samples.length; i += 32) {
+    await Promise.all(samples.slice(i, i + 32).map((id, j) => createContext(nodes[(i + j) % 3]!.url, id)));
+  }
+  const counts = await leaderCounts(nodes[0]!);
+  const victim = [...nodes].sort((a, b) => (counts.get(b.name) ?? 0) - (counts.get(a.name) ?? 0))[0]!;
+  const live = (): BenchNode[] => nodes.filter((node) => node.alive());
+  let stopLoad = false;
+  let turn = 0;
+  const load = runLoad({
+    connections,
+    durationMs: 120_000,
+    runId: 'failover',
+    target: (index) => {
+      const candidates = live();
+      return candidates[(index + turn++) % Math.max(1, candidates.length)];
+    },
+    stop: () => stopLoad,
+  });
+  await sleep(2_000);
+  const killedAt = performance.now();
+  await victim.kill();
+  const limitMs = 60_000;
+  const recoveredAt = await Promise.all(
+    samples.map(async (id, index): Promise<number | undefined> => {
+      for (let attempt = 0; performance.now() - killedAt < limitMs; attempt++) {
+        const candidates = live();
+        const node = candidates[(index + attempt) % candidates.length]!;
+        try {
+          const response = await fetch(`${node.url}/v1/contexts/${encodeURIComponent(id)}/messages`, {
+            method: 'POST',
+            headers: jsonHeaders,
+            body: appendBody(index, attempt),
+            signal: AbortSignal.timeout(5_000),
+          });
+          await response.arrayBuffer();
+          if (response.status === 201) return performance.now();
+        } catch {
+          // Connection refused or timed out: try the next node.
+        }
+        await sleep(20);
+      }
+      return undefined;
+    }),
+  );
+  stopLoad = true;
+  const loadResult = await load;
+  const recovered = recoveredAt.filter((at): at is number => at !== undefined);
+  return {
+    failover_ms: recovered.length === samples.length ? round(Math.max(...recovered) - killedAt, 0) : null,
+    killed: `${victim.name} (led ${counts.get(victim.name) ?? 0} of ${defaultGroupCount} groups)`,
+    recovered: recovered.length,
+    samples: samples.length,
+    load: loadResult,
+  };
+};
+
+/** CPU seconds a process has used (utime + stime from /proc, at the usual 100 ticks/s); 0 if gone. */
+const cpuSeconds = (pid: number | undefined): number => {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
+  }
+};
+
+/** Runs `work` and reports the CPU the nodes and this load generator used, in % of one core. */
+const withCpu = async <T>(nodes: readonly BenchNode[], work: () => Promise<T>): Promise<[T, string]> => {
+  const nodesBefore = nodes.map((node) => cpuSeconds(node.child.pid));
+  const selfBefore = process.cpuUsage();
+  const startedMs = performance.now();
+  const result = await work();
+  const elapsedS = (performance.now() - startedMs) / 1000;
+  const perNode = nodes.map((node, i) => (cpuSeconds(node.child.pid) - nodesBefore[i]!) / elapsedS);
+  const self = process.cpuUsage(selfBefore);
+  const selfShare = (self.user + self.system) / 1e6 / elapsedS;
+  const percent = (share: number): string => `${Math.round(share * 100)}%`;
+  return [result, `cpu: nodes ${perNode.map(percent).join(' / ')}, load generator ${percent(selfShare)}`];
+};
+
+const describeRun = (label: string, result: RunResult): string =>
+  `${label}: ${result.ops_per_s} appends/s, p50 ${result.p50_ms} ms, p99 ${result.p99_ms} ms, errors ${result.errors}`;
+
+const main = async (): Promise<void> => {
+  const { values } = parseArgs({
+    options: {
+      duration: { type: 'string', default: '10' },
+      runs: { type: 'string', default: '3' },
+      connections: { type: 'string', default: '32' },
+      // Extra node environment for experiments, e.g. --node-env FASTPACA_RAFT_TICK_MS=50 (repeatable).
+      'node-env': { type: 'string', multiple: true, default: [] },
+    },
+  });
+  const extraEnv: Record<string, string> = {};
+  for (const pair of values['node-env']) {
+    const at = pair.indexOf('=');
+    if (at < 1) throw new Error(`--node-env ${pair}: expected NAME=VALUE`);
+    extraEnv[pair.slice(0, at)] = pair.slice(at + 1);
+  }
+  const durationMs = Number(values.duration) * 1000;
+  const runs = Number(values.runs);
+  const connections = Number(values.connections);
+  if (!(durationMs > 0) || !(runs >= 1) || !(connections >= 1)) {
+    throw new Error('--duration, --runs and --connections must be positive numbers');
+  }
+  const root = mkdtempSync(join(tmpdir(), 'fastpaca-cluster-bench-'));
+  let nodes: BenchNode[] = [];
+  try {
+    nodes = await startCluster(root, extraEnv);
+    if (Object.keys(extraEnv).length > 0) console.log(`node env: ${JSON.stringify(extraEnv)}`);
+    await waitReady(nodes, 60_000);
+    // Let the first elections and the leader balancer settle before measuring.
+    await sleep(3_000);
+    console.log(`cluster ready: ${nodes.map((n) => `${n.name} ${n.url} pid ${n.child.pid}`).join(', ')}`);
+    console.log(`leaders per node: ${JSON.stringify(Object.fromEntries(await leaderCounts(nodes[0]!)))}`);
+    // What the nodes burn with no client at all (heartbeats of every group), for comparison.
+    const [, idleCpu] = await withCpu(nodes, () => sleep(2_000));
+    console.log(`idle for 2 s: ${idleCpu}`);
+    const roundRobin: RunResult[] = [];
+    const pinned: RunResult[] = [];
+    for (let run = 0; run < runs; run++) {
+      const [rr, rrCpu] = await withCpu(nodes, () =>
+        runLoad({
+          connections,
+          durationMs,
+          runId: `rr${run}`,
+          target: (index) => nodes[index % nodes.length],
+        }),
+      );
+      roundRobin.push(rr);
+      console.log(`${describeRun(`run ${run + 1} round-robin`, rr)}; ${rrCpu}`);
+      const [pin, pinCpu] = await withCpu(nodes, () =>
+        runLoad({ connections, durationMs, runId: `pin${run}`, target: () => nodes[0] }),
+      );
+      pinned.push(pin);
+      console.log(`${describeRun(`run ${run + 1} pinned to ${nodes[0]!.name}`, pin)}; ${pinCpu}`);
+    }
+    const rrMedian = medianOfRuns(roundRobin);
+    const pinMedian = medianOfRuns(pinned);
+    console.log(describeRun(`median of ${runs} x ${durationMs / 1000}s round-robin`, rrMedian));
+    console.log(describeRun(`median of ${runs} x ${durationMs / 1000}s pinned`, pinMedian));
+    const failover = await measureFailover(nodes, connections);
+    console.log(
+      `failover: SIGKILL ${failover.killed}; ${failover.recovered}/${failover.samples} groups accepted an append; ` +
+        `last after ${failover.failover_ms ?? 'n/a'} ms`,
+    );
+    console.log(describeRun('load during failover', failover.load));
+    console.log(
+      JSON.stringify({ round_robin: rrMedian, pinned: pinMedian, failover_ms: failover.failover_ms }),
+    );
+  } finally {
+    await Promise.all(nodes.map((node) => node.kill()));
+    rmSync(root, { recursive: true, force: true });
+  }
+};
+
+main().catch((error: unknown) => {
+  console.error(error instanceof Error ? (error.stack ?? error.message) : String(error));
+  process.exitCode = 1;
+});
