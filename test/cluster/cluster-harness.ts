@@ -6,12 +6,12 @@
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { cliPath, freePort, hermeticEnv } from '../e2e/process-harness.js';
 
-export const cliPath = fileURLToPath(new URL('../../dist/src/cli/main.js', import.meta.url));
+export { cliPath, freePort };
+
 export const clusterSecret = 'cluster-test-secret-0123456789';
 const secretHeader = 'x-fastpaca-cluster-secret';
 
@@ -53,31 +53,9 @@ export interface StatusView {
 
 const children = new Set<ChildProcess>();
 
-export const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => (port > 0 ? resolve(port) : reject(new Error('no port assigned'))));
-    });
-  });
-
-const hermeticEnv = (extra: Readonly<Record<string, string>>): NodeJS.ProcessEnv => {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [name, value] of Object.entries(process.env)) {
-    if (name.startsWith('FASTPACA_') || name === 'PORT' || name === 'DATABASE_URL') continue;
-    env[name] = value;
-  }
-  return {
-    ...env,
-    FASTPACA_TOKEN_ESTIMATOR: 'chars4',
-    FASTPACA_TOKENIZER_WORKERS: '1',
-    FASTPACA_LOG_LEVEL: 'warn',
-    ...extra,
-  };
-};
+// One node of the cluster runs with one tokenizer worker: three nodes share two cores in CI.
+const nodeEnv = (extra: Readonly<Record<string, string>>): NodeJS.ProcessEnv =>
+  hermeticEnv({ FASTPACA_TOKENIZER_WORKERS: '1', ...extra });
 
 export interface TestCluster {
   readonly root: string;
@@ -142,7 +120,7 @@ const clusterNode = (
       const args = [cliPath, 'serve', '--host', '127.0.0.1', '--port', String(port)];
       args.push('--raft-port', String(raftPort), '--data-dir', dataDir);
       const spawned = spawn(process.execPath, args, {
-        env: hermeticEnv(env),
+        env: nodeEnv(env),
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       children.add(spawned);

@@ -53,7 +53,7 @@ export const freePort = (): Promise<number> =>
   });
 
 /** The parent's environment without any fastpaca setting, so the child sees only what the test sets. */
-const hermeticEnv = (extra: Readonly<Record<string, string>>): NodeJS.ProcessEnv => {
+export const hermeticEnv = (extra: Readonly<Record<string, string>>): NodeJS.ProcessEnv => {
   const env: NodeJS.ProcessEnv = {};
   for (const [name, value] of Object.entries(process.env)) {
     if (name.startsWith('FASTPACA_') || name === 'PORT' || name === 'DATABASE_URL') continue;
