@@ -229,6 +229,8 @@ interface GroupInit {
   readonly compaction: SnapshotMeta;
   readonly applied: AppliedState;
   readonly confHistory: { readonly index: Index; readonly conf: ConfState }[];
+  /** The term of the hard state in the store. */
+  readonly durableTerm: Term;
 }
 
 class GroupReplica<Result> {
@@ -245,6 +247,8 @@ class GroupReplica<Result> {
   nextCompactionCheck: Index = 0;
   leader: NodeId | null = null;
   isLeader = false;
+  /** The term of the last hard state written: a leader of that term may send before it persists. */
+  durableTerm: Term;
 
   readonly inbox: Message[] = [];
   readonly proposals: Proposal<Result>[] = [];
@@ -274,6 +278,7 @@ class GroupReplica<Result> {
     this.applied = init.applied;
     this.persistedApplied = init.applied.index;
     this.confHistory = init.confHistory;
+    this.durableTerm = init.durableTerm;
   }
 
   confAt(index: Index): ConfState {
@@ -313,6 +318,8 @@ const seededRandom = (seed: number): (() => number) => {
 interface ReadyWork<Result> {
   readonly replica: GroupReplica<Result>;
   readonly ready: Ready;
+  /** Messages that may leave only once this Ready is durable (all of them unless sendEarly ran). */
+  afterPersist?: readonly Message[];
 }
 
 interface PersistOutcome<Result> {
@@ -335,7 +342,10 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
     { from: NodeId; messages: Message[]; snapshot?: InboundSnapshot }
   >();
   private readonly bootstrapping = new Map<GroupId, Promise<void>>();
-  /** Log compaction ops (meta and batch deletes) for the next write; never dropped. */
+  /**
+   * Ops carried to the start of the next write, never dropped: log compaction (meta and batch deletes)
+   * and the commit-only hard states of groups that committed within a turn (see commitAlone).
+   */
   private logOps: BatchOp[] = [];
   private readonly deadlines = new Deadlines();
   private readonly stats_: MutableStats = zeroStats();
@@ -591,21 +601,76 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
     this.dirty.clear();
     for (const replica of work) this.feed(replica);
     const readys = this.collectReadys(work);
+    this.sendEarly(readys);
     const { installs, flushed } = await this.persist(readys);
     for (const { replica, ready } of readys) this.observeSoftState(replica, ready);
     this.send(readys);
     await this.finishInstalls(installs);
     await Promise.all(readys.map((item) => this.applyAndResolve(item)));
-    for (const { replica, ready } of readys) {
-      replica.core.advance(ready);
-      if (replica.core.hasReady()) this.markDirty(replica);
+    const alone: ReadyWork<Result>[] = [];
+    for (const item of readys) {
+      item.replica.core.advance(item.ready);
+      if (this.commitsAlone(item)) alone.push(item);
+      else if (item.replica.core.hasReady()) this.markDirty(item.replica);
     }
+    await this.commitAlone(alone);
     // Cores are between Readys again: compaction and deferred ticks may touch them.
     for (const replica of flushed) this.maybeCompact(replica);
     if (this.deferredTicks > 0) {
       const ticks = this.deferredTicks;
       this.deferredTicks = 0;
       this.tickGroups(ticks);
+    }
+  }
+
+  /**
+   * A group whose only member is this node committed the entries it just persisted the moment advance()
+   * counted our own copy: nothing else has to happen before they apply.
+   */
+  private commitsAlone({ replica, ready }: ReadyWork<Result>): boolean {
+    const conf = replica.applied.conf;
+    return (
+      ready.entries.length > 0 &&
+      replica.isLeader &&
+      conf.learners.length === 0 &&
+      conf.voters.length === 1 &&
+      conf.voters[0] === this.options.nodeId &&
+      replica.core.hasReady()
+    );
+  }
+
+  /**
+   * Applies and resolves, in this same turn, what lone-member groups committed when advance() counted
+   * the entries this turn persisted, instead of waiting a whole turn (one more store write) for it.
+   * Nothing was stepped since advance(), so such a Ready holds only committed entries and a commit-only
+   * hard state; the hard state rides at the head of the next write, where the applied record of these
+   * entries goes too (the commit index is a hint for recovery: applied never runs ahead of it on disk).
+   */
+  private async commitAlone(alone: readonly ReadyWork<Result>[]): Promise<void> {
+    if (alone.length === 0) return;
+    const readys = alone.map(({ replica }) => ({ replica, ready: replica.core.ready() }));
+    for (const { replica, ready } of readys) {
+      if (
+        ready.entries.length > 0 ||
+        ready.snapshot !== undefined ||
+        ready.messages.length > 0 ||
+        ready.mustSync
+      ) {
+        throw new Error(`group ${replica.group}: a lone member's commit Ready carries more than commits`);
+      }
+      if (ready.hardState !== undefined) {
+        this.logOps.push({
+          type: 'put',
+          key: hardStateKey(replica.group),
+          value: encodeHardState(ready.hardState),
+        });
+      }
+      this.observeSoftState(replica, ready);
+    }
+    await Promise.all(readys.map((item) => this.applyAndResolve(item)));
+    for (const { replica, ready } of readys) {
+      replica.core.advance(ready);
+      if (replica.core.hasReady()) this.markDirty(replica);
     }
   }
 
@@ -716,6 +781,9 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
       this.stats_.storeWrites += 1;
       if (sync) this.stats_.syncedWrites += 1;
     }
+    for (const { replica, ready } of readys) {
+      if (ready.hardState !== undefined) replica.durableTerm = ready.hardState.term;
+    }
     for (const [replica, index] of flushed) {
       replica.persistedApplied = Math.max(replica.persistedApplied, index);
       this.stateMachine.persisted?.(replica.group, index);
@@ -801,11 +869,38 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
     else this.led.delete(replica);
   }
 
+  /**
+   * Raft thesis §10.2.1: a leader may replicate entries while it writes them to its own disk, because
+   * its own copy only counts toward the commit index once advance() reports it durable. So a leader's
+   * App and Heartbeat messages leave before the write, and follower and leader fsync overlap instead of
+   * running one after the other. Only when the term they carry is already on disk (with the vote for
+   * it): a message of a term this very write records must wait for it. Everything else — answers to
+   * the leader, votes, snapshots — still waits for the write.
+   */
+  private sendEarly(readys: ReadyWork<Result>[]): void {
+    const early: ReadyWork<Result>[] = [];
+    for (const item of readys) {
+      const { replica, ready } = item;
+      if (!replica.isLeader || ready.messages.length === 0) continue;
+      const after: Message[] = [];
+      const now: Message[] = [];
+      for (const message of ready.messages) {
+        const replicates = message.type === MessageType.App || message.type === MessageType.Heartbeat;
+        if (replicates && message.term === replica.durableTerm) now.push(message);
+        else after.push(message);
+      }
+      if (now.length === 0) continue;
+      item.afterPersist = after;
+      early.push({ replica, ready: { ...ready, messages: now } });
+    }
+    if (early.length > 0) this.send(early);
+  }
+
   /** (d) One frame per peer with every group's messages; Snap messages stream separately. */
   private send(readys: readonly ReadyWork<Result>[]): void {
     const frames = new Map<NodeId, GroupMessage[]>();
-    for (const { replica, ready } of readys) {
-      for (const message of ready.messages) {
+    for (const { replica, ready, afterPersist } of readys) {
+      for (const message of afterPersist ?? ready.messages) {
         if (message.type === MessageType.Snap) {
           this.sendSnapshot(replica, message);
           continue;
@@ -1037,7 +1132,7 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
       applied: applied.index,
       conf: applied.conf,
     });
-    this.addReplica(group, { core, log, compaction, applied, confHistory });
+    this.addReplica(group, { core, log, compaction, applied, confHistory, durableTerm: hardState.term });
   }
 
   private async writeBootstrap(group: GroupId, voters: readonly NodeId[]): Promise<void> {
@@ -1068,6 +1163,7 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
       compaction: meta,
       applied: meta,
       confHistory: [],
+      durableTerm: hardState.term,
     });
     this.wake();
   }
@@ -1111,6 +1207,7 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
       compaction,
       applied: compaction,
       confHistory: [],
+      durableTerm: 0,
     });
   }
 
