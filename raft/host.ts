@@ -75,6 +75,14 @@ const READ_SWEEP_MIN = 1024;
 const READ_COUNTER_SPAN = 0x8000_0000;
 const READ_PREFIX_SPAN = 0x40_0000;
 
+/** The part of a hard state that must be durable before anything that depends on it is sent. */
+interface TermAndVote {
+  readonly term: Term;
+  readonly vote: NodeId | null;
+}
+
+const sameTermAndVote = (a: TermAndVote, b: TermAndVote): boolean => a.term === b.term && a.vote === b.vote;
+
 /** Marks an applied entry that produced no state-machine result (the leader's no-op). */
 const NO_RESULT = Symbol('no result');
 
@@ -229,8 +237,8 @@ interface GroupInit {
   readonly compaction: SnapshotMeta;
   readonly applied: AppliedState;
   readonly confHistory: { readonly index: Index; readonly conf: ConfState }[];
-  /** The term of the hard state in the store. */
-  readonly durableTerm: Term;
+  /** The term and vote of the hard state in the store. */
+  readonly durable: TermAndVote;
 }
 
 class GroupReplica<Result> {
@@ -247,8 +255,11 @@ class GroupReplica<Result> {
   nextCompactionCheck: Index = 0;
   leader: NodeId | null = null;
   isLeader = false;
-  /** The term of the last hard state written: a leader of that term may send before it persists. */
-  durableTerm: Term;
+  /**
+   * Term and vote of the last hard state written. A leader of that term may send before it persists;
+   * a hard state that differs only in commit is not written at all (see persist).
+   */
+  durable: TermAndVote;
 
   readonly inbox: Message[] = [];
   readonly proposals: Proposal<Result>[] = [];
@@ -278,7 +289,7 @@ class GroupReplica<Result> {
     this.applied = init.applied;
     this.persistedApplied = init.applied.index;
     this.confHistory = init.confHistory;
-    this.durableTerm = init.durableTerm;
+    this.durable = init.durable;
   }
 
   confAt(index: Index): ConfState {
@@ -342,10 +353,7 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
     { from: NodeId; messages: Message[]; snapshot?: InboundSnapshot }
   >();
   private readonly bootstrapping = new Map<GroupId, Promise<void>>();
-  /**
-   * Ops carried to the start of the next write, never dropped: log compaction (meta and batch deletes)
-   * and the commit-only hard states of groups that committed within a turn (see commitAlone).
-   */
+  /** Log compaction ops (meta and batch deletes) for the start of the next write; never dropped. */
   private logOps: BatchOp[] = [];
   private readonly deadlines = new Deadlines();
   private readonly stats_: MutableStats = zeroStats();
@@ -602,11 +610,18 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
     for (const replica of work) this.feed(replica);
     const readys = this.collectReadys(work);
     this.sendEarly(readys);
+    // Committed entries are durable on a quorum already (the core never hands out one past its own
+    // stable index), so they apply and answer now instead of waiting for this turn's fsync, and their
+    // state-machine writes ride in that same write. A Ready that installs a snapshot applies after it.
+    const installing = readys.filter((item) => item.ready.snapshot !== undefined);
+    await Promise.all(
+      readys.filter((item) => item.ready.snapshot === undefined).map((item) => this.applyAndResolve(item)),
+    );
     const { installs, flushed } = await this.persist(readys);
     for (const { replica, ready } of readys) this.observeSoftState(replica, ready);
     this.send(readys);
     await this.finishInstalls(installs);
-    await Promise.all(readys.map((item) => this.applyAndResolve(item)));
+    await Promise.all(installing.map((item) => this.applyAndResolve(item)));
     const alone: ReadyWork<Result>[] = [];
     for (const item of readys) {
       item.replica.core.advance(item.ready);
@@ -643,8 +658,7 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
    * Applies and resolves, in this same turn, what lone-member groups committed when advance() counted
    * the entries this turn persisted, instead of waiting a whole turn (one more store write) for it.
    * Nothing was stepped since advance(), so such a Ready holds only committed entries and a commit-only
-   * hard state; the hard state rides at the head of the next write, where the applied record of these
-   * entries goes too (the commit index is a hint for recovery: applied never runs ahead of it on disk).
+   * hard state, which is never written (see persist); the applied record goes with the next write.
    */
   private async commitAlone(alone: readonly ReadyWork<Result>[]): Promise<void> {
     if (alone.length === 0) return;
@@ -657,13 +671,6 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
         ready.mustSync
       ) {
         throw new Error(`group ${replica.group}: a lone member's commit Ready carries more than commits`);
-      }
-      if (ready.hardState !== undefined) {
-        this.logOps.push({
-          type: 'put',
-          key: hardStateKey(replica.group),
-          value: encodeHardState(ready.hardState),
-        });
       }
       this.observeSoftState(replica, ready);
     }
@@ -755,6 +762,11 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
   /**
    * (c) One store write for every Ready of this turn plus the state-machine writes, applied records
    * and compaction ops produced since the last write. Synced when any Ready demands it.
+   *
+   * A hard state is written only when its term or vote changed. The commit index is knowledge Raft
+   * can always relearn (the paper keeps it volatile), and the applied record already says how far this
+   * node's commit reached: recovery takes the larger of the two. That saves one store op per group
+   * per turn on every replica.
    */
   private async persist(readys: readonly ReadyWork<Result>[]): Promise<PersistOutcome<Result>> {
     const installs = readys.filter((item) => item.ready.snapshot !== undefined);
@@ -771,8 +783,9 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
         replica.log.append(ready.entries, ops);
         this.stats_.entriesPersisted += ready.entries.length;
       }
-      if (ready.hardState !== undefined) {
-        ops.push({ type: 'put', key: hardStateKey(replica.group), value: encodeHardState(ready.hardState) });
+      const hardState = ready.hardState;
+      if (hardState !== undefined && !sameTermAndVote(hardState, replica.durable)) {
+        ops.push({ type: 'put', key: hardStateKey(replica.group), value: encodeHardState(hardState) });
       }
       if (ready.mustSync) sync = true;
     }
@@ -782,7 +795,8 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
       if (sync) this.stats_.syncedWrites += 1;
     }
     for (const { replica, ready } of readys) {
-      if (ready.hardState !== undefined) replica.durableTerm = ready.hardState.term;
+      const hardState = ready.hardState;
+      if (hardState !== undefined) replica.durable = { term: hardState.term, vote: hardState.vote };
     }
     for (const [replica, index] of flushed) {
       replica.persistedApplied = Math.max(replica.persistedApplied, index);
@@ -886,7 +900,7 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
       const now: Message[] = [];
       for (const message of ready.messages) {
         const replicates = message.type === MessageType.App || message.type === MessageType.Heartbeat;
-        if (replicates && message.term === replica.durableTerm) now.push(message);
+        if (replicates && message.term === replica.durable.term) now.push(message);
         else after.push(message);
       }
       if (now.length === 0) continue;
@@ -1126,13 +1140,21 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
     }
     const confHistory = replayConfChanges(compaction.conf, entries, applied.index);
     const core = new RawNode(this.coreConfig(group), {
-      hardState,
+      // Commit-only hard states are not written: what this node applied was committed.
+      hardState: { ...hardState, commit: Math.max(hardState.commit, applied.index) },
       snapshot: compaction,
       entries,
       applied: applied.index,
       conf: applied.conf,
     });
-    this.addReplica(group, { core, log, compaction, applied, confHistory, durableTerm: hardState.term });
+    this.addReplica(group, {
+      core,
+      log,
+      compaction,
+      applied,
+      confHistory,
+      durable: { term: hardState.term, vote: hardState.vote },
+    });
   }
 
   private async writeBootstrap(group: GroupId, voters: readonly NodeId[]): Promise<void> {
@@ -1163,7 +1185,7 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
       compaction: meta,
       applied: meta,
       confHistory: [],
-      durableTerm: hardState.term,
+      durable: { term: hardState.term, vote: hardState.vote },
     });
     this.wake();
   }
@@ -1207,7 +1229,7 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
       compaction,
       applied: compaction,
       confHistory: [],
-      durableTerm: 0,
+      durable: { term: 0, vote: null },
     });
   }
 
