@@ -4,7 +4,7 @@
 // --runs x --duration. Then (c) under the same load, the node leading the most groups is SIGKILLed
 // and we time how long until one sample context in every group has accepted an append again.
 // Run: npm run build && node dist/bench/cluster-bench.js [--duration 10] [--runs 3] [--connections 32]
-// [--node-env NAME=VALUE ...]
+// [--node-env NAME=VALUE ...] [--profile-dir DIR (a V8 CPU profile per node, written when it stops)]
 // Every process started here is stopped by pid at the end, also on failure.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -34,7 +34,8 @@ interface BenchNode {
   readonly url: string;
   readonly child: ChildProcess;
   alive(): boolean;
-  kill(): Promise<void>;
+  /** SIGKILL by default; SIGTERM lets a profiled node write its profile (SIGKILL after 10 s). */
+  kill(signal?: 'SIGKILL' | 'SIGTERM'): Promise<void>;
 }
 
 const freePort = (): Promise<number> =>
@@ -67,13 +68,15 @@ const nodeEnv = (extra: Readonly<Record<string, string>>): NodeJS.ProcessEnv => 
 const startCluster = async (
   root: string,
   extraEnv: Readonly<Record<string, string>>,
+  profileDir: string | undefined,
 ): Promise<BenchNode[]> => {
   const ports: { http: number; raft: number }[] = [];
   for (let i = 0; i < 3; i++) ports.push({ http: await freePort(), raft: await freePort() });
   const seed = ports.map(({ http }) => `127.0.0.1:${http}`).join(',');
   return ports.map(({ http, raft }, i) => {
     const name = `node-${i + 1}`;
-    const args = [cliPath, 'serve', '--host', '127.0.0.1', '--port', String(http)];
+    const profile = profileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', profileDir];
+    const args = [...profile, cliPath, 'serve', '--host', '127.0.0.1', '--port', String(http)];
     args.push('--raft-port', String(raft), '--data-dir', join(root, name));
     const child = spawn(process.execPath, args, {
       stdio: ['ignore', 'ignore', 'inherit'],
@@ -91,10 +94,11 @@ const startCluster = async (
       url: `http://127.0.0.1:${http}`,
       child,
       alive,
-      kill: async () => {
+      kill: async (signal = 'SIGKILL') => {
         if (child.pid === undefined || !alive()) return;
-        process.kill(child.pid, 'SIGKILL');
+        process.kill(child.pid, signal);
         await Promise.race([exited, sleep(10_000)]);
+        if (alive()) process.kill(child.pid, 'SIGKILL');
       },
     };
   });
@@ -344,6 +348,7 @@ const main = async (): Promise<void> => {
       connections: { type: 'string', default: '32' },
       // Extra node environment for experiments, e.g. --node-env FASTPACA_RAFT_TICK_MS=50 (repeatable).
       'node-env': { type: 'string', multiple: true, default: [] },
+      'profile-dir': { type: 'string' },
     },
   });
   const extraEnv: Record<string, string> = {};
@@ -361,7 +366,7 @@ const main = async (): Promise<void> => {
   const root = mkdtempSync(join(tmpdir(), 'fastpaca-cluster-bench-'));
   let nodes: BenchNode[] = [];
   try {
-    nodes = await startCluster(root, extraEnv);
+    nodes = await startCluster(root, extraEnv, values['profile-dir']);
     if (Object.keys(extraEnv).length > 0) console.log(`node env: ${JSON.stringify(extraEnv)}`);
     await waitReady(nodes, 60_000);
     // Let the first elections and the leader balancer settle before measuring.
@@ -404,7 +409,8 @@ const main = async (): Promise<void> => {
       JSON.stringify({ round_robin: rrMedian, pinned: pinMedian, failover_ms: failover.failover_ms }),
     );
   } finally {
-    await Promise.all(nodes.map((node) => node.kill()));
+    const signal = values['profile-dir'] === undefined ? 'SIGKILL' : 'SIGTERM';
+    await Promise.all(nodes.map((node) => node.kill(signal)));
     rmSync(root, { recursive: true, force: true });
   }
 };

@@ -4,6 +4,9 @@
 //
 //   Propose (unary)  request:  [group, timeoutMs, command bytes]
 //                    response: the ProposeOutcome, the command's result included
+//   ProposeStream    the same requests and outcomes, many per message, over one long-lived bidi
+//   (bidi)           stream per peer (forward-stream.ts): what nodes use, since a unary gRPC call
+//                    costs far more CPU than the proposal it carries
 
 import type { MethodDefinition, ServiceDefinition } from '@grpc/grpc-js';
 import { Packr } from 'msgpackr';
@@ -28,7 +31,19 @@ const proposeMethod: MethodDefinition<Uint8Array, Uint8Array> = {
   responseDeserialize: deserializeBytes,
 };
 
-export const forwardService: ServiceDefinition = { Propose: proposeMethod };
+export const FORWARD_STREAM_PATH = '/fastpaca.cluster.v1.Forward/ProposeStream';
+
+const proposeStreamMethod: MethodDefinition<Uint8Array, Uint8Array> = {
+  ...proposeMethod,
+  path: FORWARD_STREAM_PATH,
+  requestStream: true,
+  responseStream: true,
+};
+
+export const forwardService: ServiceDefinition = {
+  Propose: proposeMethod,
+  ProposeStream: proposeStreamMethod,
+};
 
 export interface ForwardRequest {
   readonly group: GroupId;
@@ -42,7 +57,7 @@ export class ForwardCodecError extends Error {
 
 // Plain maps only: the record extension's shared structures would tie the encoding to each
 // process's history, and these bytes cross between processes.
-const packr = new Packr({ useRecords: false, variableMapSize: true });
+export const packr = new Packr({ useRecords: false, variableMapSize: true });
 
 export const encodeForwardRequest = (request: ForwardRequest): Uint8Array =>
   packr.pack([request.group, request.timeoutMs, request.data]);
@@ -56,6 +71,11 @@ export const decodeForwardRequest = (bytes: Uint8Array): ForwardRequest => {
   }
   if (!Array.isArray(value) || value.length !== 3) throw new ForwardCodecError('forward request shape');
   const [group, timeoutMs, data] = value as unknown[];
+  return checkForwardRequest(group, timeoutMs, data);
+};
+
+/** Validates the three fields of a request (unary or streamed); throws ForwardCodecError. */
+export const checkForwardRequest = (group: unknown, timeoutMs: unknown, data: unknown): ForwardRequest => {
   if (typeof group !== 'number' || !Number.isInteger(group) || group < 0 || group > 0xffff) {
     throw new ForwardCodecError('forward request group');
   }
@@ -75,12 +95,14 @@ const failureCodes: ReadonlySet<string> = new Set<FailureCode>([
   'DROPPED',
 ]);
 
+/** The plain value an outcome travels as (packed alone, or inside a stream answer). */
+export const forwardOutcomeValue = (outcome: ProposeOutcome<CommandResult>): object =>
+  outcome.ok
+    ? { ok: true, index: outcome.index, result: outcome.result }
+    : { ok: false, code: outcome.code, leader: outcome.leader ?? null };
+
 export const encodeForwardOutcome = (outcome: ProposeOutcome<CommandResult>): Uint8Array =>
-  packr.pack(
-    outcome.ok
-      ? { ok: true, index: outcome.index, result: outcome.result }
-      : { ok: false, code: outcome.code, leader: outcome.leader ?? null },
-  );
+  packr.pack(forwardOutcomeValue(outcome));
 
 /**
  * The leader's answer. The result is trusted as a CommandResult: it comes from an authenticated
@@ -93,6 +115,11 @@ export const decodeForwardOutcome = (bytes: Uint8Array): ProposeOutcome<CommandR
   } catch (error) {
     throw new ForwardCodecError(`undecodable forward outcome: ${(error as Error).message}`);
   }
+  return checkForwardOutcome(value);
+};
+
+/** Validates the outer shape of an outcome value; throws ForwardCodecError. */
+export const checkForwardOutcome = (value: unknown): ProposeOutcome<CommandResult> => {
   if (typeof value !== 'object' || value === null) throw new ForwardCodecError('forward outcome shape');
   const record = value as Record<string, unknown>;
   if (record.ok === true) {

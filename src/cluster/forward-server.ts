@@ -4,13 +4,19 @@
 // leader answers NOT_LEADER and the caller, which knows the proposal was not accepted, retries.
 
 import { status } from '@grpc/grpc-js';
-import type { sendUnaryData, ServerUnaryCall, UntypedServiceImplementation } from '@grpc/grpc-js';
+import type {
+  sendUnaryData,
+  ServerDuplexStream,
+  ServerUnaryCall,
+  UntypedServiceImplementation,
+} from '@grpc/grpc-js';
 
 import type { ProposeOutcome } from '../../raft/api.js';
 import type { GroupId } from '../../raft/core/types.js';
 import type { SecretCheck } from '../../raft/transport/auth.js';
 import type { CommandResult } from '../context/results.js';
 import { decodeForwardRequest, encodeForwardOutcome, ForwardCodecError } from './forward-protocol.js';
+import { handleForwardStream } from './forward-stream.js';
 
 export type LocalPropose = (
   group: GroupId,
@@ -28,6 +34,8 @@ const grpcError = (code: status, details: string): Error & { code: status; detai
   Object.assign(new Error(details), { code, details });
 
 export const createForwardService = (options: ForwardServerOptions): UntypedServiceImplementation => ({
+  ProposeStream: (call: ServerDuplexStream<Uint8Array, Uint8Array>) =>
+    handleForwardStream(options.checkSecret, options.propose, call),
   Propose: (call: ServerUnaryCall<Uint8Array, Uint8Array>, callback: sendUnaryData<Uint8Array>) => {
     if (!options.checkSecret(call.metadata)) {
       callback(grpcError(status.UNAUTHENTICATED, 'missing or wrong cluster secret'));
