@@ -152,6 +152,7 @@ class GrpcTransportImpl implements GrpcTransport {
         handlers,
         stats: this.counters,
         snapshotBudget: new SnapshotBudget(this.options.snapshotBytesMax),
+        onPeerAlive: (peer) => this.links.get(peer)?.peerAlive(),
       }),
     );
     for (const extra of this.options.extraServices) server.addService(extra.definition, extra.implementation);

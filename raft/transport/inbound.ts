@@ -25,6 +25,8 @@ export interface InboundContext {
   readonly handlers: TransportHandlers;
   readonly stats: TransportStats;
   readonly snapshotBudget: SnapshotBudget;
+  /** An authenticated frame from `peer` arrived: it is up. */
+  readonly onPeerAlive?: (peer: NodeId) => void;
 }
 
 /** The final status of a refused call. */
@@ -70,6 +72,7 @@ const receiveFrame = (context: InboundContext, bytes: Uint8Array): void => {
   }
   stats.framesReceived += 1;
   stats.messagesReceived += frame.batch.length;
+  context.onPeerAlive?.(frame.from);
   if (frame.batch.length > 0) context.handlers.onMessages(frame.from, frame.batch);
 };
 

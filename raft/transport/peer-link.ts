@@ -85,6 +85,16 @@ export class PeerLink {
     return true;
   }
 
+  /**
+   * The peer just proved it is up (a frame from it arrived): a link backing off redials now instead
+   * of when its timer fires, so a restarted peer hears from us in milliseconds, not seconds.
+   */
+  peerAlive(): void {
+    if (this.state !== 'backoff') return;
+    clearTimeout(this.redialTimer);
+    this.dial();
+  }
+
   close(): void {
     if (this.state === 'closed') return;
     this.state = 'closed';

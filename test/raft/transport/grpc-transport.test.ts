@@ -132,6 +132,39 @@ describe('grpc transport: failures', () => {
     expect(a.transport.stats().reconnects).toBeGreaterThanOrEqual(1);
   });
 
+  it('redials a backed-off link at once when a frame from that peer arrives', async () => {
+    // a's link would wait 20 s before redialing b; b's first frame after its restart must cut that short.
+    const a = await cluster.start('a', {
+      clusterSecret: SECRET,
+      reconnectBackoffMs: { initial: 20_000, max: 20_000 },
+    });
+    const b = await cluster.start('b');
+    connect(a, b);
+    await sendUntil(
+      'the first stream',
+      () => a.transport.send('b', [heartbeat('a', 'b', 0)]),
+      () => b.received.length > 0,
+    );
+    const port = b.transport.port();
+    await b.transport.stop();
+    await waitFor('a to notice b is gone', () => a.linkErrors.some((entry) => entry.peer === 'b'));
+
+    const restarted = await cluster.start('b', { clusterSecret: SECRET, listenPort: port });
+    connect(a, restarted);
+    await sendUntil(
+      'a frame from the restarted b',
+      () => restarted.transport.send('a', [heartbeat('b', 'a', 1)]),
+      () => a.received.some((entry) => entry.from === 'b'),
+    );
+    // Well inside the 20 s backoff: only the nudge can have redialed.
+    await sendUntil(
+      'delivery to the restarted peer',
+      () => a.transport.send('b', [heartbeat('a', 'b', 5, 42)]),
+      () => restarted.received.length > 0,
+      5_000,
+    );
+  });
+
   it('refuses a wrong secret and a missing one: nothing is delivered', async () => {
     const b = await cluster.start('b');
     const wrong = await cluster.start('wrong', { clusterSecret: 'not-the-secret' });
