@@ -64,6 +64,12 @@ import {
 } from './storage/record-codec.js';
 import { snapshotChunks } from './storage/snapshot-stream.js';
 
+/**
+ * Applied entries a lone-member group keeps in memory (and in its stored log) before compacting:
+ * nobody will ask for them, so only a small batch, to keep compaction writes rare.
+ */
+const LONE_LOG_RETAIN_ENTRIES = 64;
+
 /** Requests without an explicit timeout expire after this long. */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
 
@@ -643,15 +649,13 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
    * counted our own copy: nothing else has to happen before they apply.
    */
   private commitsAlone({ replica, ready }: ReadyWork<Result>): boolean {
+    return ready.entries.length > 0 && replica.isLeader && this.isAlone(replica) && replica.core.hasReady();
+  }
+
+  /** This node is the group's only member (no other voter, no learner). */
+  private isAlone(replica: GroupReplica<Result>): boolean {
     const conf = replica.applied.conf;
-    return (
-      ready.entries.length > 0 &&
-      replica.isLeader &&
-      conf.learners.length === 0 &&
-      conf.voters.length === 1 &&
-      conf.voters[0] === this.options.nodeId &&
-      replica.core.hasReady()
-    );
+    return conf.learners.length === 0 && conf.voters.length === 1 && conf.voters[0] === this.options.nodeId;
   }
 
   /**
@@ -1067,7 +1071,10 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
    * (one lagging further gets a snapshot anyway).
    */
   private maybeCompact(replica: GroupReplica<Result>): void {
-    const retain = this.options.limits.logRetainEntries;
+    // A lone member's log serves no follower: keep only a small batch of applied entries in memory.
+    const retain = this.isAlone(replica)
+      ? Math.min(LONE_LOG_RETAIN_ENTRIES, this.options.limits.logRetainEntries)
+      : this.options.limits.logRetainEntries;
     const durable = replica.persistedApplied;
     if (durable - replica.compaction.index <= retain || durable < replica.nextCompactionCheck) return;
     let target = durable - Math.floor(retain / 2);

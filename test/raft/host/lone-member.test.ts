@@ -56,4 +56,18 @@ describe('RaftHost with a lone-member group', () => {
     expect(next.ok).toBe(true);
     expect((await appliedData(cluster.host('a').groupKv(GROUP))).join()).toBe('one,two,three');
   });
+
+  it('keeps only a small batch of applied entries in its log, whatever the retention limit', async () => {
+    const cluster = await soloCluster();
+    const host = cluster.host('a');
+    for (let i = 0; i < 300; i += 1) {
+      const outcome = await cluster.drive(host.propose(GROUP, bytes(`e${i}`)));
+      expect(outcome.ok).toBe(true);
+    }
+    for (let i = 0; i < 3; i += 1) await cluster.round(false);
+    const status = host.status(GROUP);
+    // testLimits retain far more than this; a lone member compacts at 64 applied entries.
+    expect((status?.lastIndex ?? 0) - (status?.firstIndex ?? 0)).toBeLessThanOrEqual(64);
+    expect((await appliedData(host.groupKv(GROUP))).length).toBe(300);
+  });
 });
