@@ -2,6 +2,7 @@
 // prints a human summary and, as its last line, one JSON object with the medians of several runs.
 //   npm run bench -- append --connections 32 --duration 10 [--runs 3] [--client-token-count] [--client undici]
 //   npm run bench -- fill --contexts 100000 --messages 20   (reports the node's RSS afterwards)
+//   [--node-option=--max-old-space-size=512] passes Node/V8 flags to the node started here
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { Pool } from 'undici';
@@ -13,6 +14,7 @@ interface TargetOptions {
   readonly url: string | undefined;
   readonly port: number;
   readonly apiKey: string | undefined;
+  readonly nodeOption: readonly string[] | undefined;
 }
 
 const withTarget = async <T>(
@@ -20,7 +22,11 @@ const withTarget = async <T>(
   body: (url: string, node: NodeProcess | undefined) => Promise<T>,
 ): Promise<T> => {
   if (options.url !== undefined) return body(options.url, undefined);
-  const node = await startNodeProcess({ port: options.port, raftPort: options.port + 1000 });
+  const node = await startNodeProcess({
+    port: options.port,
+    raftPort: options.port + 1000,
+    nodeArgs: options.nodeOption ?? [],
+  });
   try {
     return await body(node.url, node);
   } finally {
@@ -148,6 +154,7 @@ const fillScenario = async (
         messages: argv.messages,
         seconds: round(elapsedS, 1),
         rss_mib: rssMiB,
+        node_options: argv.nodeOption ?? [],
         errors,
       }),
     );
@@ -159,6 +166,12 @@ await yargs(hideBin(process.argv))
   .option('url', { type: 'string', describe: 'target an existing node instead of starting one' })
   .option('port', { type: 'number', default: 4600, describe: 'HTTP port of the node started here' })
   .option('api-key', { type: 'string' })
+  .option('node-option', {
+    type: 'string',
+    array: true,
+    describe:
+      'Node/V8 flag for the node started here, e.g. --node-option=--max-old-space-size=512 (repeatable)',
+  })
   .command(
     'append',
     'concurrent appends, one context per connection',

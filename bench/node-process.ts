@@ -19,12 +19,15 @@ export const startNodeProcess = async (options: {
   port: number;
   raftPort: number;
   extraEnv?: Record<string, string>;
+  /** Node/V8 flags for the node process (e.g. --max-old-space-size=512), before the script. */
+  nodeArgs?: readonly string[];
   readyTimeoutMs?: number;
 }): Promise<NodeProcess> => {
   const dataDir = mkdtempSync(join(tmpdir(), 'fastpaca-bench-'));
   const child: ChildProcess = spawn(
     process.execPath,
     [
+      ...(options.nodeArgs ?? []),
       cliPath,
       'serve',
       '--host',

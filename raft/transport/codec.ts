@@ -2,7 +2,9 @@
 // peer) and snapshot chunks, as msgpack tuples. Frames are the unit of cost on the hot path, so a
 // message is a positional tuple with a presence bitmask instead of a keyed map: a heartbeat is
 // `[group, type, term, mask, commit, context]`, about ten bytes. Entries' data travels as raw bytes
-// and decodes as zero-copy views into the received buffer. Pure: the simulator reuses it as is.
+// and decodes as a copy that owns its bytes (see copyBytes); snapshot pairs, which are written to
+// the store and dropped, stay zero-copy views into the received buffer. Pure: the simulator reuses it
+// as is.
 
 import { Packr } from 'msgpackr';
 import type { GroupMessage, SnapshotChunk } from '../api.js';
@@ -134,6 +136,15 @@ const asArray = (value: unknown, what: string): readonly unknown[] =>
 const asBytes = (value: unknown, what: string): Uint8Array =>
   value instanceof Uint8Array ? new Uint8Array(value.buffer, value.byteOffset, value.byteLength) : fail(what);
 
+/**
+ * A copy owning its bytes. Entries stay in a follower's in-memory log until compaction, which runs
+ * per group: a view would pin the whole received frame (every group's messages of one turn, or a
+ * pooled slab) for as long as any one of its entries lives, so a quiet group that never compacts
+ * would keep every frame it ever got an entry in alive, and memory would follow history.
+ */
+const copyBytes = (value: unknown, what: string): Uint8Array =>
+  value instanceof Uint8Array ? new Uint8Array(value) : fail(what);
+
 const asStrings = (value: unknown, what: string): readonly string[] =>
   asArray(value, what).map((item) => asString(item, what));
 
@@ -157,7 +168,7 @@ const decodeEntry = (value: unknown): Entry => {
     term: asNumber(term, 'entry term'),
     index: asNumber(index, 'entry index'),
     kind: entryKind as EntryKind,
-    data: asBytes(data, 'entry data'),
+    data: copyBytes(data, 'entry data'),
   };
 };
 

@@ -2,9 +2,10 @@
 // no estimator, no randomness: what is not a function of the state travels in the command) and
 // serves the reads the service makes after a ReadIndex barrier.
 //
-// Memory is bounded by configuration: an LRU of decoded context records (`cacheContextsMax`) and
-// the writes not yet durable (DirtyOverlay, bounded by the host's persistence lag); everything else
-// is read back through GroupKv.
+// Memory is bounded by configuration: an LRU of decoded context records (`cacheContextsMax`
+// contexts or `cacheBytesMax` estimated bytes, whichever comes first) and the writes not yet
+// durable (DirtyOverlay, bounded by the host's persistence lag); everything else is read back
+// through GroupKv.
 //
 // Reads run concurrently with applies of the same group. They stay consistent because an apply
 // publishes a command's writes and its new records at once, when it commits, and because readers
@@ -27,6 +28,7 @@ import { DirtyOverlay } from './dirty-overlay.js';
 import type { AppliedEvent } from './events.js';
 import { ApplyTx, GroupReader } from './group-access.js';
 import { ContextKeys } from './keys.js';
+import { cachedContextBytes } from './cache-weight.js';
 import { LruCache } from './lru-cache.js';
 import { storedMessage, storedSummaryMessage, windowView } from './message-view.js';
 import { decodeMessageRecord, decodeSummaryRecord } from './records.js';
@@ -37,6 +39,8 @@ import { thresholdTokens, usedTokens } from './window-policy.js';
 export interface ContextStateMachineOptions {
   /** Contexts whose decoded records stay cached (default 10,000). */
   readonly cacheContextsMax?: number;
+  /** Estimated heap bytes of the cached records (cache-weight.ts); default 64 MiB. */
+  readonly cacheBytesMax?: number;
   /**
    * Receives every applied event, on every replica, after its command committed. Must not throw:
    * an exception here fails the apply, which the host treats as fatal.
@@ -59,7 +63,10 @@ export class ContextStateMachine implements StateMachine<CommandResult> {
   private readonly onEvent: ((event: AppliedEvent) => void) | undefined;
 
   constructor(options: ContextStateMachineOptions = {}) {
-    this.cache = new LruCache(options.cacheContextsMax ?? 10_000);
+    this.cache = new LruCache(options.cacheContextsMax ?? 10_000, {
+      max: options.cacheBytesMax ?? 64 * 2 ** 20,
+      weigh: (cached, contextId) => cachedContextBytes(contextId, cached),
+    });
     this.onEvent = options.onEvent;
   }
 
@@ -85,6 +92,11 @@ export class ContextStateMachine implements StateMachine<CommandResult> {
     this.overlay.drop(group);
     this.cache.deleteWhere((cached) => cached.group === group);
     this.bumpEpoch(group);
+  }
+
+  /** Contexts cached and their estimated bytes (for tests and metrics). */
+  cacheStats(): { readonly contexts: number; readonly bytes: number } {
+    return { contexts: this.cache.size, bytes: this.cache.weight };
   }
 
   /** Writes applied but not yet reported durable (for tests and metrics). */

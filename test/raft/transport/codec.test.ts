@@ -55,7 +55,7 @@ describe('frame codec', () => {
     );
   });
 
-  it('decodes entry data as plain Uint8Array views', () => {
+  it('decodes entry data as plain Uint8Arrays', () => {
     const data = new Uint8Array([7, 8, 9]);
     const frame = {
       from: 'a',
