@@ -374,7 +374,7 @@ export const options = {
     env: 'FASTPACA_CACHE_CONTEXTS_MAX',
     flag: 'cache-contexts-max',
     toml: 'cache.contexts_max',
-    default: 100_000,
+    default: 10_000,
     doc: 'Contexts whose header and LLM window are kept in memory (least recently used are evicted to disk).',
   }),
   cacheBytesMax: spec({
@@ -382,8 +382,8 @@ export const options = {
     env: 'FASTPACA_CACHE_BYTES_MAX',
     flag: 'cache-bytes-max',
     toml: 'cache.bytes_max',
-    default: 512 * MiB,
-    doc: 'Approximate memory for cached contexts, windows and tails, whichever limit is reached first.',
+    default: 64 * MiB,
+    doc: 'Approximate memory for cached contexts and their LLM windows (estimated); eviction starts at whichever of this and cache.contexts_max is reached first.',
   }),
   cacheTailMessagesMax: spec({
     kind: integer(0, 1_000_000),
