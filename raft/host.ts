@@ -517,6 +517,52 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
     this.settleEverything();
   }
 
+  /**
+   * Drops this node's replica of `group` and deletes its data, for a replica its group has removed
+   * (the caller checks that with the group's leader: a replica that is still a member must never be
+   * forgotten). Waiters on the group time out. Resolves false if there was nothing to forget.
+   */
+  async forgetGroup(group: GroupId): Promise<boolean> {
+    // Detached between turns, synchronously, so no turn touches the replica again.
+    while (this.turnInFlight !== undefined) await this.turnInFlight;
+    const replica = this.replicas.get(group);
+    if (replica === undefined || replica.isLeader || this.closed || this.failed) return false;
+    if (this.bootstrapping.has(group)) return false;
+    this.replicas.delete(group);
+    this.dirty.delete(replica);
+    this.unflushed.delete(replica);
+    this.led.delete(replica);
+    replica.inboundSnapshot?.resolve(false);
+    replica.inboundSnapshot = undefined;
+    // Queued compaction writes of the group must not land after the delete (a stale log meta would
+    // be taken for the compaction point of a replica created here later).
+    this.logOps = this.logOps.filter((op) => keyGroup(op.key) !== group);
+    // The hard state goes in the same write as the rest: recovery only knows groups that have one.
+    const deleting = (async (): Promise<void> => {
+      const ops: BatchOp[] = [
+        { type: 'del', key: hardStateKey(group) },
+        { type: 'del', key: logMetaKey(group) },
+      ];
+      const logPrefix = Uint8Array.of(KeyKind.LogBatch, group >>> 8, group & 0xff);
+      for (const range of [prefixRange(logPrefix), prefixRange(groupSpacePrefix(group))]) {
+        for await (const [key] of this.store.iterate(range)) ops.push({ type: 'del', key });
+      }
+      await this.store.write(ops, { sync: true });
+      await this.stateMachine.restored(group, { index: 0, term: 0, conf: EMPTY_CONF });
+    })();
+    // Meanwhile messages for the group are not adopted as a new replica (see adoptUnknownGroups).
+    this.bootstrapping.set(group, deleting);
+    try {
+      await deleting;
+      return true;
+    } catch (error) {
+      this.reportFatal(error);
+      return false;
+    } finally {
+      this.bootstrapping.delete(group);
+    }
+  }
+
   // -------------------------------------------------------------------------------------------
   // Hooks for the loop driver and for metrics.
 

@@ -61,6 +61,7 @@ export interface Metrics {
     readonly messagesSentTotal: Counter;
     readonly messagesReceivedTotal: Counter;
     readonly snapshotsSentTotal: Counter;
+    readonly snapshotsReceivedTotal: Counter;
   };
   readonly archive: {
     readonly flushDurationMs: Histogram;
@@ -234,6 +235,10 @@ export const createMetrics = (options: MetricsOptions = {}): Metrics => {
         'Raft messages received from peers',
       ),
       snapshotsSentTotal: counter('fastpaca_raft_snapshots_sent_total', 'Group snapshots streamed to peers'),
+      snapshotsReceivedTotal: counter(
+        'fastpaca_raft_snapshots_received_total',
+        'Group snapshots received from a leader and installed',
+      ),
     },
     archive: {
       flushDurationMs: histogram(

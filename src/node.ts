@@ -80,7 +80,10 @@ export const startNode = async (
     closers.push(() => store.close());
 
     const metrics = createMetrics({ defaultLabels: { node: nodeId } });
-    const stateMachine = new ContextStateMachine({ cacheContextsMax: config.cacheContextsMax });
+    const stateMachine = new ContextStateMachine({
+      cacheContextsMax: config.cacheContextsMax,
+      cacheBytesMax: config.cacheBytesMax,
+    });
     const wiring = clustered ? prepareCluster(config, nodeId, defaultGroupCount, log) : undefined;
     const transport = createGrpcTransport({
       nodeId,
@@ -104,7 +107,7 @@ export const startNode = async (
       nodeId,
       store,
       transport,
-      stateMachine,
+      stateMachine: wiring?.stateMachine(stateMachine) ?? stateMachine,
       random: Math.random,
       now: Date.now,
       electionTicks: config.raftElectionTicks,
@@ -113,12 +116,13 @@ export const startNode = async (
       checkQuorum: config.raftCheckQuorum,
       limits: hostLimits(config),
       onFatal: fatal,
+      ...(wiring === undefined ? {} : { acceptUnknownGroup: wiring.acceptUnknownGroup }),
     });
     closers.push(() => host.close());
 
     // Alone, the node is its own cluster at once; in a cluster, formation bootstraps the groups
     // once the peers are known (a restart recovers them from disk instead).
-    const cluster = wiring?.attach(host, transport);
+    const cluster = wiring?.attach(host, transport, (group) => host.forgetGroup(group));
     if (cluster === undefined) {
       for (let group = 0; group < defaultGroupCount; group += 1) await host.bootstrapGroup(group, [nodeId]);
     }
@@ -161,9 +165,10 @@ export const startNode = async (
       if (closing) return { ready: false, reason: 'shutting down' };
       const notJoined = cluster?.readiness();
       if (notJoined !== undefined) return notJoined;
-      // Every group this node hosts (all 256 alone; its replicas in a larger cluster).
+      // Every group this node hosts (all 256 alone; its replicas in a larger cluster, not counting
+      // replicas it has lost in a move, which no leader talks to any more).
       let leaderless = 0;
-      for (const group of host.groups()) {
+      for (const group of cluster?.servingGroups() ?? host.groups()) {
         if (host.leaderOf(group) === null) leaderless += 1;
       }
       return leaderless === 0
@@ -208,7 +213,7 @@ export const startNode = async (
     });
     closers.push(() => http.close());
     // Peers find this node through its HTTP hello, so probing starts once that answers.
-    cluster?.start();
+    cluster?.start(http.port);
 
     log.info(
       { httpPort: http.port, raftPort: transport.port(), dataDir: config.dataDir, groups: defaultGroupCount },
@@ -255,6 +260,7 @@ const raftCounterSync = (metrics: Metrics): ((stats: RaftHostStats) => void) => 
     metrics.raft.messagesSentTotal.inc(grown('messagesSent'));
     metrics.raft.messagesReceivedTotal.inc(grown('messagesReceived'));
     metrics.raft.snapshotsSentTotal.inc(grown('snapshotsSent'));
+    metrics.raft.snapshotsReceivedTotal.inc(grown('snapshotsReceived'));
     last = stats;
   };
 };

@@ -75,7 +75,7 @@ export const runCli = async (
     .command('config', 'Print a sample config file, or check a configuration', (command) =>
       configCommands(command, withLoaded, io),
     )
-    .command('cluster', "Inspect a running cluster (a node's status)", (command) =>
+    .command('cluster', "Inspect a running cluster (a node's status) or remove a node", (command) =>
       clusterCommand(command, io, (then) => (work = then)),
     )
     .demandCommand(1, 'Give a command: serve, config or cluster (see --help).')

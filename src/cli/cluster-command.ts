@@ -2,8 +2,10 @@
 // GET /internal/v1/cluster/status endpoint, authenticated by the cluster secret) and prints who
 // the members are, how group leadership is spread over them, and how far this node's state
 // machines trail its commit index. --json prints the endpoint's answer unchanged, for scripts.
+// `fastpaca cluster remove <node>` (cluster-remove.ts) drains a node before it is switched off.
 import type { Argv } from 'yargs';
 import { clusterSecretHeader, statusPath } from '../cluster/internal-protocol.js';
+import { clusterRemove } from './cluster-remove.js';
 import { exitCodes } from './exit-codes.js';
 
 export interface ClusterCommandIo {
@@ -23,7 +25,12 @@ interface StatusGroup {
 interface StatusAnswer {
   readonly node_id: string;
   readonly joined: boolean;
-  readonly members: readonly { readonly node_id: string; readonly raft_address: string }[];
+  readonly members: readonly {
+    readonly node_id: string;
+    readonly raft_address: string;
+    readonly http_address?: string;
+    readonly state?: string;
+  }[];
   readonly groups: readonly StatusGroup[];
 }
 
@@ -37,7 +44,7 @@ export const clusterCommand = <T>(
   setWork: (work: () => Promise<number>) => void,
 ): Argv<T> =>
   command
-    .usage('$0 cluster status [options]')
+    .usage('$0 cluster <status|remove> [options]')
     .command(
       'status',
       "Print a running node's view of the cluster: members, group leaders per node, voters and apply lag",
@@ -69,7 +76,46 @@ export const clusterCommand = <T>(
         setWork(() => clusterStatus({ url, secret, timeoutMs: timeout, json }, io));
       },
     )
-    .demandCommand(1, 'Give a cluster command: status.');
+    .command(
+      'remove <node>',
+      'Drain a node before switching it off: mark it leaving, wait until its replicas have moved to the other nodes, then drop it from the member list',
+      (sub) =>
+        sub
+          .positional('node', { type: 'string', demandOption: true, describe: 'The node id to remove' })
+          .option('url', {
+            type: 'string',
+            default: defaultStatusUrl,
+            describe: "Any cluster node's HTTP address",
+          })
+          .option('cluster-secret', {
+            type: 'string',
+            describe: `The cluster secret (default: $${secretEnv})`,
+          })
+          .option('timeout', {
+            type: 'number',
+            default: 600_000,
+            describe: 'Milliseconds to wait for the replicas to move',
+          })
+          .option('poll', {
+            type: 'number',
+            default: 1_000,
+            describe: 'Milliseconds between progress checks',
+          })
+          .epilog(
+            'Exit codes: 0 the node hosts no replicas any more; 1 refused, unreachable or timed out; 2 invalid command line.',
+          ),
+      (argv) => {
+        const record = argv as Readonly<Record<string, unknown>>;
+        const node = typeof record['node'] === 'string' ? record['node'] : '';
+        const url = typeof record['url'] === 'string' ? record['url'] : defaultStatusUrl;
+        const flagSecret = record['cluster-secret'];
+        const secret = typeof flagSecret === 'string' ? flagSecret : io.env[secretEnv];
+        const timeoutMs = typeof record['timeout'] === 'number' ? record['timeout'] : 600_000;
+        const pollMs = typeof record['poll'] === 'number' ? record['poll'] : 1_000;
+        setWork(() => clusterRemove({ url, node, secret, timeoutMs, pollMs }, io));
+      },
+    )
+    .demandCommand(1, 'Give a cluster command: status or remove.');
 
 interface StatusOptions {
   readonly url: string;
@@ -180,6 +226,11 @@ export const renderStatus = (status: StatusAnswer, url: string): string => {
   lines.push(`Nodes (${peers.length + 1}):`);
   lines.push(`  ${pad(status.node_id, width)}(this node)`);
   for (const member of peers) lines.push(`  ${pad(member.node_id, width)}raft ${member.raft_address}`);
+  const listed = status.members.filter((member) => member.state !== undefined);
+  if (listed.length > 0) {
+    const states = listed.map((member) => `${member.node_id} (${member.state ?? ''})`).join(', ');
+    lines.push(`Member list: ${states}`);
+  }
   lines.push(
     `Groups: ${status.groups.length} (${status.groups.length - leaderless.length} with a leader, ${leaderless.length} without)`,
   );

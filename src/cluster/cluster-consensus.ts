@@ -34,6 +34,16 @@ export interface ClusterConsensusOptions {
   readonly now?: () => number;
   /** A forward failed in a way worth logging (wrong secret, an answer that does not decode). */
   readonly onForwardProblem?: (peer: NodeId, reason: string) => void;
+  /**
+   * Nodes that should hold `group`, for a group this node does not host (with more nodes than
+   * replicas): a write is forwarded to one of them, and on to the leader it names.
+   */
+  readonly replicasOf?: (group: GroupId) => readonly NodeId[];
+  /**
+   * Whether this node's replica of `group` is current: a replica placement moved away may never
+   * hear of its removal, and its idea of the leader goes stale. Default: any local replica.
+   */
+  readonly serves?: (group: GroupId) => boolean;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -41,6 +51,8 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 const timeout = (message: string): Failure => ({ ok: false, code: 'TIMEOUT', message });
 
 export interface ClusterConsensus extends Consensus {
+  /** Proposes already-encoded bytes to `group` (the meta group's commands), forwarding like writes. */
+  proposeBytes(group: GroupId, data: Uint8Array): Promise<ProposeOutcome<CommandResult>>;
   /**
    * Notes which groups have a leader right now. Called periodically so "leaderless for how long"
    * is measured from the last time a leader was seen, not from the last request to the group.
@@ -71,6 +83,26 @@ export const createClusterConsensus = (options: ClusterConsensusOptions): Cluste
     return since !== undefined && now() - since > options.leaderWaitMs;
   };
 
+  /** Whether this node has a replica of `group` (leaderOf first: status() is not free). */
+  const hosts = (group: GroupId): boolean => {
+    if (options.replicasOf === undefined) return true;
+    if (options.serves !== undefined) return options.serves(group);
+    return host.leaderOf(group) !== null || host.status(group) !== undefined;
+  };
+
+  /** For groups hosted elsewhere: the leader last named by a replica, and a turn counter. */
+  const remoteLeaders = new Map<GroupId, NodeId>();
+  let remoteTurn = 0;
+
+  /** Where to send a write for a group this node has no replica of. */
+  const remoteTarget = (group: GroupId): NodeId | null => {
+    const hinted = remoteLeaders.get(group);
+    if (hinted !== undefined) return hinted;
+    const replicas = (options.replicasOf?.(group) ?? []).filter((node) => node !== nodeId);
+    remoteTurn += 1;
+    return replicas[remoteTurn % Math.max(1, replicas.length)] ?? null;
+  };
+
   const unavailable = (message: string): Failure => ({
     ok: false,
     code: 'NOT_LEADER',
@@ -83,9 +115,10 @@ export const createClusterConsensus = (options: ClusterConsensusOptions): Cluste
     data: Uint8Array,
     remainingMs: number,
   ): Promise<{ outcome: ProposeOutcome<CommandResult>; retry: boolean }> => {
-    const leader = leaderOf(group);
+    const hosted = hosts(group);
+    const leader = hosted ? leaderOf(group) : remoteTarget(group);
     if (leader === null) return { outcome: unavailable('no leader'), retry: true };
-    if (leader === nodeId) {
+    if (leader === nodeId && hosted) {
       const outcome = await host.propose(group, data, { timeoutMs: remainingMs });
       return { outcome, retry: !outcome.ok && (outcome.code === 'NOT_LEADER' || outcome.code === 'DROPPED') };
     }
@@ -93,6 +126,13 @@ export const createClusterConsensus = (options: ClusterConsensusOptions): Cluste
     switch (forwarded.kind) {
       case 'outcome': {
         const outcome = forwarded.outcome;
+        if (!hosted) {
+          // Keep a leader that answered; follow a replica's pointer to its leader; forget the rest.
+          if (outcome.ok) remoteLeaders.set(group, leader);
+          else if (outcome.leader !== undefined && outcome.leader !== null && outcome.leader !== nodeId)
+            remoteLeaders.set(group, outcome.leader);
+          else remoteLeaders.delete(group);
+        }
         // NO_GROUP: the peer does not host the group (yet); it has not proposed anything either.
         const retry =
           !outcome.ok &&
@@ -100,6 +140,7 @@ export const createClusterConsensus = (options: ClusterConsensusOptions): Cluste
         return { outcome, retry };
       }
       case 'unsent':
+        remoteLeaders.delete(group);
         if (!forwarded.reason.startsWith('No connection'))
           options.onForwardProblem?.(leader, forwarded.reason);
         return { outcome: unavailable(`leader unreachable: ${forwarded.reason}`), retry: true };
@@ -115,7 +156,8 @@ export const createClusterConsensus = (options: ClusterConsensusOptions): Cluste
       const remainingMs = deadline - now();
       if (remainingMs <= 0) return timeout('no leader accepted the write in time');
       const { outcome, retry } = await proposeOnce(group, data, remainingMs);
-      if (!retry || quorumLost(group)) return outcome;
+      // quorumLost only knows hosted groups; a remote one is retried until the deadline.
+      if (!retry || (hosts(group) && quorumLost(group))) return outcome;
       await sleep(Math.min(retryDelayMs, Math.max(0, deadline - now())));
     }
   };
@@ -130,6 +172,9 @@ export const createClusterConsensus = (options: ClusterConsensusOptions): Cluste
       const outcome = await host.readIndex(group, { timeoutMs: Math.min(remainingMs, readAttemptMs) });
       // A read has no effect, so any failure but shutdown or overload may be retried.
       if (outcome.ok || outcome.code === 'SHUTTING_DOWN' || outcome.code === 'OVERLOADED') return outcome;
+      // Reads are served from local state only: a group placed elsewhere (never here, or moved
+      // away and maybe never told) gets one attempt, not the whole budget.
+      if (!hosts(group)) return { ok: false, code: 'NO_GROUP', message: `group ${group} is not served here` };
       if (outcome.code === 'TIMEOUT' && deadline - now() <= 0) return outcome;
       await sleep(Math.min(retryDelayMs, Math.max(0, deadline - now())));
     }
@@ -137,6 +182,7 @@ export const createClusterConsensus = (options: ClusterConsensusOptions): Cluste
 
   return {
     propose: (group, command) => propose(group, encodeCommand(command)),
+    proposeBytes: propose,
     read,
     leaderOf: (group) => host.leaderOf(group),
     groupKv: (group) => host.groupKv(group),

@@ -5,7 +5,7 @@
 
 import type { TemplatedApp } from 'uWebSockets.js';
 
-import type { DrivableHost } from '../../raft/api.js';
+import type { DrivableHost, StateMachine } from '../../raft/api.js';
 import type { GroupId, NodeId } from '../../raft/core/types.js';
 import { createSecretCheck } from '../../raft/transport/auth.js';
 import type { ExtraGrpcService } from '../../raft/transport/grpc-transport.js';
@@ -13,18 +13,28 @@ import type { Config } from '../config/config.js';
 import type { CommandResult } from '../context/results.js';
 import type { Gateway } from '../http/gateway.js';
 import type { Logger } from '../logger.js';
+import { ServiceError } from '../errors.js';
+import { failureToServiceError } from '../consensus.js';
 import type { Readiness } from '../service.js';
 import type { ClusterConsensus } from './cluster-consensus.js';
 import { createClusterConsensus } from './cluster-consensus.js';
-import { ForwardClients } from './forward-client.js';
+import { StreamForwarder } from './forward-stream.js';
 import { forwardService } from './forward-protocol.js';
 import type { LocalPropose } from './forward-server.js';
 import { createForwardService } from './forward-server.js';
 import type { Formation } from './formation.js';
 import { startFormation } from './formation.js';
-import type { ClusterStatus } from './internal-protocol.js';
+import type { ClusterStatus, GroupView, MemberView, StatusMember } from './internal-protocol.js';
 import { registerInternalRoutes } from './internal-routes.js';
 import { balanceLeadersOnce } from './leader-balancer.js';
+import { joinHostPort } from './discovery.js';
+import type { ClusterMember, MembershipCommand } from './membership.js';
+import { activeIds, currentMembers, encodeMembershipCommand } from './membership.js';
+import { MembershipStateMachine } from './membership-state-machine.js';
+import { replicationFactor, votersFor } from './placement.js';
+import { createReplicaJanitor } from './replica-janitor.js';
+import { createReplicaMover, desiredFor } from './replica-mover.js';
+import { routeStateMachines } from './state-machine-router.js';
 
 export type ClusterConfig = Pick<
   Config,
@@ -41,14 +51,34 @@ export interface ClusterTuning {
   readonly balanceIntervalMs?: number;
   /** Transfers started per round. Default 16. */
   readonly transfersPerRound?: number;
+  /** Replica-move rounds (reconcile.ts). Default 200 ms. */
+  readonly moveIntervalMs?: number;
+  /** Groups one node moves at once. Default 8. */
+  readonly movesMax?: number;
+  /** How often to look for replicas that moved away, to delete them. Default 2000 ms. */
+  readonly janitorIntervalMs?: number;
 }
 
 /** Step 1, before the host exists: the forwarding service the transport must carry. */
 export interface ClusterWiring {
   readonly extraServices: readonly ExtraGrpcService[];
-  readonly forwarder: ForwardClients;
-  /** Step 2: the host is open (so the transport is listening). */
-  attach(host: DrivableHost<CommandResult>, transport: ClusterTransport): ClusterRuntime;
+  readonly forwarder: StreamForwarder;
+  /** The host's one state machine: the membership group routed apart from the context groups. */
+  stateMachine(contexts: StateMachine<CommandResult>): StateMachine<CommandResult>;
+  /**
+   * For the host: a replica of an unknown group is created only once this node belongs (or is
+   * being added) to the cluster, and only for a known member; the leader then sends a snapshot.
+   */
+  readonly acceptUnknownGroup: (group: GroupId, from: NodeId) => boolean;
+  /**
+   * Step 2: the host is open (so the transport is listening). `forget` deletes a local replica
+   * (RaftHost.forgetGroup); without it, replicas moved away stay on disk.
+   */
+  attach(
+    host: DrivableHost<CommandResult>,
+    transport: ClusterTransport,
+    forget?: (group: GroupId) => Promise<boolean>,
+  ): ClusterRuntime;
 }
 
 /** What the runtime needs of the Raft transport. */
@@ -61,10 +91,12 @@ export interface ClusterRuntime {
   readonly consensus: ClusterConsensus;
   /** Registers the internal endpoints (pass to startHttpServer's `extend`). */
   extendHttp(app: TemplatedApp, gateway: Gateway): void;
+  /** The groups this node hosts and still serves: replicas placement moved away are left out. */
+  servingGroups(): readonly GroupId[];
   /** Not ready before joining; the caller adds its own checks (every group has a leader). */
   readiness(): Readiness | undefined;
   /** Starts probing the seed, then balancing; call once the HTTP endpoint answers hello. */
-  start(): void;
+  start(httpPort: number): void;
   close(): Promise<void>;
 }
 
@@ -75,7 +107,7 @@ export const prepareCluster = (
   logger: Logger,
   tuning: ClusterTuning = {},
 ): ClusterWiring => {
-  const forwarder = new ForwardClients({ clusterSecret: config.clusterSecret });
+  const forwarder = new StreamForwarder({ clusterSecret: config.clusterSecret });
   let localPropose: LocalPropose | undefined;
   const extraServices: ExtraGrpcService[] = [
     {
@@ -86,12 +118,48 @@ export const prepareCluster = (
       }),
     },
   ];
-  const attach = (host: DrivableHost<CommandResult>, transport: ClusterTransport): ClusterRuntime => {
+  const membership = new MembershipStateMachine(replicationFactor);
+  let runtime: Runtime | undefined;
+  const attach = (
+    host: DrivableHost<CommandResult>,
+    transport: ClusterTransport,
+    forget?: (group: GroupId) => Promise<boolean>,
+  ): ClusterRuntime => {
     localPropose = (group, data, timeoutMs) => host.propose(group, data, { timeoutMs });
-    return createRuntime(config, nodeId, groupCount, logger, tuning, host, transport, forwarder);
+    runtime = createRuntime(
+      config,
+      nodeId,
+      groupCount,
+      logger,
+      tuning,
+      host,
+      transport,
+      forwarder,
+      membership,
+      forget,
+    );
+    return runtime;
   };
-  return { extraServices, forwarder, attach };
+  return {
+    extraServices,
+    forwarder,
+    attach,
+    stateMachine: (contexts) => routeStateMachines(groupCount, membership, contexts),
+    acceptUnknownGroup: (group, from) => runtime?.acceptsReplicaFrom(group, from) ?? false,
+  };
 };
+
+interface Runtime extends ClusterRuntime {
+  acceptsReplicaFrom(group: GroupId, from: NodeId): boolean;
+}
+
+const memberView = (member: ClusterMember): MemberView => ({
+  node_id: member.nodeId,
+  host: member.host,
+  http_port: member.httpPort,
+  raft_port: member.raftPort,
+  state: member.state,
+});
 
 const createRuntime = (
   config: ClusterConfig,
@@ -101,8 +169,33 @@ const createRuntime = (
   tuning: ClusterTuning,
   host: DrivableHost<CommandResult>,
   transport: ClusterTransport,
-  forwarder: ForwardClients,
-): ClusterRuntime => {
+  forwarder: StreamForwarder,
+  membership: MembershipStateMachine,
+  forget: ((group: GroupId) => Promise<boolean>) | undefined,
+): Runtime => {
+  const metaGroup = groupCount;
+  /**
+   * A local replica counts while placement still wants it here, or while it leads (a leader's view
+   * is current). One that was moved away may never hear of its removal: its leader goes stale.
+   */
+  const serves = (group: GroupId): boolean => {
+    if (host.leaderOf(group) === nodeId) return true;
+    const members = membership.members();
+    if (members.length > 0 && !placedHere(group, members)) return false;
+    return host.leaderOf(group) !== null || host.status(group) !== undefined;
+  };
+  /** Per group, whether placement wants a replica here; cached (it hashes) until the list changes. */
+  const placed = new Map<GroupId, boolean>();
+  const placedHere = (group: GroupId, members: readonly ClusterMember[]): boolean => {
+    let here = placed.get(group);
+    if (here === undefined) {
+      const desired = desiredFor(group, metaGroup, members);
+      here = desired.voters.includes(nodeId) || desired.learners.includes(nodeId);
+      placed.set(group, here);
+    }
+    return here;
+  };
+  membership.onChange(() => placed.clear());
   const electionTimeoutMs = config.raftElectionTicks * config.raftTickMs;
   const forwardProblemsLogged = new Map<string, number>();
   const consensus = createClusterConsensus({
@@ -122,48 +215,173 @@ const createRuntime = (
       forwardProblemsLogged.set(key, now);
       logger.warn({ type: 'forward_failed', peer, reason }, 'forwarding a write to the leader failed');
     },
+    replicasOf: (group) => votersFor(group, activeIds(membership.members())),
+    serves: (group) => serves(group),
   });
 
   let formation: Formation | undefined;
   const timers: NodeJS.Timeout[] = [];
   let closed = false;
-  const groups = (): readonly GroupId[] => host.groups();
+  /** Data groups only: the meta group is reported on its own. */
+  const groups = (): readonly GroupId[] => host.groups().filter((group) => group !== metaGroup);
 
-  const status = (): ClusterStatus => ({
-    node_id: nodeId,
-    joined: formation?.joined() ?? false,
-    members: [...(formation?.peers() ?? new Map<NodeId, string>())].map(([id, address]) => ({
-      node_id: id,
-      raft_address: address,
-    })),
-    groups: groups().map((group) => {
-      const groupStatus = host.status(group);
-      return {
-        group,
-        voters: [...(groupStatus?.conf.voters ?? [])].sort(),
-        learners: [...(groupStatus?.conf.learners ?? [])].sort(),
-        leader: host.leaderOf(group),
-        term: groupStatus?.term ?? 0,
-        commit: groupStatus?.commit ?? 0,
-        applied: groupStatus?.applied ?? 0,
-      };
-    }),
+  /** Peers from the seed and hello answers, overlaid by the member list (which knows every node). */
+  const peers = (): Map<NodeId, string> => {
+    const all = new Map(formation?.peers() ?? new Map<NodeId, string>());
+    for (const member of membership.members()) {
+      if (member.nodeId === nodeId) continue;
+      // A removed node's Raft traffic is no longer welcome (even if the seed still names it).
+      if (member.state === 'removed') all.delete(member.nodeId);
+      else all.set(member.nodeId, joinHostPort(member.host, member.raftPort));
+    }
+    return all;
+  };
+  let peersKey = '';
+  const publishPeers = (): void => {
+    const current = peers();
+    const key = JSON.stringify([...current].sort());
+    if (key === peersKey) return;
+    peersKey = key;
+    transport.setPeers(current);
+    forwarder.setPeers(current);
+  };
+  membership.onChange(() => publishPeers());
+
+  const groupView = (group: GroupId): GroupView => {
+    const groupStatus = host.status(group);
+    return {
+      group,
+      voters: [...(groupStatus?.conf.voters ?? [])].sort(),
+      learners: [...(groupStatus?.conf.learners ?? [])].sort(),
+      leader: host.leaderOf(group),
+      term: groupStatus?.term ?? 0,
+      commit: groupStatus?.commit ?? 0,
+      applied: groupStatus?.applied ?? 0,
+    };
+  };
+
+  const status = (): ClusterStatus => {
+    // Every peer this node talks to, and everyone on the member list (itself, removed nodes too).
+    const members = new Map<NodeId, StatusMember>();
+    for (const [id, address] of peers()) members.set(id, { node_id: id, raft_address: address });
+    for (const member of membership.members()) {
+      members.set(member.nodeId, {
+        node_id: member.nodeId,
+        raft_address: joinHostPort(member.host, member.raftPort),
+        http_address: joinHostPort(member.host, member.httpPort),
+        state: member.state,
+      });
+    }
+    return {
+      node_id: nodeId,
+      joined: formation?.joined() ?? false,
+      members: [...members.values()].sort((a, b) =>
+        a.node_id < b.node_id ? -1 : a.node_id > b.node_id ? 1 : 0,
+      ),
+      groups: groups().map(groupView),
+      ...(host.status(metaGroup) === undefined ? {} : { meta: groupView(metaGroup) }),
+    };
+  };
+
+  /** Proposes a membership change to the meta group (forwarded to its leader); throws a ServiceError. */
+  const changeMembers = async (command: MembershipCommand): Promise<void> => {
+    if (formation?.joined() !== true) {
+      throw new ServiceError('raft_unavailable', 'This node has not joined the cluster yet', {
+        retryAfterSeconds: 1,
+      });
+    }
+    const outcome = await consensus.proposeBytes(metaGroup, encodeMembershipCommand(command));
+    if (!outcome.ok) throw failureToServiceError(outcome);
+    if ('error' in outcome.result) throw new ServiceError('conflict', outcome.result.message);
+  };
+  const requireMember = (id: NodeId): void => {
+    if (!membership.members().some((member) => member.nodeId === id))
+      throw new ServiceError('not_found', `Node ${JSON.stringify(id)} is not a cluster member`);
+  };
+
+  const mover = createReplicaMover({
+    nodeId,
+    host,
+    metaGroup,
+    members: () => (membership.loaded() ? membership.members() : undefined),
+    changeTimeoutMs: config.raftProposalTimeoutMs,
+    logger,
+    ...(tuning.movesMax === undefined ? {} : { movesMax: tuning.movesMax }),
   });
+
+  const janitor =
+    forget === undefined
+      ? undefined
+      : createReplicaJanitor({
+          nodeId,
+          host,
+          placedElsewhere: (group) => {
+            const members = membership.members();
+            if (!membership.loaded() || members.length === 0) return false;
+            // The meta group keeps a learner on every member, down to the very end of a removal, and
+            // this node's own list may never hear of its end: a node no longer active lets it go
+            // once the meta leader has (a demotion of an active voter to learner is not an end).
+            if (group === metaGroup)
+              return members.find((member) => member.nodeId === nodeId)?.state !== 'active';
+            return !placedHere(group, members);
+          },
+          peerHttpAddresses: () =>
+            currentMembers(membership.members())
+              .filter((member) => member.nodeId !== nodeId)
+              .map((member) => joinHostPort(member.host, member.httpPort)),
+          forget,
+          clusterSecret: config.clusterSecret,
+          logger,
+        });
+
+  /** After a restart or a snapshot install, the member list is read back from the meta replica. */
+  let loading = false;
+  const loadMembership = (): void => {
+    if (loading || membership.loaded() || host.status(metaGroup) === undefined) return;
+    loading = true;
+    membership
+      .load(host.groupKv(metaGroup))
+      .catch((error: unknown) => logger.error({ err: error }, 'reading the member list failed'))
+      .finally(() => {
+        loading = false;
+      });
+  };
 
   return {
     consensus,
     extendHttp: (app, gateway) =>
       registerInternalRoutes(app, gateway, {
         clusterSecret: config.clusterSecret,
-        hello: () => ({ nodeId, raftPort: transport.port() }),
+        hello: () => {
+          const formedWith = formation?.formedWith();
+          return {
+            nodeId,
+            raftPort: transport.port(),
+            joined: formation?.joined() ?? false,
+            members: membership.members().map(memberView),
+            ...(formedWith === undefined ? {} : { formedWith }),
+          };
+        },
         status,
+        join: (member) => changeMembers({ type: 'join', member }),
+        leave: async (id) => {
+          requireMember(id);
+          await changeMembers({ type: 'leave', nodeId: id });
+        },
+        forget: async (id) => {
+          requireMember(id);
+          await changeMembers({ type: 'forget', nodeId: id });
+        },
       }),
+    servingGroups: () => host.groups().filter(serves),
+    acceptsReplicaFrom: (_group, from) =>
+      formation?.acceptsReplicas() === true && from !== nodeId && peers().has(from),
     readiness: () => {
       if (formation === undefined) return { ready: false, reason: 'starting' };
       const waiting = formation.waitingReason();
       return waiting === undefined ? undefined : { ready: false, reason: waiting };
     },
-    start: () => {
+    start: (httpPort) => {
       if (closed || formation !== undefined) return;
       formation = startFormation({
         nodeId,
@@ -171,11 +389,11 @@ const createRuntime = (
         clusterSecret: config.clusterSecret,
         expectedSize: config.expectedClusterSize,
         groupCount,
+        metaGroup,
         host,
-        onPeers: (peers) => {
-          transport.setPeers(peers);
-          forwarder.setPeers(peers);
-        },
+        onPeers: () => publishPeers(),
+        selfPorts: () => ({ httpPort, raftPort: transport.port() }),
+        registered: () => membership.members().some((member) => member.nodeId === nodeId),
         logger,
       });
       const started = formation;
@@ -188,9 +406,28 @@ const createRuntime = (
           // Let the first elections settle before moving leaders around.
           roundsJoined += 1;
           if (roundsJoined < 2) return;
-          balanceLeadersOnce(host, nodeId, tuning.transfersPerRound ?? 16);
+          balanceLeadersOnce(host, nodeId, tuning.transfersPerRound ?? 16, (group, voters) => {
+            // A group whose voters are not yet placement's may be handed to a voter about to go.
+            const members = membership.members();
+            if (members.length === 0) return false;
+            const wanted = desiredFor(group, metaGroup, members).voters;
+            return voters.length !== wanted.length || voters.some((node) => !wanted.includes(node));
+          });
         }, balanceIntervalMs),
       );
+      timers.push(
+        setInterval(() => {
+          loadMembership();
+          if (started.joined()) mover.round();
+        }, tuning.moveIntervalMs ?? 200),
+      );
+      if (janitor !== undefined) {
+        timers.push(
+          setInterval(() => {
+            if (started.joined()) void janitor.round();
+          }, tuning.janitorIntervalMs ?? 2_000),
+        );
+      }
     },
     close: async () => {
       closed = true;

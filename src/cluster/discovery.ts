@@ -9,7 +9,8 @@ import { isIP } from 'node:net';
 
 import type { NodeId } from '../../raft/core/types.js';
 import type { SeedPeer } from '../config/cluster-seed.js';
-import { clusterSecretHeader, helloPath, parseHello } from './internal-protocol.js';
+import type { MemberView } from './internal-protocol.js';
+import { clusterSecretHeader, helloPath, joinPath, parseHello } from './internal-protocol.js';
 
 export interface Member {
   readonly nodeId: NodeId;
@@ -17,6 +18,12 @@ export interface Member {
   readonly host: string;
   readonly httpPort: number;
   readonly raftPort: number;
+  /** It belongs to a formed cluster (absent: it did not say, as before joining). */
+  readonly joined?: boolean;
+  /** The member list it knows. */
+  readonly knownMembers?: readonly MemberView[];
+  /** The ids it bootstrapped the cluster with, if it did in its current run. */
+  readonly formedWith?: readonly NodeId[];
 }
 
 export interface ProbeResult {
@@ -68,7 +75,15 @@ const hello = async (
   if (response.status === 404) throw new Error('is not a fastpaca cluster node (no hello endpoint)');
   if (response.status !== 200) throw new Error(`answered hello with HTTP ${response.status}`);
   const answer = parseHello(text);
-  return { nodeId: answer.nodeId, host, httpPort: port, raftPort: answer.raftPort };
+  return {
+    nodeId: answer.nodeId,
+    host,
+    httpPort: port,
+    raftPort: answer.raftPort,
+    joined: answer.joined,
+    knownMembers: answer.members,
+    ...(answer.formedWith === undefined ? {} : { formedWith: answer.formedWith }),
+  };
 };
 
 /** One round over the whole seed, all addresses in parallel. */
@@ -99,4 +114,45 @@ export const probeSeed = async (options: ProbeOptions): Promise<ProbeResult> => 
     }),
   );
   return { members, problems };
+};
+
+export interface JoinRequest {
+  /** The member asked (any node of the formed cluster; it forwards to the membership leader). */
+  readonly via: { readonly host: string; readonly httpPort: number };
+  readonly nodeId: NodeId;
+  readonly httpPort: number;
+  readonly raftPort: number;
+  /** This node's address as the seed names it; absent: the asked node uses the request's source. */
+  readonly host: string | undefined;
+  readonly clusterSecret: string | undefined;
+  readonly timeoutMs: number;
+}
+
+/** Asks a member to add this node to the member list. Throws with a readable reason on failure. */
+export const requestJoin = async (request: JoinRequest): Promise<void> => {
+  const query = new URLSearchParams({
+    node_id: request.nodeId,
+    http_port: String(request.httpPort),
+    raft_port: String(request.raftPort),
+  });
+  if (request.host !== undefined) query.set('host', request.host);
+  const headers: Record<string, string> = {};
+  if (request.clusterSecret !== undefined) headers[clusterSecretHeader] = request.clusterSecret;
+  const target = `http://${joinHostPort(request.via.host, request.via.httpPort)}${joinPath}?${query.toString()}`;
+  let response: Response;
+  try {
+    response = await fetch(target, {
+      method: 'POST',
+      headers,
+      signal: AbortSignal.timeout(request.timeoutMs),
+    });
+  } catch (error) {
+    throw new Error(`join via ${joinHostPort(request.via.host, request.via.httpPort)}: ${describe(error)}`);
+  }
+  const text = await response.text();
+  if (response.status !== 200) {
+    throw new Error(
+      `join via ${joinHostPort(request.via.host, request.via.httpPort)}: HTTP ${response.status} ${text.slice(0, 200)}`,
+    );
+  }
 };

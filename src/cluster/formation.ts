@@ -1,16 +1,20 @@
-// Joining a cluster: probe the seed until the expected number of nodes (this one included) is
-// known, then bootstrap every Raft group this node holds a replica of with the voters placement.ts
-// computes from the sorted member list. Every node computes the same voters, so the nodes that
-// bootstrap independently form ONE cluster, and no node bootstraps alone while the seed names
-// peers. A restarted node recovers its groups from disk and only needs its peers' addresses again,
-// so probing continues (more slowly) after joining, picking up peers that moved.
+// Joining a cluster. A fresh node probes the seed. If a node it reaches already belongs to a formed
+// cluster, it must not form one of its own: it asks to be added to the member list (the meta
+// group) and waits for the groups' leaders to send it replicas. Otherwise, once the expected number
+// of nodes (this one included) is known, it bootstraps every Raft group it holds a replica of with
+// the voters placement.ts computes from the sorted ids: every forming node computes the same
+// voters, so nodes that bootstrap independently form ONE cluster, and no node bootstraps alone
+// while the seed names peers. The meta group is bootstrapped last, so a node that has it on disk
+// bootstrapped (or received) everything it needs and counts as joined after a restart.
+// Every joined node makes sure the member list names it (formed nodes register themselves right
+// after bootstrapping), and probing continues (more slowly) after joining, picking up moved peers.
 
 import type { DrivableHost } from '../../raft/api.js';
-import type { NodeId } from '../../raft/core/types.js';
+import type { GroupId, NodeId } from '../../raft/core/types.js';
 import type { SeedPeer } from '../config/cluster-seed.js';
 import type { Logger } from '../logger.js';
-import type { Member, ProbeOptions, ProbeResult } from './discovery.js';
-import { joinHostPort, probeSeed } from './discovery.js';
+import type { JoinRequest, Member, ProbeOptions, ProbeResult } from './discovery.js';
+import { joinHostPort, probeSeed, requestJoin } from './discovery.js';
 import { votersFor } from './placement.js';
 
 export interface FormationOptions {
@@ -20,10 +24,19 @@ export interface FormationOptions {
   /** Nodes, this one included, to know before bootstrapping. */
   readonly expectedSize: number;
   readonly groupCount: number;
+  /** The membership group (bootstrapped with the data groups, after them). Default: groupCount. */
+  readonly metaGroup?: GroupId;
   readonly host: Pick<DrivableHost, 'groups' | 'bootstrapGroup'>;
   /** Every known peer's Raft (gRPC) address, whenever the set changes. */
   readonly onPeers: (peers: ReadonlyMap<NodeId, string>) => void;
   readonly logger: Pick<Logger, 'info' | 'warn' | 'error'>;
+  /** This node's own ports, for its join request. Default: none (the node never asks to join). */
+  readonly selfPorts?: () => { readonly httpPort: number; readonly raftPort: number };
+  /**
+   * Whether this node's own member list (its meta replica) names it. Peers' hello answers are
+   * consulted as well. Default: only peers' answers.
+   */
+  readonly registered?: () => boolean;
   /** Probe pacing before joining: doubles from initial to max. Default 200 → 1000 ms. */
   readonly probeBackoffMs?: { readonly initial: number; readonly max: number };
   /** Probe interval once joined. Default 5000 ms. */
@@ -33,15 +46,23 @@ export interface FormationOptions {
   readonly waitLogIntervalMs?: number;
   /** For tests: replaces the HTTP probe. */
   readonly probe?: (options: ProbeOptions) => Promise<ProbeResult>;
+  /** For tests: replaces the HTTP join request. */
+  readonly join?: (request: JoinRequest) => Promise<void>;
 }
 
 export interface Formation {
-  /** True once this node's groups exist (bootstrapped now, or recovered from disk). */
+  /** True once this node belongs to the cluster (bootstrapped, recovered from disk, or added). */
   joined(): boolean;
-  /** Known members, this node included, sorted by id. */
+  /** True once this node may take replicas from the cluster's leaders (joined, or asking to join). */
+  acceptsReplicas(): boolean;
+  /** Known members, this one included, sorted by id. */
   memberIds(): readonly NodeId[];
   /** Known peers and their Raft addresses. */
   peers(): ReadonlyMap<NodeId, string>;
+  /** This node's address as the seed names it, if the seed reaches it. */
+  selfHost(): string | undefined;
+  /** The ids this node bootstrapped the cluster with, if it did in this run. */
+  formedWith(): readonly NodeId[] | undefined;
   /** Why the node has not joined yet (undefined once joined). */
   waitingReason(): string | undefined;
   close(): Promise<void>;
@@ -51,20 +72,34 @@ export const startFormation = (options: FormationOptions): Formation => {
   const backoff = options.probeBackoffMs ?? { initial: 200, max: 1_000 };
   const refreshMs = options.refreshMs ?? 5_000;
   const waitLogIntervalMs = options.waitLogIntervalMs ?? 5_000;
+  const metaGroup = options.metaGroup ?? options.groupCount;
   const probe = options.probe ?? probeSeed;
+  const join = options.join ?? requestJoin;
+  /** Peers that answered a probe of the seed. */
   const members = new Map<NodeId, Member>();
+  /** Peers only named in the member lists of hello answers (not in the seed). */
+  const advertised = new Map<NodeId, { host: string; httpPort: number; raftPort: number }>();
   const stopping = new AbortController();
   let peersKey = '';
-  let joined = options.host.groups().length >= options.groupCount;
+  let joined = options.host.groups().includes(metaGroup);
+  let joining = false;
+  let selfHost: string | undefined;
+  /** The ids this node bootstrapped with, in this run. */
+  let formedWith: readonly NodeId[] | undefined;
+  let listedByPeers = false;
+  let joinAttempt = 0;
   let lastProblems: readonly string[] = [];
   let lastWaitLogAt = 0;
 
   const knownIds = (): NodeId[] => [...new Set([options.nodeId, ...members.keys()])].sort();
 
-  const peerAddresses = (): Map<NodeId, string> =>
-    new Map(
-      [...members.values()].map((member) => [member.nodeId, joinHostPort(member.host, member.raftPort)]),
-    );
+  const peerAddresses = (): Map<NodeId, string> => {
+    const peers = new Map<NodeId, string>();
+    for (const [id, member] of advertised) peers.set(id, joinHostPort(member.host, member.raftPort));
+    for (const member of members.values())
+      peers.set(member.nodeId, joinHostPort(member.host, member.raftPort));
+    return peers;
+  };
 
   const publishPeers = (): void => {
     const peers = peerAddresses();
@@ -76,14 +111,28 @@ export const startFormation = (options: FormationOptions): Formation => {
   };
 
   const merge = (found: readonly Member[]): void => {
+    listedByPeers = false;
     for (const member of found) {
-      if (member.nodeId === options.nodeId) continue;
+      for (const known of member.knownMembers ?? []) {
+        if (known.node_id === options.nodeId) {
+          listedByPeers = true;
+          continue;
+        }
+        advertised.set(known.node_id, {
+          host: known.host,
+          httpPort: known.http_port,
+          raftPort: known.raft_port,
+        });
+      }
+      if (member.nodeId === options.nodeId) {
+        selfHost = member.host;
+        continue;
+      }
       members.set(member.nodeId, member);
     }
   };
 
-  const bootstrap = async (): Promise<void> => {
-    const ids = knownIds();
+  const bootstrap = async (ids: readonly NodeId[]): Promise<void> => {
     if (ids.length > options.expectedSize) {
       options.logger.warn(
         { type: 'cluster_oversized', known: ids.length, expected: options.expectedSize },
@@ -97,21 +146,57 @@ export const startFormation = (options: FormationOptions): Formation => {
       if (voters.includes(options.nodeId)) writes.push(options.host.bootstrapGroup(group, voters));
     }
     await Promise.all(writes);
+    // Last: having it on disk means every group above was written (see `joined` at start).
+    const metaVoters = votersFor(metaGroup, ids);
+    if (metaVoters.includes(options.nodeId)) await options.host.bootstrapGroup(metaGroup, metaVoters);
     joined = true;
+    formedWith = [...ids];
     options.logger.info(
       { type: 'cluster_formed', members: ids, groupsHosted: writes.length },
       'cluster formed',
     );
   };
 
+  const registered = (): boolean => listedByPeers || (options.registered?.() ?? false);
+
+  /** One join request, to the next member in turn that belongs to the cluster. */
+  const askToJoin = async (): Promise<boolean> => {
+    const ports = options.selfPorts?.();
+    if (ports === undefined) return false;
+    const vias = [
+      ...[...members.values()].filter((member) => member.joined === true),
+      ...[...advertised.values()],
+    ];
+    const via = vias[joinAttempt % Math.max(1, vias.length)];
+    joinAttempt += 1;
+    if (via === undefined) return false;
+    try {
+      await join({
+        via: { host: via.host, httpPort: via.httpPort },
+        nodeId: options.nodeId,
+        httpPort: ports.httpPort,
+        raftPort: ports.raftPort,
+        host: selfHost,
+        clusterSecret: options.clusterSecret,
+        timeoutMs: options.probeTimeoutMs ?? 5_000,
+      });
+      return true;
+    } catch (error) {
+      lastProblems = [(error as Error).message];
+      return false;
+    }
+  };
+
   const logWaiting = (): void => {
     const now = Date.now();
     if (now - lastWaitLogAt < waitLogIntervalMs) return;
     lastWaitLogAt = now;
+    const why = joining
+      ? 'waiting to be added to the cluster'
+      : `waiting for cluster peers: ${knownIds().length}/${options.expectedSize} nodes known`;
     options.logger.warn(
       { type: 'cluster_waiting', known: knownIds(), expected: options.expectedSize, problems: lastProblems },
-      `waiting for cluster peers: ${knownIds().length}/${options.expectedSize} nodes known` +
-        (lastProblems.length > 0 ? `; ${lastProblems.join('; ')}` : ''),
+      why + (lastProblems.length > 0 ? `; ${lastProblems.join('; ')}` : ''),
     );
   };
 
@@ -138,12 +223,34 @@ export const startFormation = (options: FormationOptions): Formation => {
       merge(result.members);
       lastProblems = result.problems;
       publishPeers();
-      if (!joined && knownIds().length >= options.expectedSize) await bootstrap();
-      if (joined) {
+      if (!joined && !joining) {
+        // A peer that formed the cluster with this node in it (this node started late): bootstrap
+        // the very same groups, rather than be sent every replica as a newcomer.
+        const formedWithUs = [...members.values()]
+          .map((member) => member.formedWith)
+          .find((ids) => ids?.includes(options.nodeId) === true);
+        if (formedWithUs !== undefined) await bootstrap([...formedWithUs].sort());
+        else if ([...members.values()].some((member) => member.joined === true)) {
+          // A formed cluster answered: bootstrapping now would start a second one.
+          joining = true;
+          options.logger.info({ type: 'cluster_joining' }, 'a cluster exists; asking to be added');
+        } else if (knownIds().length >= options.expectedSize) await bootstrap(knownIds());
+      }
+      let settled = joined;
+      if (joined || joining) {
+        const listed = registered() || (await askToJoin());
+        if (listed && joining) {
+          joining = false;
+          joined = true;
+          options.logger.info({ type: 'cluster_joined' }, 'added to the cluster');
+        }
+        settled = joined && listed;
+      }
+      if (settled) {
         await sleep(refreshMs);
         continue;
       }
-      logWaiting();
+      if (!joined) logWaiting();
       await sleep(delayMs);
       delayMs = Math.min(backoff.max, delayMs * 2);
     }
@@ -156,10 +263,16 @@ export const startFormation = (options: FormationOptions): Formation => {
 
   return {
     joined: () => joined,
+    acceptsReplicas: () => joined || joining,
     memberIds: knownIds,
     peers: peerAddresses,
-    waitingReason: () =>
-      joined ? undefined : `waiting for cluster peers (${knownIds().length}/${options.expectedSize} known)`,
+    selfHost: () => selfHost,
+    formedWith: () => formedWith,
+    waitingReason: () => {
+      if (joined) return undefined;
+      if (joining) return 'waiting to be added to the cluster';
+      return `waiting for cluster peers (${knownIds().length}/${options.expectedSize} known)`;
+    },
     close: async () => {
       stopping.abort();
       await running;

@@ -6,17 +6,71 @@ import type { NodeId } from '../../raft/core/types.js';
 
 export const helloPath = '/internal/v1/cluster/hello';
 export const statusPath = '/internal/v1/cluster/status';
+/** POST ?node_id=&raft_port=&http_port=[&host=]: add the caller to the member list (idempotent). */
+export const joinPath = '/internal/v1/cluster/join';
+/** POST ?node_id=: start draining a node (its replicas move away). */
+export const leavePath = '/internal/v1/cluster/leave';
+/** POST ?node_id=: drop a drained node from the member list. */
+export const forgetPath = '/internal/v1/cluster/forget';
 export const clusterSecretHeader = 'x-fastpaca-cluster-secret';
+
+export const nodeIdPattern = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/;
+
+/** A member as the internal endpoints show it. */
+export interface MemberView {
+  readonly node_id: NodeId;
+  readonly host: string;
+  readonly http_port: number;
+  readonly raft_port: number;
+  readonly state: 'active' | 'leaving' | 'removed';
+}
 
 export interface HelloAnswer {
   readonly nodeId: NodeId;
   readonly raftPort: number;
+  /** True once the node belongs to a formed cluster: a fresh node then joins instead of forming. */
+  readonly joined: boolean;
+  /** The member list as this node last applied it (empty before it is known). */
+  readonly members: readonly MemberView[];
+  /**
+   * The ids this node formed the cluster with, if it bootstrapped in this run: a node named there
+   * that starts late bootstraps the same groups instead of asking to join.
+   */
+  readonly formedWith?: readonly NodeId[];
 }
 
 export const helloBody = (answer: HelloAnswer): string =>
-  JSON.stringify({ node_id: answer.nodeId, raft_port: answer.raftPort });
+  JSON.stringify({
+    node_id: answer.nodeId,
+    raft_port: answer.raftPort,
+    joined: answer.joined,
+    members: answer.members,
+    ...(answer.formedWith === undefined ? {} : { formed_with: answer.formedWith }),
+  });
 
-const nodeIdPattern = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/;
+const isPort = (value: unknown): value is number =>
+  typeof value === 'number' && Number.isInteger(value) && value >= 1 && value <= 65_535;
+
+/** The well-formed members of a hello answer (others are skipped: a member list is advisory here). */
+const parseMembers = (value: unknown): MemberView[] => {
+  if (!Array.isArray(value)) return [];
+  const members: MemberView[] = [];
+  for (const entry of value as unknown[]) {
+    if (typeof entry !== 'object' || entry === null) continue;
+    const {
+      node_id: nodeId,
+      host,
+      http_port: httpPort,
+      raft_port: raftPort,
+      state,
+    } = entry as Record<string, unknown>;
+    if (typeof nodeId !== 'string' || !nodeIdPattern.test(nodeId)) continue;
+    if (typeof host !== 'string' || host.length === 0 || !isPort(httpPort) || !isPort(raftPort)) continue;
+    if (state !== 'active' && state !== 'leaving' && state !== 'removed') continue;
+    members.push({ node_id: nodeId, host, http_port: httpPort, raft_port: raftPort, state });
+  }
+  return members;
+};
 
 /** Throws unless `text` is a well-formed hello answer. */
 export const parseHello = (text: string): HelloAnswer => {
@@ -27,13 +81,18 @@ export const parseHello = (text: string): HelloAnswer => {
     throw new Error('answered hello with something that is not JSON');
   }
   const record = (typeof value === 'object' && value !== null ? value : {}) as Record<string, unknown>;
-  const { node_id: nodeId, raft_port: raftPort } = record;
+  const { node_id: nodeId, raft_port: raftPort, joined, members, formed_with: formedWith } = record;
   if (typeof nodeId !== 'string' || !nodeIdPattern.test(nodeId))
     throw new Error('hello without a valid node_id');
   if (typeof raftPort !== 'number' || !Number.isInteger(raftPort) || raftPort < 1 || raftPort > 65_535) {
     throw new Error('hello without a valid raft_port');
   }
-  return { nodeId, raftPort };
+  const formed =
+    Array.isArray(formedWith) &&
+    formedWith.every((id: unknown) => typeof id === 'string' && nodeIdPattern.test(id))
+      ? { formedWith: formedWith as string[] }
+      : {};
+  return { nodeId, raftPort, joined: joined === true, members: parseMembers(members), ...formed };
 };
 
 /** One group as a node sees it (GET statusPath). */
@@ -47,9 +106,20 @@ export interface GroupView {
   readonly applied: number;
 }
 
+export interface StatusMember {
+  readonly node_id: NodeId;
+  readonly raft_address: string;
+  /** From the member list; absent for a peer only the seed knows of so far. */
+  readonly http_address?: string;
+  readonly state?: 'active' | 'leaving' | 'removed';
+}
+
 export interface ClusterStatus {
   readonly node_id: NodeId;
   readonly joined: boolean;
-  readonly members: readonly { readonly node_id: NodeId; readonly raft_address: string }[];
+  readonly members: readonly StatusMember[];
+  /** The data groups this node hosts. */
   readonly groups: readonly GroupView[];
+  /** The meta group (membership), if this node hosts a replica of it. */
+  readonly meta?: GroupView;
 }

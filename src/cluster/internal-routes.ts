@@ -8,13 +8,27 @@ import type { TemplatedApp } from 'uWebSockets.js';
 import { ServiceError } from '../errors.js';
 import type { Gateway } from '../http/gateway.js';
 import { jsonReply } from '../http/reply.js';
+import type { MemberAddress } from './membership.js';
 import type { ClusterStatus, HelloAnswer } from './internal-protocol.js';
-import { clusterSecretHeader, helloBody, helloPath, statusPath } from './internal-protocol.js';
+import {
+  clusterSecretHeader,
+  forgetPath,
+  helloBody,
+  helloPath,
+  joinPath,
+  leavePath,
+  nodeIdPattern,
+  statusPath,
+} from './internal-protocol.js';
 
 export interface InternalRoutesOptions {
   readonly clusterSecret: string | undefined;
   readonly hello: () => HelloAnswer;
   readonly status: () => ClusterStatus;
+  /** Each resolves once the change is committed in the meta group; a ServiceError otherwise. */
+  readonly join: (member: MemberAddress) => Promise<void>;
+  readonly leave: (nodeId: string) => Promise<void>;
+  readonly forget: (nodeId: string) => Promise<void>;
 }
 
 const digest = (value: string): Buffer => createHash('sha256').update(value, 'utf8').digest();
@@ -45,4 +59,58 @@ export const registerInternalRoutes = (
     }
     exchange.send(jsonReply(200, options.status()));
   });
+
+  const invalid = (message: string): ServiceError => new ServiceError('invalid_query', message);
+  const nodeIdOf = (query: URLSearchParams): string => {
+    const nodeId = query.get('node_id') ?? '';
+    if (!nodeIdPattern.test(nodeId)) throw invalid('node_id is missing or not a valid node id');
+    return nodeId;
+  };
+  const portOf = (query: URLSearchParams, name: string): number => {
+    const port = Number(query.get(name));
+    if (!Number.isInteger(port) || port < 1 || port > 65_535) throw invalid(`${name} is not a port`);
+    return port;
+  };
+
+  app.post(joinPath, (res, req) => {
+    const exchange = gateway.begin(res, `POST ${joinPath}`);
+    if (!secretMatches(options.clusterSecret, req.getHeader(clusterSecretHeader))) {
+      exchange.fail(unauthorized);
+      return;
+    }
+    const query = new URLSearchParams(req.getQuery() ?? '');
+    // Without an address of its own, the joiner is reached where its request came from: a node
+    // listening on 0.0.0.0 cannot know which of its addresses its peers can reach.
+    const remote = Buffer.from(res.getRemoteAddressAsText())
+      .toString('utf8')
+      .replace(/^::ffff:/, '');
+    exchange.run(async () => {
+      const host = query.get('host') ?? remote;
+      if (host.length === 0) throw invalid('no address for the joining node');
+      await options.join({
+        nodeId: nodeIdOf(query),
+        host,
+        httpPort: portOf(query, 'http_port'),
+        raftPort: portOf(query, 'raft_port'),
+      });
+      return jsonReply(200, { ok: true });
+    }, undefined);
+  });
+  for (const [path, change] of [
+    [leavePath, options.leave],
+    [forgetPath, options.forget],
+  ] as const) {
+    app.post(path, (res, req) => {
+      const exchange = gateway.begin(res, `POST ${path}`);
+      if (!secretMatches(options.clusterSecret, req.getHeader(clusterSecretHeader))) {
+        exchange.fail(unauthorized);
+        return;
+      }
+      const query = new URLSearchParams(req.getQuery() ?? '');
+      exchange.run(async () => {
+        await change(nodeIdOf(query));
+        return jsonReply(200, { ok: true });
+      }, undefined);
+    });
+  }
 };

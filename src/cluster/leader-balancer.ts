@@ -5,7 +5,7 @@
 // burst of elections.
 
 import type { ConsensusHost } from '../../raft/api.js';
-import type { NodeId } from '../../raft/core/types.js';
+import type { GroupId, NodeId } from '../../raft/core/types.js';
 import { preferredLeader } from './placement.js';
 
 /** Entries the preferred replica may still lack: the core finishes the catch-up before handing over. */
@@ -19,12 +19,15 @@ export const balanceLeadersOnce = (
   host: Pick<ConsensusHost, 'groups' | 'status' | 'transferLeader'>,
   nodeId: NodeId,
   transfersMax: number,
+  /** Groups whose replicas are moving: leadership is the replica mover's business there. */
+  moving: (group: GroupId, voters: readonly NodeId[]) => boolean = () => false,
 ): number => {
   let started = 0;
   for (const group of host.groups()) {
     if (started >= transfersMax) break;
     const status = host.status(group);
     if (status?.role !== 'leader' || status.leadTransferee !== null) continue;
+    if (moving(group, status.conf.voters)) continue;
     const preferred = preferredLeader(group, status.conf.voters);
     if (preferred === undefined || preferred === nodeId) continue;
     const progress = status.progress?.[preferred];

@@ -83,6 +83,59 @@ const scripted = (script: Script) => {
 };
 
 describe('cluster consensus', () => {
+  it('forwards a write for a group placed elsewhere to its replicas, then straight to the leader they name', async () => {
+    const forwarded: NodeId[] = [];
+    let localProposals = 0;
+    const noKv: GroupKv = {
+      get: () => Promise.resolve(undefined),
+      iterate: async function* () {
+        // Nothing stored.
+      },
+    };
+    const host: ConsensusHost<CommandResult> = {
+      propose: () => {
+        localProposals += 1;
+        return Promise.resolve({ ok: false, code: 'NO_GROUP' });
+      },
+      readIndex: (): Promise<ReadOutcome> => Promise.resolve({ ok: false, code: 'NO_GROUP' }),
+      leaderOf: () => null,
+      status: () => undefined,
+      groups: () => [],
+      changeMembership: () => Promise.resolve({ ok: false, code: 'NO_GROUP' }),
+      transferLeader: () => undefined,
+      groupKv: () => noKv,
+    };
+    const forwarder: Forwarder = {
+      propose: (peer: NodeId) => {
+        forwarded.push(peer);
+        if (peer === 'c')
+          return Promise.resolve({ kind: 'outcome', outcome: { ok: true, index: 4, result: appendResult } });
+        return Promise.resolve({ kind: 'outcome', outcome: { ok: false, code: 'NOT_LEADER', leader: 'c' } });
+      },
+    };
+    const consensus = createClusterConsensus({
+      nodeId: 'self',
+      host,
+      forwarder,
+      proposeTimeoutMs: 2_000,
+      readTimeoutMs: 2_000,
+      leaderWaitMs: 300,
+      retryDelayMs: 5,
+      replicasOf: () => ['b', 'c', 'self'],
+    });
+    expect(await consensus.propose(7, command)).toMatchObject({ ok: true, index: 4 });
+    expect(forwarded.at(-1)).toBe('c');
+    expect(forwarded).not.toContain('self');
+    forwarded.length = 0;
+    expect(await consensus.propose(7, command)).toMatchObject({ ok: true, index: 4 });
+    expect(forwarded).toEqual(['c']);
+    expect(localProposals).toBe(0);
+    // Reads are served from local state only: a group placed elsewhere answers at once.
+    const startedAt = Date.now();
+    expect(await consensus.read(7)).toMatchObject({ ok: false, code: 'NO_GROUP' });
+    expect(Date.now() - startedAt).toBeLessThan(500);
+  });
+
   it('proposes locally when this node leads', async () => {
     const { consensus, calls } = scripted({
       leader: 'self',

@@ -41,6 +41,7 @@ export interface ClusterNode {
 export interface GroupView {
   readonly group: number;
   readonly voters: readonly string[];
+  readonly learners?: readonly string[];
   readonly leader: string | null;
   readonly term: number;
 }
@@ -48,7 +49,14 @@ export interface GroupView {
 export interface StatusView {
   readonly node_id: string;
   readonly joined: boolean;
+  readonly members: readonly {
+    readonly node_id: string;
+    readonly raft_address: string;
+    readonly http_address?: string;
+    readonly state?: string;
+  }[];
   readonly groups: readonly GroupView[];
+  readonly meta?: GroupView;
 }
 
 const children = new Set<ChildProcess>();
@@ -60,6 +68,8 @@ const nodeEnv = (extra: Readonly<Record<string, string>>): NodeJS.ProcessEnv =>
 export interface TestCluster {
   readonly root: string;
   readonly nodes: readonly ClusterNode[];
+  /** A further node (not started) with the same seed and secret: the seed does not name it. */
+  addNode(name: string): Promise<ClusterNode>;
   /** Kills every process and removes the data directories. */
   destroy(): Promise<void>;
 }
@@ -82,11 +92,22 @@ export const createCluster = async (
       FASTPACA_NODE_NAME: `node-${i + 1}`,
     }),
   );
+  const extra: ClusterNode[] = [];
   return {
     root,
     nodes,
+    addNode: async (name) => {
+      const node = clusterNode(name, await freePort(), await freePort(), join(root, name), {
+        ...env,
+        FASTPACA_CLUSTER_SEED: seed,
+        FASTPACA_CLUSTER_SECRET: clusterSecret,
+        FASTPACA_NODE_NAME: name,
+      });
+      extra.push(node);
+      return node;
+    },
     destroy: async () => {
-      await Promise.all(nodes.map((node) => node.kill()));
+      await Promise.all([...nodes, ...extra].map((node) => node.kill()));
       rmSync(root, { recursive: true, force: true });
     },
   };

@@ -67,7 +67,8 @@ describe('formation', () => {
       expect(formation.waitingReason()).toContain('2/3');
       answer = { members: [member('zed', 3), member('alpha', 5)], problems: [] };
       await eventually('joined', 2_000, () => Promise.resolve(formation.joined()));
-      expect(bootstraps).toHaveLength(8);
+      // Eight data groups, then the meta group (id 8) last.
+      expect(bootstraps.map(([group]) => group)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8]);
       for (const [, voters] of bootstraps) expect(voters).toEqual(['alpha', 'self', 'zed']);
       expect(formation.peers()).toEqual(
         new Map([
@@ -82,7 +83,8 @@ describe('formation', () => {
   });
 
   it('counts a node whose groups were recovered from disk as joined, without bootstrapping', async () => {
-    const { host, bootstraps } = fakeHost([0, 1, 2, 3]);
+    // The meta group (id groupCount) is bootstrapped last: having it means everything was written.
+    const { host, bootstraps } = fakeHost([0, 1, 2, 3, 4]);
     const formation = startFormation({
       nodeId: 'self',
       seed: [{ host: '127.0.0.1', port: 1 }],
@@ -97,6 +99,118 @@ describe('formation', () => {
     expect(formation.joined()).toBe(true);
     await formation.close();
     expect(bootstraps).toEqual([]);
+  });
+
+  it('joins an existing cluster instead of forming one, and never bootstraps', async () => {
+    const { host, bootstraps } = fakeHost();
+    const joined = { ...member('alpha', 1), joined: true };
+    const joins: { via: number; host: string | undefined }[] = [];
+    let listed = false;
+    const formation = startFormation({
+      nodeId: 'late',
+      seed: [{ host: '127.0.0.1', port: 1 }],
+      clusterSecret: undefined,
+      expectedSize: 3,
+      groupCount: 8,
+      host,
+      onPeers: () => undefined,
+      logger: silent,
+      probeBackoffMs: { initial: 5, max: 10 },
+      selfPorts: () => ({ httpPort: 7, raftPort: 8 }),
+      // Four nodes answer, more than the expected size: a fresh node must still not form.
+      probe: () =>
+        Promise.resolve({
+          members: [joined, { ...member('beta', 3), joined: true }, member('gamma', 5), member('late', 7)],
+          problems: [],
+        }),
+      join: (request) => {
+        joins.push({ via: request.via.httpPort, host: request.host });
+        // The first attempt meets a leader election; the second is committed.
+        if (joins.length === 1) return Promise.reject(new Error('HTTP 503'));
+        listed = true;
+        return Promise.resolve();
+      },
+      registered: () => listed,
+    });
+    try {
+      expect(formation.acceptsReplicas()).toBe(false);
+      await eventually('joined', 2_000, () => Promise.resolve(formation.joined()));
+      expect(bootstraps).toEqual([]);
+      expect(formation.acceptsReplicas()).toBe(true);
+      expect(joins.length).toBeGreaterThanOrEqual(2);
+      // Only members that belong to the cluster are asked; the seed's own address for this node is sent.
+      for (const join of joins) expect([1, 3]).toContain(join.via);
+      expect(joins[0]?.host).toBe('127.0.0.1');
+    } finally {
+      await formation.close();
+    }
+  });
+
+  it('bootstraps like its peers when they formed the cluster with it (it started late)', async () => {
+    const { host, bootstraps } = fakeHost();
+    const formation = startFormation({
+      nodeId: 'self',
+      seed: [{ host: '127.0.0.1', port: 1 }],
+      clusterSecret: undefined,
+      expectedSize: 3,
+      groupCount: 4,
+      host,
+      onPeers: () => undefined,
+      logger: silent,
+      probeBackoffMs: { initial: 5, max: 10 },
+      selfPorts: () => ({ httpPort: 7, raftPort: 8 }),
+      probe: () =>
+        Promise.resolve({
+          members: [
+            { ...member('alpha', 1), joined: true, formedWith: ['alpha', 'self', 'zed'] },
+            // A node the formers did not count must not change the voters.
+            member('other', 3),
+          ],
+          problems: [],
+        }),
+      join: () => Promise.resolve(),
+    });
+    try {
+      await eventually('joined', 2_000, () => Promise.resolve(formation.joined()));
+      expect(bootstraps.map(([group]) => group)).toEqual([0, 1, 2, 3, 4]);
+      for (const [, voters] of bootstraps) expect(voters).toEqual(['alpha', 'self', 'zed']);
+    } finally {
+      await formation.close();
+    }
+  });
+
+  it('registers a formed node in the member list once it has bootstrapped', async () => {
+    const { host, bootstraps } = fakeHost();
+    let joinRequests = 0;
+    const formation = startFormation({
+      nodeId: 'self',
+      seed: [{ host: '127.0.0.1', port: 1 }],
+      clusterSecret: undefined,
+      expectedSize: 2,
+      groupCount: 2,
+      host,
+      onPeers: () => undefined,
+      logger: silent,
+      probeBackoffMs: { initial: 5, max: 10 },
+      selfPorts: () => ({ httpPort: 7, raftPort: 8 }),
+      probe: () =>
+        Promise.resolve({
+          // The peer has bootstrapped too by the second round.
+          members: [{ ...member('peer', 3), joined: bootstraps.length > 0 }],
+          problems: [],
+        }),
+      join: () => {
+        joinRequests += 1;
+        return Promise.resolve();
+      },
+    });
+    try {
+      await eventually('registered', 2_000, () => Promise.resolve(joinRequests > 0));
+      expect(formation.joined()).toBe(true);
+      expect(bootstraps.map(([group]) => group)).toEqual([0, 1, 2]);
+    } finally {
+      await formation.close();
+    }
   });
 
   it('reports why seed entries do not answer', async () => {
