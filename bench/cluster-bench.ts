@@ -376,6 +376,14 @@ const main = async (): Promise<void> => {
     // What the nodes burn with no client at all (heartbeats of every group), for comparison.
     const [, idleCpu] = await withCpu(nodes, () => sleep(2_000));
     console.log(`idle for 2 s: ${idleCpu}`);
+    // One uncounted warm-up run, as the other benchmarks do (JIT, connections, forward streams).
+    const warmup = await runLoad({
+      connections,
+      durationMs: Math.min(durationMs, 5_000),
+      runId: 'warmup',
+      target: (index) => nodes[index % nodes.length],
+    });
+    console.log(describeRun('warm-up (not counted)', warmup));
     const roundRobin: RunResult[] = [];
     const pinned: RunResult[] = [];
     for (let run = 0; run < runs; run++) {
