@@ -149,16 +149,15 @@ export const startNode = async (
         }),
       metrics,
     );
-    const service = meteredService(
-      createContextService({
-        consensus,
-        stateMachine,
-        estimator,
-        clock: () => new Date(),
-        groupCount: defaultGroupCount,
-      }),
-      metrics,
-    );
+    const localService = createContextService({
+      consensus,
+      stateMachine,
+      estimator,
+      clock: () => new Date(),
+      groupCount: defaultGroupCount,
+    });
+    // In a cluster, reads of groups hosted elsewhere are run by a node that hosts them.
+    const service = meteredService(cluster?.remoteService(localService) ?? localService, metrics);
 
     let closing = false;
     const readiness = (): Readiness => {

@@ -1,6 +1,8 @@
 // The Consensus of a cluster node: a write goes to the group's leader wherever it is (locally, or
 // forwarded over gRPC), and a read waits for a ReadIndex barrier, which the Raft core serves on
-// followers too (it asks the leader for the commit index), so reads are never forwarded.
+// followers too (it asks the leader for the commit index), so reads are never forwarded here. A
+// node that holds no replica of a group at all hands the whole operation to one that does, a level
+// up (remote-service.ts).
 //
 // During a leader change a request waits briefly and retries, but only when the failed attempt
 // certainly did not enter any log: NOT_LEADER (refused before proposing), DROPPED (another entry

@@ -15,7 +15,7 @@ import type { Gateway } from '../http/gateway.js';
 import type { Logger } from '../logger.js';
 import { ServiceError } from '../errors.js';
 import { failureToServiceError } from '../consensus.js';
-import type { Readiness } from '../service.js';
+import type { ContextService, Readiness } from '../service.js';
 import type { ClusterConsensus } from './cluster-consensus.js';
 import { createClusterConsensus } from './cluster-consensus.js';
 import { StreamForwarder } from './forward-stream.js';
@@ -34,6 +34,9 @@ import { MembershipStateMachine } from './membership-state-machine.js';
 import { replicationFactor, votersFor } from './placement.js';
 import { createReplicaJanitor } from './replica-janitor.js';
 import { createReplicaMover, desiredFor } from './replica-mover.js';
+import { RemoteCallClients } from './remote-call-client.js';
+import type { LocalServiceTarget } from './remote-call-server.js';
+import { createRemoteService } from './remote-service.js';
 import { routeStateMachines } from './state-machine-router.js';
 
 export type ClusterConfig = Pick<
@@ -93,6 +96,12 @@ export interface ClusterRuntime {
   extendHttp(app: TemplatedApp, gateway: Gateway): void;
   /** The groups this node hosts and still serves: replicas placement moved away are left out. */
   servingGroups(): readonly GroupId[];
+  /**
+   * Wraps this node's own service so that every operation works here, also for groups hosted
+   * elsewhere (reads are run by a hosting node), and serves `local` to peers in the same way.
+   * Call once, with the service that reads this node's state machine.
+   */
+  remoteService(local: ContextService): ContextService;
   /** Not ready before joining; the caller adds its own checks (every group has a leader). */
   readiness(): Readiness | undefined;
   /** Starts probing the seed, then balancing; call once the HTTP endpoint answers hello. */
@@ -108,13 +117,16 @@ export const prepareCluster = (
   tuning: ClusterTuning = {},
 ): ClusterWiring => {
   const forwarder = new StreamForwarder({ clusterSecret: config.clusterSecret });
+  const remoteCalls = new RemoteCallClients({ clusterSecret: config.clusterSecret });
   let localPropose: LocalPropose | undefined;
+  let serviceTarget: LocalServiceTarget | undefined;
   const extraServices: ExtraGrpcService[] = [
     {
       definition: forwardService,
       implementation: createForwardService({
         checkSecret: createSecretCheck(config.clusterSecret),
         propose: () => localPropose,
+        service: () => serviceTarget,
       }),
     },
   ];
@@ -137,6 +149,10 @@ export const prepareCluster = (
       forwarder,
       membership,
       forget,
+      remoteCalls,
+      (target) => {
+        serviceTarget = target;
+      },
     );
     return runtime;
   };
@@ -172,6 +188,8 @@ const createRuntime = (
   forwarder: StreamForwarder,
   membership: MembershipStateMachine,
   forget: ((group: GroupId) => Promise<boolean>) | undefined,
+  remoteCalls: RemoteCallClients,
+  serveToPeers: (target: LocalServiceTarget) => void,
 ): Runtime => {
   const metaGroup = groupCount;
   /**
@@ -244,6 +262,7 @@ const createRuntime = (
     peersKey = key;
     transport.setPeers(current);
     forwarder.setPeers(current);
+    remoteCalls.setPeers(current);
   };
   membership.onChange(() => publishPeers());
 
@@ -374,6 +393,33 @@ const createRuntime = (
         },
       }),
     servingGroups: () => host.groups().filter(serves),
+    remoteService: (local) => {
+      serveToPeers({
+        service: local,
+        serves,
+        groupCount,
+        onInternal: (error, request) =>
+          logger.error({ err: error, operation: request.operation }, 'a remote service call failed'),
+      });
+      return createRemoteService({
+        nodeId,
+        local,
+        caller: remoteCalls,
+        groupCount,
+        serves,
+        replicasOf: (group) => votersFor(group, activeIds(membership.members())),
+        // Longer than what the hosting node may spend (a PUT reads, then proposes), so its own
+        // answer (a raft_timeout, say) arrives rather than this node's deadline.
+        timeoutMs: 2 * config.raftProposalTimeoutMs + 1_000,
+        onProblem: (peer, reason) => {
+          const key = `${peer}\u0000${reason}`;
+          const now = Date.now();
+          if (now - (forwardProblemsLogged.get(key) ?? 0) < 10_000) return;
+          forwardProblemsLogged.set(key, now);
+          logger.warn({ type: 'remote_call_failed', peer, reason }, 'a remote service call to a peer failed');
+        },
+      });
+    },
     acceptsReplicaFrom: (_group, from) =>
       formation?.acceptsReplicas() === true && from !== nodeId && peers().has(from),
     readiness: () => {
@@ -434,6 +480,7 @@ const createRuntime = (
       for (const timer of timers.splice(0)) clearInterval(timer);
       await formation?.close();
       forwarder.close();
+      remoteCalls.close();
     },
   };
 };

@@ -7,6 +7,8 @@
 //   ProposeStream    the same requests and outcomes, many per message, over one long-lived bidi
 //   (bidi)           stream per peer (forward-stream.ts): what nodes use, since a unary gRPC call
 //                    costs far more CPU than the proposal it carries
+//   ServiceCall      a ContextService read run by a node that hosts the group, for a node that
+//   (unary)          does not (remote-call-protocol.ts)
 
 import type { MethodDefinition, ServiceDefinition } from '@grpc/grpc-js';
 import { Packr } from 'msgpackr';
@@ -15,6 +17,7 @@ import type { FailureCode, ProposeOutcome } from '../../raft/api.js';
 import type { GroupId } from '../../raft/core/types.js';
 import { deserializeBytes, serializeBytes } from '../../raft/transport/grpc-service.js';
 import type { CommandResult } from '../context/results.js';
+import { serviceCallMethod } from './remote-call-protocol.js';
 
 export const FORWARD_PROPOSE_PATH = '/fastpaca.cluster.v1.Forward/Propose';
 
@@ -43,6 +46,7 @@ const proposeStreamMethod: MethodDefinition<Uint8Array, Uint8Array> = {
 export const forwardService: ServiceDefinition = {
   Propose: proposeMethod,
   ProposeStream: proposeStreamMethod,
+  ServiceCall: serviceCallMethod,
 };
 
 export interface ForwardRequest {

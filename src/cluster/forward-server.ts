@@ -2,6 +2,8 @@
 // check as Raft traffic: a forwarded command is a write into any context), proposes the command
 // locally and answers with the outcome. It never forwards again: a node that is no longer the
 // leader answers NOT_LEADER and the caller, which knows the proposal was not accepted, retries.
+// The same service carries remote service calls (remote-call-server.ts): reads run for nodes
+// without a replica of the context's group.
 
 import { status } from '@grpc/grpc-js';
 import type {
@@ -17,6 +19,8 @@ import type { SecretCheck } from '../../raft/transport/auth.js';
 import type { CommandResult } from '../context/results.js';
 import { decodeForwardRequest, encodeForwardOutcome, ForwardCodecError } from './forward-protocol.js';
 import { handleForwardStream } from './forward-stream.js';
+import { handleServiceCall } from './remote-call-server.js';
+import type { LocalServiceTarget } from './remote-call-server.js';
 
 export type LocalPropose = (
   group: GroupId,
@@ -28,12 +32,20 @@ export interface ForwardServerOptions {
   readonly checkSecret: SecretCheck;
   /** Undefined until the Raft host is open: calls before that are answered NOT_LEADER. */
   readonly propose: () => LocalPropose | undefined;
+  /** Undefined until the node's service exists: remote service calls before that get "not here". */
+  readonly service?: () => LocalServiceTarget | undefined;
 }
 
 const grpcError = (code: status, details: string): Error & { code: status; details: string } =>
   Object.assign(new Error(details), { code, details });
 
 export const createForwardService = (options: ForwardServerOptions): UntypedServiceImplementation => ({
+  ServiceCall: (call: ServerUnaryCall<Uint8Array, Uint8Array>, callback: sendUnaryData<Uint8Array>) =>
+    handleServiceCall(
+      { checkSecret: options.checkSecret, target: () => options.service?.() },
+      call,
+      callback,
+    ),
   ProposeStream: (call: ServerDuplexStream<Uint8Array, Uint8Array>) =>
     handleForwardStream(options.checkSecret, options.propose, call),
   Propose: (call: ServerUnaryCall<Uint8Array, Uint8Array>, callback: sendUnaryData<Uint8Array>) => {
