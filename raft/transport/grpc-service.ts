@@ -23,7 +23,8 @@ export const serializeBytes = (bytes: Uint8Array): Buffer =>
 
 export const deserializeBytes = (bytes: Buffer): Buffer => bytes;
 
-const bytesMethod = (
+/** A method whose messages are opaque bytes (our codecs encode them), unary or streamed either way. */
+export const bytesMethod = (
   path: string,
   requestStream: boolean,
   responseStream: boolean,

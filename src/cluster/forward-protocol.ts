@@ -10,12 +10,12 @@
 //   ServiceCall      a ContextService read run by a node that hosts the group, for a node that
 //   (unary)          does not (remote-call-protocol.ts)
 
-import type { MethodDefinition, ServiceDefinition } from '@grpc/grpc-js';
+import type { ServiceDefinition } from '@grpc/grpc-js';
 import { Packr } from 'msgpackr';
 
 import type { FailureCode, ProposeOutcome } from '../../raft/api.js';
 import type { GroupId } from '../../raft/core/types.js';
-import { deserializeBytes, serializeBytes } from '../../raft/transport/grpc-service.js';
+import { bytesMethod } from '../../raft/transport/grpc-service.js';
 import type { CommandResult } from '../context/results.js';
 import { serviceCallMethod } from './remote-call-protocol.js';
 
@@ -24,28 +24,11 @@ export const FORWARD_PROPOSE_PATH = '/fastpaca.cluster.v1.Forward/Propose';
 /** Longest wait a forwarded proposal may ask of the leader. */
 export const forwardTimeoutMsMax = 600_000;
 
-const proposeMethod: MethodDefinition<Uint8Array, Uint8Array> = {
-  path: FORWARD_PROPOSE_PATH,
-  requestStream: false,
-  responseStream: false,
-  requestSerialize: serializeBytes,
-  requestDeserialize: deserializeBytes,
-  responseSerialize: serializeBytes,
-  responseDeserialize: deserializeBytes,
-};
-
 export const FORWARD_STREAM_PATH = '/fastpaca.cluster.v1.Forward/ProposeStream';
 
-const proposeStreamMethod: MethodDefinition<Uint8Array, Uint8Array> = {
-  ...proposeMethod,
-  path: FORWARD_STREAM_PATH,
-  requestStream: true,
-  responseStream: true,
-};
-
 export const forwardService: ServiceDefinition = {
-  Propose: proposeMethod,
-  ProposeStream: proposeStreamMethod,
+  Propose: bytesMethod(FORWARD_PROPOSE_PATH, false, false),
+  ProposeStream: bytesMethod(FORWARD_STREAM_PATH, true, true),
   ServiceCall: serviceCallMethod,
 };
 

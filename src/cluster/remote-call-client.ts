@@ -3,12 +3,7 @@
 // failure classified by what the caller may conclude: "unsent" means the peer never ran the
 // operation; "ambiguous" means it may have (only a read may then be tried elsewhere).
 
-import { Client, credentials, status } from '@grpc/grpc-js';
-import type { ServiceError as GrpcError } from '@grpc/grpc-js';
-
 import type { NodeId } from '../../raft/core/types.js';
-import { secretMetadata } from '../../raft/transport/auth.js';
-import { clientOptions, deserializeBytes, serializeBytes } from '../../raft/transport/grpc-service.js';
 import type { ServiceCallAnswer, ServiceCallRequest } from './remote-call-protocol.js';
 import {
   decodeServiceAnswer,
@@ -16,6 +11,8 @@ import {
   SERVICE_CALL_PATH,
   ServiceCallCodecError,
 } from './remote-call-protocol.js';
+import { UnaryPeerClients } from './unary-peer-clients.js';
+import type { UnaryPeerClientsOptions } from './unary-peer-clients.js';
 
 export type ServiceCallResult =
   | { readonly kind: 'answer'; readonly answer: ServiceCallAnswer }
@@ -26,94 +23,32 @@ export interface RemoteCaller {
   call(peer: NodeId, request: ServiceCallRequest, timeoutMs: number): Promise<ServiceCallResult>;
 }
 
-export interface RemoteCallClientsOptions {
-  readonly clusterSecret: string | undefined;
-  /** Largest request or answer. Default 16 MiB. */
-  readonly maxMessageBytes?: number;
-}
-
-/** grpc-js failures that happen before a call is sent on a connection. */
-const unsentDetails = ['No connection established', 'Channel closed before call started'];
+export type RemoteCallClientsOptions = UnaryPeerClientsOptions;
 
 export class RemoteCallClients implements RemoteCaller {
-  private readonly clients = new Map<NodeId, { readonly address: string; readonly client: Client }>();
-  private readonly maxMessageBytes: number;
-  private closed = false;
+  private readonly clients: UnaryPeerClients;
 
-  constructor(private readonly options: RemoteCallClientsOptions) {
-    this.maxMessageBytes = options.maxMessageBytes ?? 16 * 1024 * 1024;
+  constructor(options: RemoteCallClientsOptions) {
+    this.clients = new UnaryPeerClients(options);
   }
 
   /** Peer gRPC addresses; clients of peers that left or moved are closed. */
   setPeers(peers: ReadonlyMap<NodeId, string>): void {
-    if (this.closed) return;
-    for (const [peer, entry] of this.clients) {
-      if (peers.get(peer) === entry.address) continue;
-      entry.client.close();
-      this.clients.delete(peer);
-    }
-    for (const [peer, address] of peers) {
-      if (this.clients.has(peer)) continue;
-      const client = new Client(
-        address,
-        credentials.createInsecure(),
-        clientOptions({
-          maxFrameBytes: this.maxMessageBytes,
-          reconnectBackoffMs: { initial: 100, max: 1_000 },
-        }),
-      );
-      this.clients.set(peer, { address, client });
-    }
+    this.clients.setPeers(peers);
   }
 
-  call(peer: NodeId, request: ServiceCallRequest, timeoutMs: number): Promise<ServiceCallResult> {
-    const entry = this.clients.get(peer);
-    if (entry === undefined || this.closed) {
-      return Promise.resolve({ kind: 'unsent', reason: `no address for ${peer}` });
+  async call(peer: NodeId, request: ServiceCallRequest, timeoutMs: number): Promise<ServiceCallResult> {
+    const result = await this.clients.call(peer, SERVICE_CALL_PATH, encodeServiceCall(request), timeoutMs);
+    if (result.kind !== 'answer') return result;
+    try {
+      return { kind: 'answer', answer: decodeServiceAnswer(result.bytes) };
+    } catch (decodeError) {
+      const reason = decodeError instanceof ServiceCallCodecError ? decodeError.message : 'bad answer';
+      return { kind: 'ambiguous', reason };
     }
-    return new Promise<ServiceCallResult>((resolve) => {
-      entry.client.makeUnaryRequest<Uint8Array, Uint8Array>(
-        SERVICE_CALL_PATH,
-        serializeBytes,
-        deserializeBytes,
-        encodeServiceCall(request),
-        secretMetadata(this.options.clusterSecret),
-        { deadline: Date.now() + timeoutMs },
-        (error: GrpcError | null, answer?: Uint8Array) => {
-          if (error !== null) {
-            resolve(classify(error));
-            return;
-          }
-          if (answer === undefined) {
-            resolve({ kind: 'ambiguous', reason: 'empty answer' });
-            return;
-          }
-          try {
-            resolve({ kind: 'answer', answer: decodeServiceAnswer(answer) });
-          } catch (decodeError) {
-            const reason = decodeError instanceof ServiceCallCodecError ? decodeError.message : 'bad answer';
-            resolve({ kind: 'ambiguous', reason });
-          }
-        },
-      );
-    });
   }
 
   close(): void {
-    this.closed = true;
-    for (const { client } of this.clients.values()) client.close();
-    this.clients.clear();
+    this.clients.close();
   }
 }
-
-const classify = (error: GrpcError): ServiceCallResult => {
-  const details = error.details ?? '';
-  // Refused before the peer ran anything: authentication and decoding come first there.
-  if (error.code === status.UNAUTHENTICATED || error.code === status.INVALID_ARGUMENT) {
-    return { kind: 'unsent', reason: `${status[error.code]}: ${details}` };
-  }
-  if (error.code === status.UNAVAILABLE && unsentDetails.some((prefix) => details.includes(prefix))) {
-    return { kind: 'unsent', reason: details };
-  }
-  return { kind: 'ambiguous', reason: `${status[error.code] ?? error.code}: ${details}` };
-};

@@ -11,21 +11,17 @@
 
 import type { MethodDefinition } from '@grpc/grpc-js';
 
-import { deserializeBytes, serializeBytes } from '../../raft/transport/grpc-service.js';
+import { bytesMethod } from '../../raft/transport/grpc-service.js';
 import { ErrorCodes } from '../errors.js';
 import type { ErrorCode } from '../errors.js';
 
 export const SERVICE_CALL_PATH = '/fastpaca.cluster.v1.Forward/ServiceCall';
 
-export const serviceCallMethod: MethodDefinition<Uint8Array, Uint8Array> = {
-  path: SERVICE_CALL_PATH,
-  requestStream: false,
-  responseStream: false,
-  requestSerialize: serializeBytes,
-  requestDeserialize: deserializeBytes,
-  responseSerialize: serializeBytes,
-  responseDeserialize: deserializeBytes,
-};
+export const serviceCallMethod: MethodDefinition<Uint8Array, Uint8Array> = bytesMethod(
+  SERVICE_CALL_PATH,
+  false,
+  false,
+);
 
 /**
  * The ContextService methods that may run on another node: the ones that read local state (a
