@@ -373,12 +373,14 @@ const createRuntime = (
         clusterSecret: config.clusterSecret,
         hello: () => {
           const formedWith = formation?.formedWith();
+          const joined = formation?.joined() ?? false;
           return {
             nodeId,
             raftPort: transport.port(),
-            joined: formation?.joined() ?? false,
+            joined,
             members: membership.members().map(memberView),
             ...(formedWith === undefined ? {} : { formedWith }),
+            ...(joined || formedWith !== undefined ? {} : { known: formation?.memberIds() ?? [nodeId] }),
           };
         },
         status,

@@ -24,6 +24,8 @@ export interface Member {
   readonly knownMembers?: readonly MemberView[];
   /** The ids it bootstrapped the cluster with, if it did in its current run. */
   readonly formedWith?: readonly NodeId[];
+  /** Before it joined: every node id it knows, itself included. */
+  readonly known?: readonly NodeId[];
 }
 
 export interface ProbeResult {
@@ -83,6 +85,7 @@ const hello = async (
     joined: answer.joined,
     knownMembers: answer.members,
     ...(answer.formedWith === undefined ? {} : { formedWith: answer.formedWith }),
+    ...(answer.known === undefined ? {} : { known: answer.known }),
   };
 };
 

@@ -1,10 +1,15 @@
 // Joining a cluster. A fresh node probes the seed. If a node it reaches already belongs to a formed
 // cluster, it must not form one of its own: it asks to be added to the member list (the meta
 // group) and waits for the groups' leaders to send it replicas. Otherwise, once the expected number
-// of nodes (this one included) is known, it bootstraps every Raft group it holds a replica of with
-// the voters placement.ts computes from the sorted ids: every forming node computes the same
-// voters, so nodes that bootstrap independently form ONE cluster, and no node bootstraps alone
-// while the seed names peers. The meta group is bootstrapped last, so a node that has it on disk
+// of nodes (this one included) is known AND every one of them reports knowing exactly the same ids,
+// the first `expectedSize` of those ids (sorted) bootstrap every Raft group they hold a replica of
+// with the voters placement.ts computes from them: every former computes the same voters, so nodes
+// that bootstrap independently form ONE cluster, and no node bootstraps alone while the seed names
+// peers. The agreement matters: nodes that saw different sets (a fourth node appearing mid-formation)
+// would bootstrap the same groups with different voters, and two leaders could win one term. Known
+// sets only grow and a node stops answering `known` once it decides to form, so two nodes that each
+// saw every member of their set agree can only have decided on the same set. Nodes beyond the first
+// `expectedSize` wait, then join the formed cluster like any newcomer. The meta group is bootstrapped last, so a node that has it on disk
 // bootstrapped (or received) everything it needs and counts as joined after a restart.
 // Every joined node makes sure the member list names it (formed nodes register themselves right
 // after bootstrapping), and probing continues (more slowly) after joining, picking up moved peers.
@@ -132,13 +137,27 @@ export const startFormation = (options: FormationOptions): Formation => {
     }
   };
 
-  const bootstrap = async (ids: readonly NodeId[]): Promise<void> => {
-    if (ids.length > options.expectedSize) {
-      options.logger.warn(
-        { type: 'cluster_oversized', known: ids.length, expected: options.expectedSize },
-        'more nodes answered than the expected cluster size; forming with all of them',
-      );
+  /**
+   * The ids to form the cluster with, once every known node answered this round, none has formed or
+   * is forming, and each reports knowing exactly what this node knows; undefined until then.
+   */
+  const agreedFormers = (answers: readonly Member[]): NodeId[] | undefined => {
+    const known = knownIds();
+    if (known.length < options.expectedSize) return undefined;
+    const answered = new Map(answers.map((answer) => [answer.nodeId, answer]));
+    for (const id of known) {
+      if (id === options.nodeId) continue;
+      const answer = answered.get(id);
+      if (answer === undefined || answer.joined === true || answer.formedWith !== undefined) return undefined;
+      const theirs = answer.known;
+      if (theirs?.length !== known.length || theirs.some((other, i) => other !== known[i])) return undefined;
     }
+    return known.slice(0, options.expectedSize);
+  };
+
+  const bootstrap = async (ids: readonly NodeId[]): Promise<void> => {
+    // Set before the first write: from now on hello answers say so instead of listing `known`.
+    formedWith = [...ids];
     const writes: Promise<void>[] = [];
     for (let group = 0; group < options.groupCount; group += 1) {
       const voters = votersFor(group, ids);
@@ -150,7 +169,6 @@ export const startFormation = (options: FormationOptions): Formation => {
     const metaVoters = votersFor(metaGroup, ids);
     if (metaVoters.includes(options.nodeId)) await options.host.bootstrapGroup(metaGroup, metaVoters);
     joined = true;
-    formedWith = [...ids];
     options.logger.info(
       { type: 'cluster_formed', members: ids, groupsHosted: writes.length },
       'cluster formed',
@@ -230,11 +248,16 @@ export const startFormation = (options: FormationOptions): Formation => {
           .map((member) => member.formedWith)
           .find((ids) => ids?.includes(options.nodeId) === true);
         if (formedWithUs !== undefined) await bootstrap([...formedWithUs].sort());
-        else if ([...members.values()].some((member) => member.joined === true)) {
-          // A formed cluster answered: bootstrapping now would start a second one.
+        else if (
+          [...members.values()].some((member) => member.joined === true || member.formedWith !== undefined)
+        ) {
+          // A formed (or forming) cluster answered: bootstrapping now would start a second one.
           joining = true;
           options.logger.info({ type: 'cluster_joining' }, 'a cluster exists; asking to be added');
-        } else if (knownIds().length >= options.expectedSize) await bootstrap(knownIds());
+        } else {
+          const formers = agreedFormers(result.members);
+          if (formers?.includes(options.nodeId) === true) await bootstrap(formers);
+        }
       }
       let settled = joined;
       if (joined || joining) {

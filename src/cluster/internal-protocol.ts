@@ -37,6 +37,11 @@ export interface HelloAnswer {
    * that starts late bootstraps the same groups instead of asking to join.
    */
   readonly formedWith?: readonly NodeId[];
+  /**
+   * Before joining: every node id this node knows (itself included, sorted). Nodes form a cluster
+   * only once all of them report the same set (formation.ts), so two never form different ones.
+   */
+  readonly known?: readonly NodeId[];
 }
 
 export const helloBody = (answer: HelloAnswer): string =>
@@ -46,6 +51,7 @@ export const helloBody = (answer: HelloAnswer): string =>
     joined: answer.joined,
     members: answer.members,
     ...(answer.formedWith === undefined ? {} : { formed_with: answer.formedWith }),
+    ...(answer.known === undefined ? {} : { known: answer.known }),
   });
 
 const isPort = (value: unknown): value is number =>
@@ -72,6 +78,9 @@ const parseMembers = (value: unknown): MemberView[] => {
   return members;
 };
 
+const isIdList = (value: unknown): value is string[] =>
+  Array.isArray(value) && value.every((id: unknown) => typeof id === 'string' && nodeIdPattern.test(id));
+
 /** Throws unless `text` is a well-formed hello answer. */
 export const parseHello = (text: string): HelloAnswer => {
   let value: unknown;
@@ -81,18 +90,22 @@ export const parseHello = (text: string): HelloAnswer => {
     throw new Error('answered hello with something that is not JSON');
   }
   const record = (typeof value === 'object' && value !== null ? value : {}) as Record<string, unknown>;
-  const { node_id: nodeId, raft_port: raftPort, joined, members, formed_with: formedWith } = record;
+  const { node_id: nodeId, raft_port: raftPort, joined, members, formed_with: formedWith, known } = record;
   if (typeof nodeId !== 'string' || !nodeIdPattern.test(nodeId))
     throw new Error('hello without a valid node_id');
   if (typeof raftPort !== 'number' || !Number.isInteger(raftPort) || raftPort < 1 || raftPort > 65_535) {
     throw new Error('hello without a valid raft_port');
   }
-  const formed =
-    Array.isArray(formedWith) &&
-    formedWith.every((id: unknown) => typeof id === 'string' && nodeIdPattern.test(id))
-      ? { formedWith: formedWith as string[] }
-      : {};
-  return { nodeId, raftPort, joined: joined === true, members: parseMembers(members), ...formed };
+  const formed = isIdList(formedWith) ? { formedWith } : {};
+  const knownIds = isIdList(known) ? { known } : {};
+  return {
+    nodeId,
+    raftPort,
+    joined: joined === true,
+    members: parseMembers(members),
+    ...formed,
+    ...knownIds,
+  };
 };
 
 /** One group as a node sees it (GET statusPath). */

@@ -65,7 +65,15 @@ describe('formation', () => {
       expect(bootstraps).toEqual([]);
       expect(formation.joined()).toBe(false);
       expect(formation.waitingReason()).toContain('2/3');
-      answer = { members: [member('zed', 3), member('alpha', 5)], problems: [] };
+      // Peers before forming report the ids they know; all three agree.
+      const known = ['alpha', 'self', 'zed'];
+      answer = {
+        members: [
+          { ...member('zed', 3), known },
+          { ...member('alpha', 5), known },
+        ],
+        problems: [],
+      };
       await eventually('joined', 2_000, () => Promise.resolve(formation.joined()));
       // Eight data groups, then the meta group (id 8) last.
       expect(bootstraps.map(([group]) => group)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8]);
@@ -196,7 +204,11 @@ describe('formation', () => {
       probe: () =>
         Promise.resolve({
           // The peer has bootstrapped too by the second round.
-          members: [{ ...member('peer', 3), joined: bootstraps.length > 0 }],
+          members: [
+            bootstraps.length > 0
+              ? { ...member('peer', 3), joined: true }
+              : { ...member('peer', 3), known: ['peer', 'self'] },
+          ],
           problems: [],
         }),
       join: () => {
@@ -210,6 +222,67 @@ describe('formation', () => {
       expect(bootstraps.map(([group]) => group)).toEqual([0, 1, 2]);
     } finally {
       await formation.close();
+    }
+  });
+
+  it('forms only once every known node reports the same ids, and then only the first expectedSize of them', async () => {
+    const agreeing = ['alpha', 'beta', 'gamma', 'self'];
+    let answer: ProbeResult = {
+      members: [
+        { ...member('alpha', 3), known: agreeing },
+        // beta has not seen self yet: no agreement, nobody may form.
+        { ...member('beta', 5), known: ['alpha', 'beta', 'gamma'] },
+        { ...member('gamma', 7), known: agreeing },
+      ],
+      problems: [],
+    };
+    const run = async (nodeId: string, expectedSize: number) => {
+      const fake = fakeHost();
+      const formation = startFormation({
+        nodeId,
+        seed: [{ host: '127.0.0.1', port: 1 }],
+        clusterSecret: undefined,
+        expectedSize,
+        groupCount: 4,
+        host: fake.host,
+        onPeers: () => undefined,
+        logger: silent,
+        probeBackoffMs: { initial: 5, max: 10 },
+        probe: () => Promise.resolve(answer),
+      });
+      return { formation, bootstraps: fake.bootstraps };
+    };
+    // 'self' sorts last: with four agreeing nodes and three expected, it is not a former.
+    const last = await run('self', 3);
+    // 'self' as a former when only three are expected and it sorts first among them.
+    const agreeingFirst = ['aaa', 'alpha', 'gamma'];
+    try {
+      await sleep(100);
+      expect(last.bootstraps).toEqual([]);
+      answer = {
+        members: answer.members.map((peer) => ({ ...peer, known: agreeing })),
+        problems: [],
+      };
+      await sleep(100);
+      // Everyone agrees on four ids now, but only alpha, beta and gamma form: self waits.
+      expect(last.bootstraps).toEqual([]);
+      expect(last.formation.joined()).toBe(false);
+    } finally {
+      await last.formation.close();
+    }
+    answer = {
+      members: [
+        { ...member('alpha', 3), known: agreeingFirst },
+        { ...member('gamma', 7), known: agreeingFirst },
+      ],
+      problems: [],
+    };
+    const first = await run('aaa', 3);
+    try {
+      await eventually('formed', 2_000, () => Promise.resolve(first.formation.joined()));
+      for (const [, voters] of first.bootstraps) expect(voters).toEqual(agreeingFirst);
+    } finally {
+      await first.formation.close();
     }
   });
 
