@@ -337,6 +337,50 @@ const withCpu = async <T>(nodes: readonly BenchNode[], work: () => Promise<T>): 
   return [result, `cpu: nodes ${perNode.map(percent).join(' / ')}, load generator ${percent(selfShare)}`];
 };
 
+/** Counters from a node's /metrics that explain where a run's work went; zeros if it is gone. */
+const raftCounters = async (node: BenchNode): Promise<Map<string, number>> => {
+  const wanted = [
+    'fastpaca_raft_turn_duration_seconds_count',
+    'fastpaca_raft_fsyncs_total',
+    'fastpaca_raft_messages_sent_total',
+    'fastpaca_raft_entries_persisted_total',
+  ];
+  const counters = new Map<string, number>();
+  if (!node.alive()) return counters;
+  try {
+    const response = await fetch(`${node.url}/metrics`, { signal: AbortSignal.timeout(5_000) });
+    for (const line of (await response.text()).split('\n')) {
+      // `name{labels} value`: every series here carries a node label.
+      const name = line.slice(0, line.search(/[{ ]/));
+      if (wanted.includes(name)) counters.set(name, Number(line.slice(line.lastIndexOf(' ') + 1)));
+    }
+  } catch {
+    // Unreachable: report zeros.
+  }
+  return counters;
+};
+
+/** Runs `work`; reports per node the turns, fsyncs and Raft messages it took per acknowledged append. */
+const withRaftActivity = async (
+  nodes: readonly BenchNode[],
+  work: () => Promise<[RunResult, string]>,
+): Promise<[RunResult, string]> => {
+  const before = await Promise.all(nodes.map(raftCounters));
+  const startedMs = performance.now();
+  const [result, cpu] = await work();
+  const appends = (result.ops_per_s * (performance.now() - startedMs)) / 1000;
+  const after = await Promise.all(nodes.map(raftCounters));
+  const per = (name: string): string =>
+    nodes
+      .map((_, i) => ((after[i]!.get(name) ?? 0) - (before[i]!.get(name) ?? 0)) / Math.max(1, appends))
+      .map((value) => value.toFixed(2))
+      .join(' / ');
+  const activity =
+    `per append: turns ${per('fastpaca_raft_turn_duration_seconds_count')}, ` +
+    `fsyncs ${per('fastpaca_raft_fsyncs_total')}, messages sent ${per('fastpaca_raft_messages_sent_total')}`;
+  return [result, `${cpu}; ${activity}`];
+};
+
 const describeRun = (label: string, result: RunResult): string =>
   `${label}: ${result.ops_per_s} appends/s, p50 ${result.p50_ms} ms, p99 ${result.p99_ms} ms, errors ${result.errors}`;
 
@@ -387,18 +431,22 @@ const main = async (): Promise<void> => {
     const roundRobin: RunResult[] = [];
     const pinned: RunResult[] = [];
     for (let run = 0; run < runs; run++) {
-      const [rr, rrCpu] = await withCpu(nodes, () =>
-        runLoad({
-          connections,
-          durationMs,
-          runId: `rr${run}`,
-          target: (index) => nodes[index % nodes.length],
-        }),
+      const [rr, rrCpu] = await withRaftActivity(nodes, () =>
+        withCpu(nodes, () =>
+          runLoad({
+            connections,
+            durationMs,
+            runId: `rr${run}`,
+            target: (index) => nodes[index % nodes.length],
+          }),
+        ),
       );
       roundRobin.push(rr);
       console.log(`${describeRun(`run ${run + 1} round-robin`, rr)}; ${rrCpu}`);
-      const [pin, pinCpu] = await withCpu(nodes, () =>
-        runLoad({ connections, durationMs, runId: `pin${run}`, target: () => nodes[0] }),
+      const [pin, pinCpu] = await withRaftActivity(nodes, () =>
+        withCpu(nodes, () =>
+          runLoad({ connections, durationMs, runId: `pin${run}`, target: () => nodes[0] }),
+        ),
       );
       pinned.push(pin);
       console.log(`${describeRun(`run ${run + 1} pinned to ${nodes[0]!.name}`, pin)}; ${pinCpu}`);

@@ -223,6 +223,15 @@ export interface RaftHostOptions<Result> {
   readonly onFatal: (error: Error) => void;
   /** Whether to create a replica for a group this node does not have when a message for it arrives. */
   readonly acceptUnknownGroup?: (group: GroupId, from: NodeId) => boolean;
+  /** Timers for metrics: each is called as the work starts and returns the function that ends it. */
+  readonly timers?: RaftHostTimers;
+}
+
+export interface RaftHostTimers {
+  /** One loop turn. */
+  readonly turn: () => () => void;
+  /** One synced store write. */
+  readonly syncedWrite: () => () => void;
 }
 
 export interface DrivableHost<Result = unknown> extends ConsensusHost<Result> {

@@ -501,12 +501,14 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
   async turn(): Promise<void> {
     if (this.closed || this.failed) return;
     if (this.turnInFlight !== undefined) throw new Error('RaftHost.turn: turns must not overlap');
+    const endTimer = this.options.timers?.turn();
     const turn = this.runTurn().catch((error: unknown) => this.reportFatal(error));
     this.turnInFlight = turn;
     try {
       await turn;
     } finally {
       this.turnInFlight = undefined;
+      endTimer?.();
     }
   }
 
@@ -840,7 +842,9 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
       if (ready.mustSync) sync = true;
     }
     if (ops.length > 0) {
+      const endTimer = sync ? this.options.timers?.syncedWrite() : undefined;
       await this.store.write(ops, { sync });
+      endTimer?.();
       this.stats_.storeWrites += 1;
       if (sync) this.stats_.syncedWrites += 1;
     }

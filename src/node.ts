@@ -117,6 +117,10 @@ export const startNode = async (
       limits: hostLimits(config),
       onFatal: fatal,
       ...(wiring === undefined ? {} : { acceptUnknownGroup: wiring.acceptUnknownGroup }),
+      timers: {
+        turn: () => metrics.raft.turnDurationSeconds.startTimer(),
+        syncedWrite: () => metrics.raft.fsyncDurationSeconds.startTimer(),
+      },
     });
     closers.push(() => host.close());
 

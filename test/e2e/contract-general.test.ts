@@ -9,6 +9,7 @@ import {
   contextPath,
   expectError,
   expectStatus,
+  metricSum,
   textMessage,
   uniqueId,
 } from './contract-helpers.js';
@@ -334,6 +335,20 @@ describe('contract: general rules, auth, health, metrics, OpenAPI', () => {
       );
       expect(text).toMatch(/^fastpaca_messages_token_count_bucket\{/m);
       expect(text).not.toContain(id);
+    });
+
+    it('/metrics times Raft turns and synced writes (the histograms are not left empty)', async () => {
+      const turnsBefore = await metricSum(node.base, 'fastpaca_raft_turn_duration_seconds_count');
+      const fsyncsBefore = await metricSum(node.base, 'fastpaca_raft_fsync_duration_seconds_count');
+      const id = uniqueId('timed-context');
+      await api.create(id);
+      await api.appendOk(id, textMessage('timed', { role: 'user' }));
+      expect(await metricSum(node.base, 'fastpaca_raft_turn_duration_seconds_count')).toBeGreaterThan(
+        turnsBefore,
+      );
+      expect(await metricSum(node.base, 'fastpaca_raft_fsync_duration_seconds_count')).toBeGreaterThan(
+        fsyncsBefore,
+      );
     });
 
     it('/openapi.json is a valid JSON OpenAPI document with every /v1 path', async () => {
