@@ -4,6 +4,7 @@
 // --runs x --duration. Then (c) under the same load, the node leading the most groups is SIGKILLed
 // and we time how long until one sample context in every group has accepted an append again.
 // Run: npm run build && node dist/bench/cluster-bench.js [--duration 10] [--runs 3] [--connections 32]
+// [--round-robin-only]
 // [--node-env NAME=VALUE ...] [--profile-dir DIR (a V8 CPU profile per node, written when it stops)]
 // Every process started here is stopped by pid at the end, also on failure.
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -313,13 +314,18 @@ const measureFailover = async (nodes: readonly BenchNode[], connections: number)
   };
 };
 
-/** CPU seconds a process has used (utime + stime from /proc, at the usual 100 ticks/s); 0 if gone. */
-const cpuSeconds = (pid: number | undefined): number => {
+interface CpuSeconds {
+  readonly user: number;
+  readonly system: number;
+}
+
+/** CPU seconds a process has used (utime, stime from /proc, at the usual 100 ticks/s); 0 if gone. */
+const cpuSeconds = (pid: number | undefined): CpuSeconds => {
   try {
     const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-    return (Number(fields[11]) + Number(fields[12])) / 100;
+    return { user: Number(fields[11]) / 100, system: Number(fields[12]) / 100 };
   } catch {
-    return 0;
+    return { user: 0, system: 0 };
   }
 };
 
@@ -330,11 +336,16 @@ const withCpu = async <T>(nodes: readonly BenchNode[], work: () => Promise<T>): 
   const startedMs = performance.now();
   const result = await work();
   const elapsedS = (performance.now() - startedMs) / 1000;
-  const perNode = nodes.map((node, i) => (cpuSeconds(node.child.pid) - nodesBefore[i]!) / elapsedS);
+  const perNode = nodes.map((node, i) => {
+    const after = cpuSeconds(node.child.pid);
+    const before = nodesBefore[i]!;
+    return { user: (after.user - before.user) / elapsedS, system: (after.system - before.system) / elapsedS };
+  });
   const self = process.cpuUsage(selfBefore);
   const selfShare = (self.user + self.system) / 1e6 / elapsedS;
   const percent = (share: number): string => `${Math.round(share * 100)}%`;
-  return [result, `cpu: nodes ${perNode.map(percent).join(' / ')}, load generator ${percent(selfShare)}`];
+  const nodeShares = perNode.map((cpu) => `${percent(cpu.user + cpu.system)} (sys ${percent(cpu.system)})`);
+  return [result, `cpu: nodes ${nodeShares.join(' / ')}, load generator ${percent(selfShare)}`];
 };
 
 /** Counters from a node's /metrics that explain where a run's work went; zeros if it is gone. */
@@ -393,8 +404,11 @@ const main = async (): Promise<void> => {
       // Extra node environment for experiments, e.g. --node-env FASTPACA_RAFT_TICK_MS=50 (repeatable).
       'node-env': { type: 'string', multiple: true, default: [] },
       'profile-dir': { type: 'string' },
+      // For quick A/B comparisons: only the round-robin runs (no pinned runs, no failover).
+      'round-robin-only': { type: 'boolean', default: false },
     },
   });
+  const roundRobinOnly = values['round-robin-only'];
   const extraEnv: Record<string, string> = {};
   for (const pair of values['node-env']) {
     const at = pair.indexOf('=');
@@ -443,6 +457,7 @@ const main = async (): Promise<void> => {
       );
       roundRobin.push(rr);
       console.log(`${describeRun(`run ${run + 1} round-robin`, rr)}; ${rrCpu}`);
+      if (roundRobinOnly) continue;
       const [pin, pinCpu] = await withRaftActivity(nodes, () =>
         withCpu(nodes, () =>
           runLoad({ connections, durationMs, runId: `pin${run}`, target: () => nodes[0] }),
@@ -452,8 +467,12 @@ const main = async (): Promise<void> => {
       console.log(`${describeRun(`run ${run + 1} pinned to ${nodes[0]!.name}`, pin)}; ${pinCpu}`);
     }
     const rrMedian = medianOfRuns(roundRobin);
-    const pinMedian = medianOfRuns(pinned);
     console.log(describeRun(`median of ${runs} x ${durationMs / 1000}s round-robin`, rrMedian));
+    if (roundRobinOnly) {
+      console.log(JSON.stringify({ round_robin: rrMedian }));
+      return;
+    }
+    const pinMedian = medianOfRuns(pinned);
     console.log(describeRun(`median of ${runs} x ${durationMs / 1000}s pinned`, pinMedian));
     const failover = await measureFailover(nodes, connections);
     console.log(
