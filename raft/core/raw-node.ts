@@ -91,8 +91,13 @@ export class RawNode implements RawNodeApi {
 
   // Sends are coalesced until the host collects a Ready: many proposals or acks in one turn become one
   // App (or one heartbeat round) per follower instead of one per event.
+  //
+  // A new commit index alone sends nothing (etcd and raft-rs broadcast an empty App for it). Followers
+  // learn it as the thesis has it, from the next App or heartbeat: a busy group's next App follows
+  // within a round trip, an idle group's heartbeat within heartbeatTicks, and a ReadIndex round's
+  // heartbeat carries it at once. Clients wait only for the leader's commit, so the broadcast cost a
+  // message and a reply per follower, and a turn on each follower, for every write and bought nothing.
   private appendPending = false;
-  private commitBroadcastPending = false;
   private readHeartbeatPending = false;
 
   private messages: Message[] = [];
@@ -378,7 +383,6 @@ export class RawNode implements RawNodeApi {
     this.readOnly.reset();
     this.readsAwaitingCommit = [];
     this.appendPending = false;
-    this.commitBroadcastPending = false;
     this.readHeartbeatPending = false;
   }
 
@@ -709,9 +713,7 @@ export class RawNode implements RawNodeApi {
 
   /** The host persisted some of our log: our own copy now counts toward quorum up to stableIndex. */
   private leaderPersisted(): void {
-    if (this.selfProgress().maybeUpdate(this.log.stableIndex) && this.maybeCommit()) {
-      this.commitBroadcastPending = true;
-    }
+    if (this.selfProgress().maybeUpdate(this.log.stableIndex)) this.maybeCommit();
   }
 
   private handleAppendResponse(m: Message): void {
@@ -736,8 +738,8 @@ export class RawNode implements RawNodeApi {
     } else {
       pr.inflights.freeLE(index);
     }
-    if (this.maybeCommit()) this.commitBroadcastPending = true;
-    else if (wasPaused) this.maybeSendAppend(m.from, true);
+    this.maybeCommit();
+    if (wasPaused) this.maybeSendAppend(m.from, true);
     // The window may have opened for several messages at once.
     while (this.maybeSendAppend(m.from, false));
     if (m.from === this.leadTransferee && pr.match === this.log.lastIndex()) this.sendTimeoutNow(m.from);
@@ -768,17 +770,16 @@ export class RawNode implements RawNodeApi {
   }
 
   /** §5.3/§5.4.2: commit the highest index a majority of voters persisted, if it is of our term. */
-  private maybeCommit(): boolean {
+  private maybeCommit(): void {
     const candidate = committedIndex(this.conf.voters, (id) => this.progress.get(id)?.match ?? 0);
     const log = this.log;
-    if (candidate <= log.committed || log.termAt(candidate) !== this.term) return false;
+    if (candidate <= log.committed || log.termAt(candidate) !== this.term) return;
     const previous = log.committed;
     const firstInTerm = log.termAt(previous) !== this.term;
     log.commitTo(candidate);
     const committedBytes = log.bytesOfTermBetween(previous, candidate, this.term);
     this.uncommittedBytes = Math.max(0, this.uncommittedBytes - committedBytes);
     if (firstInTerm) this.releaseReadsAwaitingCommit();
-    return true;
   }
 
   /**
@@ -844,13 +845,10 @@ export class RawNode implements RawNodeApi {
   /** Turns coalesced send requests into messages; called when the host asks for work. */
   private flushPendingSends(): void {
     if (this.role !== 'leader') return;
-    if (this.appendPending || this.commitBroadcastPending) {
-      const sendIfEmpty = this.commitBroadcastPending;
+    if (this.appendPending) {
       this.appendPending = false;
-      this.commitBroadcastPending = false;
       for (const to of this.progress.keys()) {
         if (to === this.id) continue;
-        this.maybeSendAppend(to, sendIfEmpty);
         while (this.maybeSendAppend(to, false));
       }
     }
@@ -878,8 +876,8 @@ export class RawNode implements RawNodeApi {
     }
     if (this.leadTransferee !== null && !isVoter(this.conf, this.leadTransferee)) this.leadTransferee = null;
     // The quorum changed: a removed voter may have been holding commit back.
-    if (this.maybeCommit()) this.commitBroadcastPending = true;
-    else this.appendPending = true;
+    this.maybeCommit();
+    this.appendPending = true;
   }
 
   // ---------------------------------------------------------------------------------------------

@@ -22,6 +22,9 @@ describe('leader election (Raft §5.2, §5.4.1)', () => {
     expect(c.elect('a')).toBe(true);
     c.propose('a', 'x');
     c.propose('a', 'y');
+    expect(c.appliedValues('a')).toEqual(['x', 'y']);
+    // A commit alone sends nothing: followers learn it from the next heartbeat.
+    c.tickAll(1);
     for (const id of c.ids) expect(c.appliedValues(id)).toEqual(['x', 'y']);
     // Heartbeats keep followers from timing out: the leader stays.
     c.tickAll(30);
@@ -36,6 +39,9 @@ describe('leader election (Raft §5.2, §5.4.1)', () => {
       expect(c.leaders(), `seed ${seed}`).toHaveLength(1);
       const leader = c.leader() as string;
       c.propose(leader, 'x');
+      expect(c.appliedValues(leader), `seed ${seed}`).toEqual(['x']);
+      // A commit alone sends nothing: followers learn it from the next heartbeat.
+      c.tickAll(1);
       for (const id of c.ids) expect(c.appliedValues(id), `seed ${seed}`).toEqual(['x']);
     }
   });

@@ -127,6 +127,32 @@ describe('§5.3 log replication', () => {
   });
 });
 
+describe('§5.3 commit propagation', () => {
+  it('§5.3: a new commit index alone sends nothing; the next App or heartbeat carries it to followers', () => {
+    const c = new Cluster(['a', 'b', 'c']);
+    expect(c.elect('a')).toBe(true);
+    c.tickAll(1);
+    const before = c.sent.length;
+    c.propose('a', 'x');
+    // One App to each follower and one answer from each: no second round only to announce the commit.
+    const round = c.sent.slice(before);
+    expect(round.map((m) => [m.type, m.from, m.to])).toEqual([
+      [MessageType.App, 'a', 'b'],
+      [MessageType.App, 'a', 'c'],
+      [MessageType.AppResp, 'b', 'a'],
+      [MessageType.AppResp, 'c', 'a'],
+    ]);
+    expect(c.appliedValues('a')).toEqual(['x']);
+    expect(c.appliedValues('b')).toEqual([]);
+    // The next App carries x's commit ...
+    c.propose('a', 'y');
+    expect(c.appliedValues('b')).toEqual(['x']);
+    // ... and an idle group's next heartbeat carries y's.
+    c.tickAll(1);
+    for (const id of c.ids) expect(c.appliedValues(id)).toEqual(['x', 'y']);
+  });
+});
+
 describe('§5.4.2 committing entries from previous terms', () => {
   it('§5.4.2 (Figure 8): a leader does not commit a previous-term entry by counting replicas, only through a current-term entry', () => {
     // Five servers in Figure 8 (c): S1=a led term 2 and put index 2 on S2=b; S5=e led term 3 and put a
@@ -231,6 +257,8 @@ describe('thesis §4.1 membership changes (single-server, with learners)', () =>
     expect(result.ok).toBe(true);
     c.stabilize();
     expect(c.node('a').status().conf.voters).toEqual(['a', 'b']);
+    // A commit alone sends nothing: followers learn it from the next heartbeat.
+    c.tickAll(1);
     expect(c.node('b').status().conf.voters).toEqual(['a', 'b']);
     // b campaigns without a: c would grant its vote, but {b, c} is no majority of {a, b}.
     c.cut('a', 'b');
@@ -250,6 +278,7 @@ describe('thesis §4.1 membership changes (single-server, with learners)', () =>
     const leader = c.leader() as string;
     expect(['a', 'b']).toContain(leader);
     c.propose(leader, 'after');
+    c.tickAll(1);
     expect(c.appliedValues('a')).toContain('after');
     expect(c.appliedValues('b')).toContain('after');
   });
@@ -390,6 +419,9 @@ describe('thesis §3.10 leadership transfer', () => {
     expect(c.sent.some((m) => m.type === MessageType.TimeoutNow && m.to === 'b')).toBe(true);
     expect(c.node('a').propose(bytes('late'))).toEqual({ ok: false, code: 'NOT_LEADER', leader: 'b' });
     c.propose('b', 'y');
+    expect(c.appliedValues('b')).toEqual(['x', 'y']);
+    // A commit alone sends nothing: followers learn it from the next heartbeat.
+    c.tickAll(1);
     for (const id of c.ids) expect(c.appliedValues(id)).toEqual(['x', 'y']);
   });
 
