@@ -180,6 +180,8 @@ interface LoadOptions {
   /** The node connection `index` sends to (re-asked after a connection fails). */
   readonly target: (index: number) => BenchNode | undefined;
   readonly stop?: () => boolean;
+  /** Appends per second over all connections (open loop); unset: each connection sends back to back. */
+  readonly rate?: number;
 }
 
 /** One keep-alive connection per client, each appending to its own context until the deadline. */
@@ -196,7 +198,15 @@ const runLoad = async (options: LoadOptions): Promise<RunResult> => {
     const path = `/v1/contexts/${encodeURIComponent(ids[index]!)}/messages`;
     let connection: RawHttpConnection | undefined;
     try {
+      // At a fixed rate, connection `index` sends at its own evenly spaced instants.
+      const intervalMs = options.rate === undefined ? 0 : (options.connections * 1000) / options.rate;
+      let sendAtMs = startedMs + (intervalMs * index) / options.connections;
       for (let n = 0; running(); n++) {
+        if (intervalMs > 0) {
+          const waitMs = sendAtMs - performance.now();
+          if (waitMs > 0) await sleep(waitMs);
+          sendAtMs += intervalMs;
+        }
         const start = process.hrtime.bigint();
         try {
           if (connection === undefined) {
@@ -330,7 +340,10 @@ const cpuSeconds = (pid: number | undefined): CpuSeconds => {
 };
 
 /** Runs `work` and reports the CPU the nodes and this load generator used, in % of one core. */
-const withCpu = async <T>(nodes: readonly BenchNode[], work: () => Promise<T>): Promise<[T, string]> => {
+const withCpu = async <T>(
+  nodes: readonly BenchNode[],
+  work: () => Promise<T>,
+): Promise<[T, string, number]> => {
   const nodesBefore = nodes.map((node) => cpuSeconds(node.child.pid));
   const selfBefore = process.cpuUsage();
   const startedMs = performance.now();
@@ -345,7 +358,8 @@ const withCpu = async <T>(nodes: readonly BenchNode[], work: () => Promise<T>): 
   const selfShare = (self.user + self.system) / 1e6 / elapsedS;
   const percent = (share: number): string => `${Math.round(share * 100)}%`;
   const nodeShares = perNode.map((cpu) => `${percent(cpu.user + cpu.system)} (sys ${percent(cpu.system)})`);
-  return [result, `cpu: nodes ${nodeShares.join(' / ')}, load generator ${percent(selfShare)}`];
+  const nodesTotal = perNode.reduce((sum, cpu) => sum + cpu.user + cpu.system, 0);
+  return [result, `cpu: nodes ${nodeShares.join(' / ')}, load generator ${percent(selfShare)}`, nodesTotal];
 };
 
 /** Counters from a node's /metrics that explain where a run's work went; zeros if it is gone. */
@@ -374,11 +388,11 @@ const raftCounters = async (node: BenchNode): Promise<Map<string, number>> => {
 /** Runs `work`; reports per node the turns, fsyncs and Raft messages it took per acknowledged append. */
 const withRaftActivity = async (
   nodes: readonly BenchNode[],
-  work: () => Promise<[RunResult, string]>,
+  work: () => Promise<[RunResult, string, number]>,
 ): Promise<[RunResult, string]> => {
   const before = await Promise.all(nodes.map(raftCounters));
   const startedMs = performance.now();
-  const [result, cpu] = await work();
+  const [result, cpu, nodeCores] = await work();
   const appends = (result.ops_per_s * (performance.now() - startedMs)) / 1000;
   const after = await Promise.all(nodes.map(raftCounters));
   const per = (name: string): string =>
@@ -386,8 +400,9 @@ const withRaftActivity = async (
       .map((_, i) => ((after[i]!.get(name) ?? 0) - (before[i]!.get(name) ?? 0)) / Math.max(1, appends))
       .map((value) => value.toFixed(2))
       .join(' / ');
+  const cpuPerAppendUs = Math.round((nodeCores * 1e6) / Math.max(1, result.ops_per_s));
   const activity =
-    `per append: turns ${per('fastpaca_raft_turn_duration_seconds_count')}, ` +
+    `per append: node cpu ${cpuPerAppendUs} µs, turns ${per('fastpaca_raft_turn_duration_seconds_count')}, ` +
     `fsyncs ${per('fastpaca_raft_fsyncs_total')}, messages sent ${per('fastpaca_raft_messages_sent_total')}`;
   return [result, `${cpu}; ${activity}`];
 };
@@ -406,9 +421,13 @@ const main = async (): Promise<void> => {
       'profile-dir': { type: 'string' },
       // For quick A/B comparisons: only the round-robin runs (no pinned runs, no failover).
       'round-robin-only': { type: 'boolean', default: false },
+      // Open loop at this many appends/s in total: with --round-robin-only, compares CPU per append.
+      rate: { type: 'string' },
     },
   });
   const roundRobinOnly = values['round-robin-only'];
+  const rate = values.rate === undefined ? undefined : Number(values.rate);
+  if (rate !== undefined && !(rate > 0)) throw new Error('--rate must be a positive number');
   const extraEnv: Record<string, string> = {};
   for (const pair of values['node-env']) {
     const at = pair.indexOf('=');
@@ -452,6 +471,7 @@ const main = async (): Promise<void> => {
             durationMs,
             runId: `rr${run}`,
             target: (index) => nodes[index % nodes.length],
+            ...(rate === undefined ? {} : { rate }),
           }),
         ),
       );
