@@ -126,17 +126,21 @@ const waitReady = async (nodes: readonly BenchNode[], timeoutMs: number): Promis
 interface GroupStatus {
   readonly group: number;
   readonly leader: string | null;
+  readonly term: number;
 }
 
-const leaderCounts = async (node: BenchNode): Promise<Map<string, number>> => {
+const groupStatuses = async (node: BenchNode): Promise<readonly GroupStatus[]> => {
   const response = await fetch(`${node.url}/internal/v1/cluster/status`, {
     headers: { [secretHeader]: secret },
     signal: AbortSignal.timeout(5_000),
   });
   if (response.status !== 200) throw new Error(`cluster status of ${node.name}: HTTP ${response.status}`);
-  const status = (await response.json()) as { groups: readonly GroupStatus[] };
+  return ((await response.json()) as { groups: readonly GroupStatus[] }).groups;
+};
+
+const leaderCounts = async (node: BenchNode): Promise<Map<string, number>> => {
   const counts = new Map<string, number>();
-  for (const { leader } of status.groups)
+  for (const { leader } of await groupStatuses(node))
     if (leader !== null) counts.set(leader, (counts.get(leader) ?? 0) + 1);
   return counts;
 };
@@ -258,6 +262,8 @@ interface FailoverResult {
   readonly killed: string;
   readonly recovered: number;
   readonly samples: number;
+  /** Of the groups the killed node led: how many took one election to replace it, how many more. */
+  readonly elections: { readonly oneRound: number; readonly moreRounds: number };
   readonly load: RunResult;
 }
 
@@ -273,6 +279,8 @@ const measureFailover = async (nodes: readonly BenchNode[], connections: number)
   }
   const counts = await leaderCounts(nodes[0]!);
   const victim = [...nodes].sort((a, b) => (counts.get(b.name) ?? 0) - (counts.get(a.name) ?? 0))[0]!;
+  const survivor = nodes.find((node) => node !== victim)!;
+  const termsBefore = new Map((await groupStatuses(survivor)).map((view) => [view.group, view]));
   const live = (): BenchNode[] => nodes.filter((node) => node.alive());
   let stopLoad = false;
   let turn = 0;
@@ -315,11 +323,20 @@ const measureFailover = async (nodes: readonly BenchNode[], connections: number)
   stopLoad = true;
   const loadResult = await load;
   const recovered = recoveredAt.filter((at): at is number => at !== undefined);
+  // A group whose term rose by more than one needed another election (e.g. a split vote).
+  const elections = { oneRound: 0, moreRounds: 0 };
+  for (const { group, term } of await groupStatuses(survivor)) {
+    const before = termsBefore.get(group);
+    if (before?.leader !== victim.name) continue;
+    if (term - before.term <= 1) elections.oneRound++;
+    else elections.moreRounds++;
+  }
   return {
     failover_ms: recovered.length === samples.length ? round(Math.max(...recovered) - killedAt, 0) : null,
     killed: `${victim.name} (led ${counts.get(victim.name) ?? 0} of ${defaultGroupCount} groups)`,
     recovered: recovered.length,
     samples: samples.length,
+    elections,
     load: loadResult,
   };
 };
@@ -497,7 +514,8 @@ const main = async (): Promise<void> => {
     const failover = await measureFailover(nodes, connections);
     console.log(
       `failover: SIGKILL ${failover.killed}; ${failover.recovered}/${failover.samples} groups accepted an append; ` +
-        `last after ${failover.failover_ms ?? 'n/a'} ms`,
+        `last after ${failover.failover_ms ?? 'n/a'} ms; ${failover.elections.oneRound} of its groups ` +
+        `elected a new leader in one round, ${failover.elections.moreRounds} needed more`,
     );
     console.log(describeRun('load during failover', failover.load));
     console.log(

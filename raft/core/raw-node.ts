@@ -349,7 +349,11 @@ export class RawNode implements RawNodeApi {
     const canVote =
       this.vote === m.from || (this.vote === null && this.lead === null) || (isPreVote && m.term > this.term);
     const respType = isPreVote ? MessageType.PreVoteResp : MessageType.VoteResp;
-    if (canVote && this.log.isUpToDate(m.index ?? 0, m.logTerm ?? 0)) {
+    if (
+      canVote &&
+      this.log.isUpToDate(m.index ?? 0, m.logTerm ?? 0) &&
+      !(isPreVote && this.yieldsNoPreVoteTo(m))
+    ) {
       // The answer carries the candidate's term: for a pre-vote that is our future term, which the
       // pre-candidate recognises as its own round.
       this.send({ type: respType, from: this.id, to: m.from, term: m.term, reject: false });
@@ -360,6 +364,22 @@ export class RawNode implements RawNodeApi {
     } else {
       this.send({ type: respType, from: this.id, to: m.from, term: this.term, reject: true });
     }
+  }
+
+  /**
+   * Two pre-candidates polling each other at once (the two survivors of a three-node group whose
+   * timers fired within a round trip) would both win their pre-votes, then each vote for itself in the
+   * real election: a split vote that costs the group another election timeout. etcd grants both; here
+   * a pre-candidate grants only a rival whose log is more up-to-date, or as up-to-date with a lower id,
+   * so exactly one of them proceeds and the other votes for it. Pre-votes never decide a term, so this
+   * changes no safety property; a follower still grants as before.
+   */
+  private yieldsNoPreVoteTo(m: Message): boolean {
+    if (this.role !== 'pre_candidate') return false;
+    const index = m.index ?? 0;
+    const logTerm = m.logTerm ?? 0;
+    const sameLog = logTerm === this.log.lastTerm() && index === this.log.lastIndex();
+    return sameLog && m.from > this.id;
   }
 
   // ---------------------------------------------------------------------------------------------

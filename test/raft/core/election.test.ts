@@ -98,6 +98,42 @@ describe('leader election (Raft §5.2, §5.4.1)', () => {
     expect(c.node('a').status().term).toBe(term);
   });
 
+  it('thesis §9.6: two pre-candidates polling each other at once elect one leader in one round (no split vote)', () => {
+    for (const [first, second] of [
+      ['b', 'c'],
+      ['c', 'b'],
+    ] as const) {
+      const c = new Cluster(['a', 'b', 'c'], { preVote: true });
+      expect(c.elect('a')).toBe(true);
+      const term = c.node('a').status().term;
+      // The leader dies; both survivors' timers fire before either hears the other's pre-vote.
+      c.isolate('a');
+      c.node(first).campaign();
+      c.node(second).campaign();
+      c.stabilize();
+      // Equal logs: the lower id wins both pre-votes, the other votes for it in the same term.
+      expect(c.node('b').status().role).toBe('leader');
+      expect(c.node('b').status().term).toBe(term + 1);
+      expect(c.node('c').status()).toMatchObject({ role: 'follower', term: term + 1, leader: 'b' });
+    }
+  });
+
+  it('thesis §9.6: between two pre-candidates the more up-to-date log wins, whatever the ids', () => {
+    const c = new Cluster(['a', 'b', 'c'], { preVote: true });
+    expect(c.elect('a')).toBe(true);
+    // c holds an entry b missed.
+    c.filter = (m) => !(m.type === MessageType.App && m.to === 'b');
+    c.propose('a', 'x');
+    c.heal();
+    const term = c.node('a').status().term;
+    c.isolate('a');
+    c.node('b').campaign();
+    c.node('c').campaign();
+    c.stabilize();
+    expect(c.node('c').status()).toMatchObject({ role: 'leader', term: term + 1 });
+    expect(c.node('b').status()).toMatchObject({ role: 'follower', leader: 'c' });
+  });
+
   it('thesis §6.2: with check-quorum, a leader cut off from its majority steps down', () => {
     const c = new Cluster(['a', 'b', 'c'], { preVote: true, checkQuorum: true });
     expect(c.elect('a')).toBe(true);
