@@ -210,6 +210,9 @@ const runLoad = async (options: LoadOptions): Promise<RunResult> => {
           const waitMs = sendAtMs - performance.now();
           if (waitMs > 0) await sleep(waitMs);
           sendAtMs += intervalMs;
+          if (!running()) break;
+          // The server closes a keep-alive connection idle for long: that is no failed append.
+          if (connection?.usable === false) connection = undefined;
         }
         const start = process.hrtime.bigint();
         try {

@@ -49,6 +49,11 @@ export class RawHttpConnection {
     });
   }
 
+  /** False once the socket failed or closed (e.g. the server dropped it after an idle timeout). */
+  get usable(): boolean {
+    return this.failure === undefined;
+  }
+
   /** Sends one request and resolves with its response; calls must not overlap. */
   request(
     method: string,
