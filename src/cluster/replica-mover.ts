@@ -5,8 +5,8 @@
 // snapshot to the new replica, so only a bounded number of groups per node move at once, leaving
 // the appends room; steps that finish a move are never held back.
 
-import type { ConsensusHost } from '../../raft/api.js';
-import type { ConfChange, GroupId, NodeId } from '../../raft/core/types.js';
+import type { ConsensusHost, GroupStatus } from '../../raft/api.js';
+import type { ConfChange, ConfState, GroupId, NodeId } from '../../raft/core/types.js';
 import type { Logger } from '../logger.js';
 import type { ClusterMember } from './membership.js';
 import { activeIds, currentMembers } from './membership.js';
@@ -16,7 +16,10 @@ import { nextStep } from './reconcile.js';
 
 export interface ReplicaMoverOptions {
   readonly nodeId: NodeId;
-  readonly host: Pick<ConsensusHost, 'groups' | 'status' | 'changeMembership' | 'transferLeader'>;
+  readonly host: Pick<
+    ConsensusHost,
+    'groups' | 'leaderOf' | 'status' | 'changeMembership' | 'transferLeader'
+  >;
   readonly metaGroup: GroupId;
   /** The member list, or undefined while it is not known (then nothing moves). */
   readonly members: () => readonly ClusterMember[] | undefined;
@@ -54,9 +57,7 @@ export const createReplicaMover = (options: ReplicaMoverOptions): ReplicaMover =
   const inFlight = new Set<GroupId>();
 
   /** A move has begun: a wanted voter is a learner, or the group has more voters than it wants. */
-  const moving = (group: GroupId, desired: Desired): boolean => {
-    const conf = host.status(group)?.conf;
-    if (conf === undefined) return false;
+  const moving = (conf: ConfState, desired: Desired): boolean => {
     return (
       conf.learners.some((node) => desired.voters.includes(node)) ||
       conf.voters.length > desired.voters.length
@@ -98,19 +99,21 @@ export const createReplicaMover = (options: ReplicaMoverOptions): ReplicaMover =
       if (members === undefined || members.length === 0) return;
       // A removed node is unknown: any replica still on it is dropped.
       const known = new Set(currentMembers(members).map((member) => member.nodeId));
-      const led: { group: GroupId; desired: Desired }[] = [];
+      // One status per led group and round (a leader's status copies its progress and conf): nothing
+      // changes between the two passes, since proposals and transfers only queue for the next turn.
+      const led: { group: GroupId; desired: Desired; status: GroupStatus; isMoving: boolean }[] = [];
       let movingCount = 0;
       for (const group of host.groups()) {
+        if (host.leaderOf(group) !== nodeId) continue;
         const status = host.status(group);
         if (status?.role !== 'leader') continue;
         const desired = desiredFor(group, metaGroup, members);
-        if (group !== metaGroup && (inFlight.has(group) || moving(group, desired))) movingCount += 1;
-        if (!inFlight.has(group)) led.push({ group, desired });
+        const isMoving = moving(status.conf, desired);
+        if (group !== metaGroup && (inFlight.has(group) || isMoving)) movingCount += 1;
+        if (!inFlight.has(group)) led.push({ group, desired, status, isMoving });
       }
-      for (const { group, desired } of led) {
-        const status = host.status(group);
-        if (status === undefined) continue;
-        const alreadyMoving = group === metaGroup || moving(group, desired);
+      for (const { group, desired, status, isMoving } of led) {
+        const alreadyMoving = group === metaGroup || isMoving;
         const decision = nextStep({
           self: nodeId,
           status,
