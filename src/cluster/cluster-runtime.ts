@@ -52,7 +52,8 @@ export type ClusterConfig = Pick<
 export interface ClusterTuning {
   /** Leadership balancing rounds. Default 1000 ms; the first waits one round after joining. */
   readonly balanceIntervalMs?: number;
-  /** Transfers started per round. Default 16. */
+  /** Transfers started per round. Default 32: a node that won ~40 extra groups at formation hands them
+   * over within two rounds. */
   readonly transfersPerRound?: number;
   /** Replica-move rounds (reconcile.ts). Default 200 ms. */
   readonly moveIntervalMs?: number;
@@ -454,7 +455,7 @@ const createRuntime = (
           // Let the first elections settle before moving leaders around.
           roundsJoined += 1;
           if (roundsJoined < 2) return;
-          balanceLeadersOnce(host, nodeId, tuning.transfersPerRound ?? 16, (group, voters) => {
+          balanceLeadersOnce(host, nodeId, tuning.transfersPerRound ?? 32, (group, voters) => {
             // A group whose voters are not yet placement's may be handed to a voter about to go.
             const members = membership.members();
             if (members.length === 0) return false;
