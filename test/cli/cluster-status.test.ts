@@ -2,18 +2,17 @@
 // cluster mode): the human summary names every member and counts leaders per node, --json is the
 // endpoint's answer, the secret comes from the flag or FASTPACA_CLUSTER_SECRET, and a wrong secret
 // or an unreachable node exits 1 with a message saying why. Needs `npm run build` (npm test does it).
-import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { runCli, type CliIo } from '../../src/cli/cli.js';
 import {
-  cliPath,
   clusterSecret,
   clusterStatus,
   createCluster,
   eventually,
   freePort,
   killAll,
+  runFastpaca,
   waitReady,
   type ClusterNode,
   type TestCluster,
@@ -39,26 +38,9 @@ const run = async (args: readonly string[], env: Record<string, string> = {}): P
   return { code, stdout, stderr };
 };
 
-/** The real binary, bounded to 15 s; killed by pid if it overstays. */
+/** The real binary, bounded to 15 s, seeing only PATH and `env`. */
 const runBinary = (args: readonly string[], env: Record<string, string>): Promise<Run> =>
-  new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cliPath, ...args], {
-      env: { PATH: process.env['PATH'] ?? '', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
-    const timer = setTimeout(() => {
-      if (child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
-      reject(new Error(`fastpaca ${args.join(' ')} did not exit within 15 s`));
-    }, 15_000);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? -1, stdout, stderr });
-    });
-  });
+  runFastpaca(args, 15_000, env);
 
 describe('fastpaca cluster status', () => {
   let cluster: TestCluster;

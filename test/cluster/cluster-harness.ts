@@ -8,6 +8,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expect } from 'vitest';
 import { cliPath, freePort, hermeticEnv } from '../e2e/process-harness.js';
 
 export { cliPath, freePort };
@@ -294,3 +295,88 @@ export const exportMessages = async (node: ClusterNode, contextId: string): Prom
 };
 
 export const removeDir = (dir: string): void => rmSync(dir, { recursive: true, force: true });
+
+/** Creates each context through the nodes in turn (a write through every node); each must answer 201. */
+export const createContexts = async (
+  nodes: readonly ClusterNode[],
+  contextIds: readonly string[],
+): Promise<void> => {
+  for (const [i, id] of contextIds.entries()) {
+    const node = nodes[i % nodes.length];
+    if (node === undefined) throw new Error('no node to create contexts through');
+    const created = await call(node, 'PUT', `/v1/contexts/${id}`, { token_budget: 1_000_000 });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+  }
+};
+
+/** Message ids a test's writers sent and those the cluster acknowledged, per context. */
+export interface AppendLedger {
+  readonly sent: ReadonlyMap<string, ReadonlySet<string>>;
+  readonly acked: ReadonlyMap<string, ReadonlySet<string>>;
+}
+
+/**
+ * The cluster kept every promise: per context, all `nodes` converge on one history (bounded wait),
+ * whose seqs are contiguous from 1, whose ids are unique and were all sent, and which holds every
+ * acknowledged id.
+ */
+export const expectNoAppendLostOrDuplicated = async (
+  nodes: readonly ClusterNode[],
+  contextIds: readonly string[],
+  ledger: AppendLedger,
+): Promise<void> => {
+  for (const contextId of contextIds) {
+    const acked = ledger.acked.get(contextId) ?? new Set<string>();
+    const sent = ledger.sent.get(contextId) ?? new Set<string>();
+    await eventually(`${contextId} identical on every node`, 15_000, async () => {
+      const histories = await Promise.all(nodes.map((node) => exportMessages(node, contextId)));
+      return histories.every((history) => JSON.stringify(history) === JSON.stringify(histories[0]));
+    });
+    for (const node of nodes) {
+      const history = await exportMessages(node, contextId);
+      expect(history.map((message) => message.seq)).toEqual(history.map((_, i) => i + 1));
+      const ids = history.map((message) => message.id);
+      expect(new Set(ids).size).toBe(ids.length);
+      for (const id of ids) expect(sent.has(id), `${id} was never sent`).toBe(true);
+      const present = new Set(ids);
+      for (const id of acked)
+        expect(present.has(id), `acknowledged ${id} missing on ${node.name}`).toBe(true);
+    }
+  }
+};
+
+export interface BinaryRun {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/**
+ * Runs the built `fastpaca` binary, killed by pid if it overruns `timeoutMs`. With `env`, the child
+ * sees only PATH and those variables; without, it inherits this process's environment.
+ */
+export const runFastpaca = (
+  args: readonly string[],
+  timeoutMs: number,
+  env?: Readonly<Record<string, string>>,
+): Promise<BinaryRun> =>
+  new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [cliPath, ...args], {
+      ...(env === undefined ? {} : { env: { PATH: process.env['PATH'] ?? '', ...env } }),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
+    child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+    const timer = setTimeout(() => {
+      if (child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
+      reject(
+        new Error(`fastpaca ${args.join(' ')} did not exit within ${timeoutMs} ms:\n${stdout}\n${stderr}`),
+      );
+    }, timeoutMs);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, stdout, stderr });
+    });
+  });

@@ -12,8 +12,9 @@ import {
   call,
   clusterStatus,
   createCluster,
+  createContexts,
   eventually,
-  exportMessages,
+  expectNoAppendLostOrDuplicated,
   killAll,
   leaderCounts,
   sleep,
@@ -48,12 +49,7 @@ describe('failover of a three-node cluster', () => {
     nodes = cluster.nodes;
     for (const node of nodes) node.start();
     await waitReady(nodes, 30_000);
-    for (const [i, id] of CONTEXTS.entries()) {
-      const created = await call(nodes[i % nodes.length] as ClusterNode, 'PUT', `/v1/contexts/${id}`, {
-        token_budget: 1_000_000,
-      });
-      expect(created.status).toBe(201);
-    }
+    await createContexts(nodes, CONTEXTS);
   });
 
   afterAll(async () => {
@@ -140,25 +136,8 @@ describe('failover of a three-node cluster', () => {
     console.log(`acknowledged ${ackedTotal} appends (${state.errors} retried attempts)`);
     expect(ackedTotal).toBeGreaterThan(100);
 
-    for (const contextId of CONTEXTS) {
-      const acked = state.acked.get(contextId) ?? new Set<string>();
-      const sent = state.sent.get(contextId) ?? new Set<string>();
-      // Every node converges on the same history (the restarted one catches up).
-      await eventually(`${contextId} identical on every node`, 15_000, async () => {
-        const histories = await Promise.all(nodes.map((node) => exportMessages(node, contextId)));
-        return histories.every((history) => JSON.stringify(history) === JSON.stringify(histories[0]));
-      });
-      for (const node of nodes) {
-        const history = await exportMessages(node, contextId);
-        expect(history.map((message) => message.seq)).toEqual(history.map((_, i) => i + 1));
-        const ids = history.map((message) => message.id);
-        expect(new Set(ids).size).toBe(ids.length);
-        for (const id of ids) expect(sent.has(id), `${id} was never sent`).toBe(true);
-        const present = new Set(ids);
-        for (const id of acked)
-          expect(present.has(id), `acknowledged ${id} missing on ${node.name}`).toBe(true);
-      }
-    }
+    // Every node converges on the same history (the restarted one catches up).
+    await expectNoAppendLostOrDuplicated(nodes, CONTEXTS, state);
 
     // The restarted node gets its share of leaders back (±10 % of even).
     const even = 256 / nodes.length;

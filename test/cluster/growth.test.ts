@@ -7,21 +7,20 @@
 // counts that node any more. Finally every acknowledged append is present exactly once, with
 // contiguous seqs, on every remaining node.
 
-import { spawn } from 'node:child_process';
-
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { votersFor } from '../../src/cluster/placement.js';
 import { removalProgress } from '../../src/cluster/removal-progress.js';
 import {
   call,
-  cliPath,
   clusterSecret,
   clusterStatus,
   createCluster,
+  createContexts,
   eventually,
-  exportMessages,
+  expectNoAppendLostOrDuplicated,
   killAll,
+  runFastpaca,
   sleep,
   waitReady,
   type ClusterNode,
@@ -59,29 +58,6 @@ const statusesOf = async (nodes: readonly ClusterNode[]): Promise<StatusView[]> 
   return answers.flatMap((answer) => (answer.status === 'fulfilled' ? [answer.value] : []));
 };
 
-/** Runs the real CLI; bounded by `timeoutMs`, killed by pid if it overruns. */
-const runCli = (
-  args: readonly string[],
-  timeoutMs: number,
-): Promise<{ code: number; stdout: string; stderr: string }> =>
-  new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cliPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
-    const timer = setTimeout(() => {
-      if (child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
-      reject(
-        new Error(`fastpaca ${args.join(' ')} did not exit within ${timeoutMs} ms:\n${stdout}\n${stderr}`),
-      );
-    }, timeoutMs);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? -1, stdout, stderr });
-    });
-  });
-
 describe('a fourth node joins and a node is removed, under load', () => {
   let cluster: TestCluster;
   let live: ClusterNode[] = [];
@@ -91,12 +67,7 @@ describe('a fourth node joins and a node is removed, under load', () => {
     for (const node of cluster.nodes) node.start();
     await waitReady(cluster.nodes, 30_000);
     live = [...cluster.nodes];
-    for (const [i, id] of CONTEXTS.entries()) {
-      const created = await call(live[i % live.length] as ClusterNode, 'PUT', `/v1/contexts/${id}`, {
-        token_budget: 1_000_000,
-      });
-      expect(created.status).toBe(201);
-    }
+    await createContexts(live, CONTEXTS);
   }, 60_000);
 
   afterAll(async () => {
@@ -201,7 +172,7 @@ describe('a fourth node joins and a node is removed, under load', () => {
       // Drain node-1 with the real CLI, asking another node.
       const [removed, asked] = cluster.nodes;
       if (removed === undefined || asked === undefined) throw new Error('nodes missing');
-      const removal = await runCli(
+      const removal = await runFastpaca(
         [
           'cluster',
           'remove',
@@ -254,7 +225,7 @@ describe('a fourth node joins and a node is removed, under load', () => {
       await waitReady(live, 15_000);
 
       // Three active nodes are left: draining another would leave groups short of replicas.
-      const refused = await runCli(
+      const refused = await runFastpaca(
         [
           'cluster',
           'remove',
@@ -270,19 +241,19 @@ describe('a fourth node joins and a node is removed, under load', () => {
       );
       expect(refused.code, refused.stdout).toBe(1);
       expect(refused.stderr).toContain('fewer than the 3 replicas');
-      const unknown = await runCli(
+      const unknown = await runFastpaca(
         ['cluster', 'remove', 'node-9', '--url', asked.base, '--cluster-secret', clusterSecret],
         20_000,
       );
       expect(unknown.code).toBe(1);
       expect(unknown.stderr).toContain('not a member');
       // Removing a node that is removed already is done at once.
-      const again = await runCli(
+      const again = await runFastpaca(
         ['cluster', 'remove', removed.name, '--url', asked.base, '--cluster-secret', clusterSecret],
         20_000,
       );
       expect(again.code, again.stderr).toBe(0);
-      const usage = await runCli(['cluster', 'remove'], 20_000);
+      const usage = await runFastpaca(['cluster', 'remove'], 20_000);
       expect(usage.code).toBe(2);
       await sleep(500);
     } finally {
@@ -294,23 +265,6 @@ describe('a fourth node joins and a node is removed, under load', () => {
     console.log(`acknowledged ${ackedTotal} appends (${state.errors} retried attempts)`);
     expect(ackedTotal).toBeGreaterThan(100);
 
-    for (const contextId of CONTEXTS) {
-      const acked = state.acked.get(contextId) ?? new Set<string>();
-      const sent = state.sent.get(contextId) ?? new Set<string>();
-      await eventually(`${contextId} identical on every remaining node`, 15_000, async () => {
-        const histories = await Promise.all(live.map((node) => exportMessages(node, contextId)));
-        return histories.every((history) => JSON.stringify(history) === JSON.stringify(histories[0]));
-      });
-      for (const node of live) {
-        const history = await exportMessages(node, contextId);
-        expect(history.map((message) => message.seq)).toEqual(history.map((_, i) => i + 1));
-        const ids = history.map((message) => message.id);
-        expect(new Set(ids).size).toBe(ids.length);
-        for (const id of ids) expect(sent.has(id), `${id} was never sent`).toBe(true);
-        const present = new Set(ids);
-        for (const id of acked)
-          expect(present.has(id), `acknowledged ${id} missing on ${node.name}`).toBe(true);
-      }
-    }
+    await expectNoAppendLostOrDuplicated(live, CONTEXTS, state);
   }, 170_000);
 });

@@ -15,6 +15,7 @@ import {
   call,
   clusterStatus,
   createCluster,
+  createContexts,
   eventually,
   fastRaftEnv,
   killAll,
@@ -189,12 +190,7 @@ describe('a restarted node catches up by snapshot', () => {
     nodes = cluster.nodes;
     for (const node of nodes) node.start();
     await waitReady(nodes, 30_000);
-    for (const [i, id] of CONTEXTS.entries()) {
-      const created = await call(nodes[i % nodes.length] as ClusterNode, 'PUT', `/v1/contexts/${id}`, {
-        token_budget: 1_000_000,
-      });
-      expect(created.status, JSON.stringify(created.body)).toBe(201);
-    }
+    await createContexts(nodes, CONTEXTS);
   });
 
   afterAll(async () => {
