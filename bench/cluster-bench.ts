@@ -5,7 +5,7 @@
 // and we time how long until one sample context in every group has accepted an append again.
 // Run: npm run build && node dist/bench/cluster-bench.js [--duration 10] [--runs 3] [--connections 32]
 // [--round-robin-only]
-// [--node-env NAME=VALUE ...] [--profile-dir DIR (a V8 CPU profile per node, written when it stops)]
+// [--node-env NAME=VALUE ...] [--node-arg=--v8-flag ...] [--profile-dir DIR (a V8 CPU profile per node, written when it stops)]
 // Every process started here is stopped by pid at the end, also on failure.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -70,6 +70,7 @@ const startCluster = async (
   root: string,
   extraEnv: Readonly<Record<string, string>>,
   profileDir: string | undefined,
+  nodeArgs: readonly string[],
 ): Promise<BenchNode[]> => {
   const ports: { http: number; raft: number }[] = [];
   for (let i = 0; i < 3; i++) ports.push({ http: await freePort(), raft: await freePort() });
@@ -77,7 +78,7 @@ const startCluster = async (
   return ports.map(({ http, raft }, i) => {
     const name = `node-${i + 1}`;
     const profile = profileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', profileDir];
-    const args = [...profile, cliPath, 'serve', '--host', '127.0.0.1', '--port', String(http)];
+    const args = [...nodeArgs, ...profile, cliPath, 'serve', '--host', '127.0.0.1', '--port', String(http)];
     args.push('--raft-port', String(raft), '--data-dir', join(root, name));
     const child = spawn(process.execPath, args, {
       stdio: ['ignore', 'ignore', 'inherit'],
@@ -401,6 +402,7 @@ const raftCounters = async (node: BenchNode): Promise<Map<string, number>> => {
     'fastpaca_raft_turn_duration_seconds_count',
     'fastpaca_raft_fsyncs_total',
     'fastpaca_raft_messages_sent_total',
+    'fastpaca_raft_frames_sent_total',
     'fastpaca_raft_entries_persisted_total',
   ];
   const counters = new Map<string, number>();
@@ -418,7 +420,7 @@ const raftCounters = async (node: BenchNode): Promise<Map<string, number>> => {
   return counters;
 };
 
-/** Runs `work`; reports per node the turns, fsyncs and Raft messages it took per acknowledged append. */
+/** Runs `work`; reports per node the turns, fsyncs, Raft messages and frames it took per acknowledged append. */
 const withRaftActivity = async (
   nodes: readonly BenchNode[],
   work: () => Promise<[RunResult, string, number]>,
@@ -436,7 +438,7 @@ const withRaftActivity = async (
   const cpuPerAppendUs = Math.round((nodeCores * 1e6) / Math.max(1, result.ops_per_s));
   const activity =
     `per append: node cpu ${cpuPerAppendUs} µs, turns ${per('fastpaca_raft_turn_duration_seconds_count')}, ` +
-    `fsyncs ${per('fastpaca_raft_fsyncs_total')}, messages sent ${per('fastpaca_raft_messages_sent_total')}`;
+    `fsyncs ${per('fastpaca_raft_fsyncs_total')}, messages sent ${per('fastpaca_raft_messages_sent_total')}, frames sent ${per('fastpaca_raft_frames_sent_total')}`;
   return [result, `${cpu}; ${activity}`];
 };
 
@@ -451,6 +453,8 @@ const main = async (): Promise<void> => {
       connections: { type: 'string', default: '32' },
       // Extra node environment for experiments, e.g. --node-env FASTPACA_RAFT_TICK_MS=50 (repeatable).
       'node-env': { type: 'string', multiple: true, default: [] },
+      // Extra node (V8) flags for experiments, e.g. --node-arg=--single-threaded-gc (repeatable).
+      'node-arg': { type: 'string', multiple: true, default: [] },
       'profile-dir': { type: 'string' },
       // For quick A/B comparisons: only the round-robin runs (no pinned runs, no failover).
       'round-robin-only': { type: 'boolean', default: false },
@@ -476,8 +480,9 @@ const main = async (): Promise<void> => {
   const root = mkdtempSync(join(tmpdir(), 'fastpaca-cluster-bench-'));
   let nodes: BenchNode[] = [];
   try {
-    nodes = await startCluster(root, extraEnv, values['profile-dir']);
+    nodes = await startCluster(root, extraEnv, values['profile-dir'], values['node-arg']);
     if (Object.keys(extraEnv).length > 0) console.log(`node env: ${JSON.stringify(extraEnv)}`);
+    if (values['node-arg'].length > 0) console.log(`node args: ${values['node-arg'].join(' ')}`);
     await waitReady(nodes, 60_000);
     console.log(`cluster ready: ${nodes.map((n) => `${n.name} ${n.url} pid ${n.child.pid}`).join(', ')}`);
     // Measure the steady state the issue describes (leaders within ±10 % of even), not the seconds

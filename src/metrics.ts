@@ -59,6 +59,7 @@ export interface Metrics {
     readonly entriesPersistedTotal: Counter;
     readonly turnDurationSeconds: Histogram;
     readonly messagesSentTotal: Counter;
+    readonly framesSentTotal: Counter;
     readonly messagesReceivedTotal: Counter;
     readonly snapshotsSentTotal: Counter;
     readonly snapshotsReceivedTotal: Counter;
@@ -230,6 +231,10 @@ export const createMetrics = (options: MetricsOptions = {}): Metrics => {
         [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1],
       ),
       messagesSentTotal: counter('fastpaca_raft_messages_sent_total', 'Raft messages sent to peers'),
+      framesSentTotal: counter(
+        'fastpaca_raft_frames_sent_total',
+        'Frames of Raft messages sent to peers (one per peer and flush)',
+      ),
       messagesReceivedTotal: counter(
         'fastpaca_raft_messages_received_total',
         'Raft messages received from peers',

@@ -261,6 +261,7 @@ const raftCounterSync = (metrics: Metrics): ((stats: RaftHostStats) => void) => 
     metrics.raft.fsyncsTotal.inc(grown('syncedWrites'));
     metrics.raft.entriesPersistedTotal.inc(grown('entriesPersisted'));
     metrics.raft.messagesSentTotal.inc(grown('messagesSent'));
+    metrics.raft.framesSentTotal.inc(grown('framesSent'));
     metrics.raft.messagesReceivedTotal.inc(grown('messagesReceived'));
     metrics.raft.snapshotsSentTotal.inc(grown('snapshotsSent'));
     metrics.raft.snapshotsReceivedTotal.inc(grown('snapshotsReceived'));
