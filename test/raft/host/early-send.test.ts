@@ -1,10 +1,12 @@
 // Raft thesis §10.2.1: a leader replicates an entry while its own write of that entry is still in
 // flight, so its fsync and its followers' overlap. Proven with a leader store whose writes are held:
 // the followers receive and persist the entry meanwhile, yet the proposal is answered only after the
-// leader's write, and a follower's answer (AppResp) still waits for the follower's own write.
+// leader's write, and a follower's answer (AppResp) still waits for the follower's own write. A turn's
+// answers that another turn follows at once leave in that turn's frame, with its early messages.
 
 import { describe, expect, it } from 'vitest';
 import type { BatchOp, KvStore } from '../../../raft/api.js';
+import { MessageType } from '../../../raft/core/types.js';
 import { MemoryStore } from '../storage/memory-store.js';
 import { bytes, Cluster } from './harness.js';
 
@@ -94,5 +96,49 @@ describe('RaftHost leader sending before its own write', () => {
     followerStore.release();
     await followerTurn;
     expect(cluster.host(leader).hasWork()).toBe(true);
+  });
+});
+
+describe('RaftHost answers riding with the next turn', () => {
+  it("a turn's answer waits for the next turn's early App and leaves in the same frame", async () => {
+    const stores = new Map<string, GatedStore>(IDS.map((id) => [id, new GatedStore()]));
+    const cluster = new Cluster({ ids: IDS, store: (id): KvStore => stores.get(id) as GatedStore });
+    await cluster.start();
+    const OTHER = GROUP + 1;
+    for (const group of [GROUP, OTHER]) {
+      for (const id of IDS) await cluster.host(id).bootstrapGroup(group, IDS);
+    }
+    // One node follows GROUP and leads OTHER.
+    const leader = await cluster.waitForLeader(GROUP);
+    const node = IDS.find((id) => id !== leader) as string;
+    await cluster.waitForLeader(OTHER);
+    if (cluster.leaderOf(OTHER) !== node) {
+      cluster.host(cluster.leaderOf(OTHER) as string).transferLeader(OTHER, node);
+      await cluster.waitForLeader(OTHER, [node]);
+    }
+    for (let i = 0; i < 5; i += 1) await cluster.round(false);
+
+    const frames: NonNullable<typeof cluster.network.recorded> = [];
+    cluster.network.recorded = frames;
+
+    void cluster.host(leader).propose(GROUP, bytes('answered later'));
+    await cluster.host(leader).turn();
+    // The node persists the App while a proposal for the group it leads arrives: it has work after.
+    const store = stores.get(node) as GatedStore;
+    store.hold();
+    const turn = cluster.host(node).turn();
+    await new Promise((resolve) => setImmediate(resolve));
+    void cluster.host(node).propose(OTHER, bytes('next turn'));
+    store.release();
+    await turn;
+    expect(frames.filter((frame) => frame.from === node)).toEqual([]);
+    expect(cluster.host(leader).hasWork()).toBe(false);
+
+    await cluster.host(node).turn();
+    const toLeader = frames.filter((frame) => frame.from === node && frame.to === leader);
+    expect(toLeader).toHaveLength(1);
+    const kinds = toLeader[0]!.batch.map(({ group, message }) => [group, message.type]);
+    expect(kinds).toContainEqual([GROUP, MessageType.AppResp]);
+    expect(kinds).toContainEqual([OTHER, MessageType.App]);
   });
 });

@@ -25,6 +25,8 @@ import { MemoryStore } from '../storage/memory-store.js';
 export class MemoryNetwork {
   private readonly transports = new Map<NodeId, MemoryTransport>();
   private readonly cutLinks = new Set<string>();
+  /** Every frame sent while set (tests that look at how messages were batched). */
+  recorded: { from: NodeId; to: NodeId; batch: readonly GroupMessage[] }[] | undefined;
 
   transport(id: NodeId): MemoryTransport {
     const transport = new MemoryTransport(id, this);
@@ -78,6 +80,7 @@ export class MemoryTransport implements Transport {
 
   send(to: NodeId, batch: readonly GroupMessage[]): void {
     this.framesSent += 1;
+    this.network.recorded?.push({ from: this.id, to, batch });
     if (!this.network.reachable(this.id, to)) {
       this.unreachable.add(to);
       return;
