@@ -519,6 +519,8 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
     if (this.closed) return;
     this.closed = true;
     if (this.turnInFlight !== undefined) await this.turnInFlight;
+    // Answers held for a turn that will not come now: they are durable, so they still leave.
+    this.flushOutbox();
     this.settleEverything();
   }
 

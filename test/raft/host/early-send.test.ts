@@ -99,38 +99,50 @@ describe('RaftHost leader sending before its own write', () => {
   });
 });
 
+/**
+ * A node that follows GROUP and leads another group has just persisted an App of GROUP while a
+ * proposal for its own group arrived: it has work after that turn, so its answer is held.
+ */
+const heldAnswer = async (): Promise<{
+  cluster: Cluster;
+  leader: string;
+  node: string;
+  other: number;
+  frames: NonNullable<Cluster['network']['recorded']>;
+}> => {
+  const stores = new Map<string, GatedStore>(IDS.map((id) => [id, new GatedStore()]));
+  const cluster = new Cluster({ ids: IDS, store: (id): KvStore => stores.get(id) as GatedStore });
+  await cluster.start();
+  const other = GROUP + 1;
+  for (const group of [GROUP, other]) {
+    for (const id of IDS) await cluster.host(id).bootstrapGroup(group, IDS);
+  }
+  const leader = await cluster.waitForLeader(GROUP);
+  const node = IDS.find((id) => id !== leader) as string;
+  await cluster.waitForLeader(other);
+  if (cluster.leaderOf(other) !== node) {
+    cluster.host(cluster.leaderOf(other) as string).transferLeader(other, node);
+    await cluster.waitForLeader(other, [node]);
+  }
+  for (let i = 0; i < 5; i += 1) await cluster.round(false);
+
+  const frames: NonNullable<Cluster['network']['recorded']> = [];
+  cluster.network.recorded = frames;
+  void cluster.host(leader).propose(GROUP, bytes('answered later'));
+  await cluster.host(leader).turn();
+  const store = stores.get(node) as GatedStore;
+  store.hold();
+  const turn = cluster.host(node).turn();
+  await new Promise((resolve) => setImmediate(resolve));
+  void cluster.host(node).propose(other, bytes('next turn'));
+  store.release();
+  await turn;
+  return { cluster, leader, node, other, frames };
+};
+
 describe('RaftHost answers riding with the next turn', () => {
   it("a turn's answer waits for the next turn's early App and leaves in the same frame", async () => {
-    const stores = new Map<string, GatedStore>(IDS.map((id) => [id, new GatedStore()]));
-    const cluster = new Cluster({ ids: IDS, store: (id): KvStore => stores.get(id) as GatedStore });
-    await cluster.start();
-    const OTHER = GROUP + 1;
-    for (const group of [GROUP, OTHER]) {
-      for (const id of IDS) await cluster.host(id).bootstrapGroup(group, IDS);
-    }
-    // One node follows GROUP and leads OTHER.
-    const leader = await cluster.waitForLeader(GROUP);
-    const node = IDS.find((id) => id !== leader) as string;
-    await cluster.waitForLeader(OTHER);
-    if (cluster.leaderOf(OTHER) !== node) {
-      cluster.host(cluster.leaderOf(OTHER) as string).transferLeader(OTHER, node);
-      await cluster.waitForLeader(OTHER, [node]);
-    }
-    for (let i = 0; i < 5; i += 1) await cluster.round(false);
-
-    const frames: NonNullable<typeof cluster.network.recorded> = [];
-    cluster.network.recorded = frames;
-
-    void cluster.host(leader).propose(GROUP, bytes('answered later'));
-    await cluster.host(leader).turn();
-    // The node persists the App while a proposal for the group it leads arrives: it has work after.
-    const store = stores.get(node) as GatedStore;
-    store.hold();
-    const turn = cluster.host(node).turn();
-    await new Promise((resolve) => setImmediate(resolve));
-    void cluster.host(node).propose(OTHER, bytes('next turn'));
-    store.release();
-    await turn;
+    const { cluster, leader, node, other, frames } = await heldAnswer();
     expect(frames.filter((frame) => frame.from === node)).toEqual([]);
     expect(cluster.host(leader).hasWork()).toBe(false);
 
@@ -139,6 +151,13 @@ describe('RaftHost answers riding with the next turn', () => {
     expect(toLeader).toHaveLength(1);
     const kinds = toLeader[0]!.batch.map(({ group, message }) => [group, message.type]);
     expect(kinds).toContainEqual([GROUP, MessageType.AppResp]);
-    expect(kinds).toContainEqual([OTHER, MessageType.App]);
+    expect(kinds).toContainEqual([other, MessageType.App]);
+  });
+
+  it('a held answer still leaves when the host closes instead of turning again', async () => {
+    const { cluster, leader, node } = await heldAnswer();
+    expect(cluster.host(leader).hasWork()).toBe(false);
+    await cluster.host(node).close();
+    expect(cluster.host(leader).hasWork()).toBe(true);
   });
 });
