@@ -4,8 +4,8 @@
 // --runs x --duration. Then (c) under the same load, the node leading the most groups is SIGKILLed
 // and we time how long until one sample context in every group has accepted an append again.
 // Run: npm run build && node dist/bench/cluster-bench.js [--duration 10] [--runs 3] [--connections 32]
-// [--round-robin-only]
-// [--node-env NAME=VALUE ...] [--node-arg=--v8-flag ...] [--profile-dir DIR (a V8 CPU profile per node, written when it stops)]
+// [--round-robin-only] [--rate N] [--node-env NAME=VALUE ...] [--node-arg=--v8-flag ...]
+// [--profile-dir DIR (a V8 CPU profile per node, written when it stops)]
 // Every process started here is stopped by pid at the end, also on failure.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -442,6 +442,10 @@ const withRaftActivity = async (
   return [result, `${cpu}; ${activity}`];
 };
 
+/** One counted load run, with the CPU and Raft activity it cost. */
+const measuredRun = (nodes: readonly BenchNode[], load: LoadOptions): Promise<[RunResult, string]> =>
+  withRaftActivity(nodes, () => withCpu(nodes, () => runLoad(load)));
+
 const describeRun = (label: string, result: RunResult): string =>
   `${label}: ${result.ops_per_s} appends/s, p50 ${result.p50_ms} ms, p99 ${result.p99_ms} ms, errors ${result.errors}`;
 
@@ -508,26 +512,23 @@ const main = async (): Promise<void> => {
     const roundRobin: RunResult[] = [];
     const pinned: RunResult[] = [];
     for (let run = 0; run < runs; run++) {
-      const [rr, rrCpu] = await withRaftActivity(nodes, () =>
-        withCpu(nodes, () =>
-          runLoad({
-            connections,
-            durationMs,
-            runId: `rr${run}`,
-            target: (index) => nodes[index % nodes.length],
-            ...(rate === undefined ? {} : { rate }),
-          }),
-        ),
-      );
+      const [rr, rrCpu] = await measuredRun(nodes, {
+        connections,
+        durationMs,
+        runId: `rr${run}`,
+        target: (index) => nodes[index % nodes.length],
+        ...(rate === undefined ? {} : { rate }),
+      });
       roundRobin.push(rr);
       console.log(`${describeRun(`run ${run + 1} round-robin`, rr)}; ${rrCpu}`);
       console.log(`  leaders per node: ${JSON.stringify(Object.fromEntries(await leaderCounts(nodes[0]!)))}`);
       if (roundRobinOnly) continue;
-      const [pin, pinCpu] = await withRaftActivity(nodes, () =>
-        withCpu(nodes, () =>
-          runLoad({ connections, durationMs, runId: `pin${run}`, target: () => nodes[0] }),
-        ),
-      );
+      const [pin, pinCpu] = await measuredRun(nodes, {
+        connections,
+        durationMs,
+        runId: `pin${run}`,
+        target: () => nodes[0],
+      });
       pinned.push(pin);
       console.log(`${describeRun(`run ${run + 1} pinned to ${nodes[0]!.name}`, pin)}; ${pinCpu}`);
     }

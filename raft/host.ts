@@ -2,8 +2,8 @@
 // proposals and reads only enqueue; each turn steps them into the cores, persists every group's Ready in
 // ONE store write (group commit), sends one frame per peer (a turn's answers ride with the next turn's
 // frame when one follows at once), applies committed entries and resolves the waiters, then advances
-// the cores. Time and randomness come from the options (never Date or
-// Math.random here), so the simulator can drive the same code by hand.
+// the cores. Time and randomness come from the options (never Date or Math.random here), so the
+// simulator can drive the same code by hand.
 
 import type {
   BatchOp,

@@ -57,12 +57,8 @@ export const createReplicaMover = (options: ReplicaMoverOptions): ReplicaMover =
   const inFlight = new Set<GroupId>();
 
   /** A move has begun: a wanted voter is a learner, or the group has more voters than it wants. */
-  const moving = (conf: ConfState, desired: Desired): boolean => {
-    return (
-      conf.learners.some((node) => desired.voters.includes(node)) ||
-      conf.voters.length > desired.voters.length
-    );
-  };
+  const moving = (conf: ConfState, desired: Desired): boolean =>
+    conf.learners.some((node) => desired.voters.includes(node)) || conf.voters.length > desired.voters.length;
 
   const propose = (group: GroupId, change: ConfChange): void => {
     inFlight.add(group);
