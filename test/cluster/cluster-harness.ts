@@ -242,6 +242,27 @@ export const leaderCounts = (status: StatusView): Map<string, number> => {
   return counts;
 };
 
+/**
+ * Waits until every node names the same leader for every group and leadership is spread within
+ * ±10 % of even: the leader balancer has finished its transfers, so a status read now sees a steady
+ * cluster rather than a group between two leaders.
+ */
+export const waitLeadersSettled = async (nodes: readonly ClusterNode[], timeoutMs: number): Promise<void> => {
+  await eventually('leaders agreed and balanced', timeoutMs, async () => {
+    const statuses = await Promise.all(nodes.map((node) => clusterStatus(node)));
+    const first = statuses[0];
+    if (first === undefined || first.groups.length === 0) return false;
+    for (const status of statuses) {
+      for (const [index, group] of status.groups.entries()) {
+        if (group.leader === null || group.leader !== first.groups[index]?.leader) return false;
+      }
+    }
+    const even = first.groups.length / nodes.length;
+    const counts = leaderCounts(first);
+    return nodes.every((node) => Math.abs((counts.get(node.name) ?? 0) - even) <= even * 0.1);
+  });
+};
+
 export interface HttpAnswer {
   readonly status: number;
   readonly body: unknown;

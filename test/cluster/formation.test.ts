@@ -12,11 +12,10 @@ import {
   call,
   clusterStatus,
   createCluster,
-  eventually,
   exportMessages,
   killAll,
-  leaderCounts,
   sleep,
+  waitLeadersSettled,
   waitReady,
   type TestCluster,
 } from './cluster-harness.js';
@@ -60,19 +59,7 @@ describe('three-node cluster formation', () => {
   });
 
   it('agrees on every leader and spreads leadership within ±10 % of even', async () => {
-    const even = GROUPS / cluster.nodes.length;
-    await eventually('leaders agreed and balanced', 20_000, async () => {
-      const statuses = await Promise.all(cluster.nodes.map((node) => clusterStatus(node)));
-      const first = statuses[0];
-      if (first === undefined) return false;
-      for (const status of statuses) {
-        for (const [index, group] of status.groups.entries()) {
-          if (group.leader === null || group.leader !== first.groups[index]?.leader) return false;
-        }
-      }
-      const counts = leaderCounts(first);
-      return cluster.nodes.every((node) => Math.abs((counts.get(node.name) ?? 0) - even) <= even * 0.1);
-    });
+    await waitLeadersSettled(cluster.nodes, 20_000);
   });
 
   it('serves any request on any node with one history', async () => {
