@@ -400,6 +400,9 @@ const withCpu = async <T>(
 const raftCounters = async (node: BenchNode): Promise<Map<string, number>> => {
   const wanted = [
     'fastpaca_raft_turn_duration_seconds_count',
+    'fastpaca_raft_turn_duration_seconds_sum',
+    'fastpaca_raft_fsync_duration_seconds_count',
+    'fastpaca_raft_fsync_duration_seconds_sum',
     'fastpaca_raft_fsyncs_total',
     'fastpaca_raft_messages_sent_total',
     'fastpaca_raft_frames_sent_total',
@@ -420,7 +423,12 @@ const raftCounters = async (node: BenchNode): Promise<Map<string, number>> => {
   return counters;
 };
 
-/** Runs `work`; reports per node the turns, fsyncs, Raft messages and frames it took per acknowledged append. */
+/**
+ * Runs `work`; reports per node the turns, fsyncs, Raft messages and frames it took per acknowledged
+ * append, and how much of the run each node's turn loop was busy and how long its fsyncs took: turns
+ * never overlap, so a loop busy most of the time waiting on fsync bounds throughput by latency even
+ * where cores are left idle.
+ */
 const withRaftActivity = async (
   nodes: readonly BenchNode[],
   work: () => Promise<[RunResult, string, number]>,
@@ -430,15 +438,27 @@ const withRaftActivity = async (
   const [result, cpu, nodeCores] = await work();
   const appends = (result.ops_per_s * (performance.now() - startedMs)) / 1000;
   const after = await Promise.all(nodes.map(raftCounters));
+  const elapsedS = (performance.now() - startedMs) / 1000;
+  const delta = (i: number, name: string): number => (after[i]!.get(name) ?? 0) - (before[i]!.get(name) ?? 0);
   const per = (name: string): string =>
     nodes
-      .map((_, i) => ((after[i]!.get(name) ?? 0) - (before[i]!.get(name) ?? 0)) / Math.max(1, appends))
+      .map((_, i) => delta(i, name) / Math.max(1, appends))
       .map((value) => value.toFixed(2))
       .join(' / ');
+  const turnBusy = nodes
+    .map((_, i) => `${Math.round((100 * delta(i, 'fastpaca_raft_turn_duration_seconds_sum')) / elapsedS)}%`)
+    .join(' / ');
+  const fsyncMs = nodes
+    .map((_, i) => {
+      const count = delta(i, 'fastpaca_raft_fsync_duration_seconds_count');
+      return ((1000 * delta(i, 'fastpaca_raft_fsync_duration_seconds_sum')) / Math.max(1, count)).toFixed(2);
+    })
+    .join(' / ');
   const cpuPerAppendUs = Math.round((nodeCores * 1e6) / Math.max(1, result.ops_per_s));
   const activity =
     `per append: node cpu ${cpuPerAppendUs} µs, turns ${per('fastpaca_raft_turn_duration_seconds_count')}, ` +
-    `fsyncs ${per('fastpaca_raft_fsyncs_total')}, messages sent ${per('fastpaca_raft_messages_sent_total')}, frames sent ${per('fastpaca_raft_frames_sent_total')}`;
+    `fsyncs ${per('fastpaca_raft_fsyncs_total')}, messages sent ${per('fastpaca_raft_messages_sent_total')}, frames sent ${per('fastpaca_raft_frames_sent_total')}; ` +
+    `turn loop busy ${turnBusy}, fsync ${fsyncMs} ms`;
   return [result, `${cpu}; ${activity}`];
 };
 
