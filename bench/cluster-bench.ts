@@ -436,9 +436,9 @@ const withRaftActivity = async (
   const before = await Promise.all(nodes.map(raftCounters));
   const startedMs = performance.now();
   const [result, cpu, nodeCores] = await work();
-  const appends = (result.ops_per_s * (performance.now() - startedMs)) / 1000;
-  const after = await Promise.all(nodes.map(raftCounters));
   const elapsedS = (performance.now() - startedMs) / 1000;
+  const appends = result.ops_per_s * elapsedS;
+  const after = await Promise.all(nodes.map(raftCounters));
   const delta = (i: number, name: string): number => (after[i]!.get(name) ?? 0) - (before[i]!.get(name) ?? 0);
   const per = (name: string): string =>
     nodes
