@@ -19,7 +19,7 @@ import { openLevelStore } from '../raft/storage/level-store.js';
 import { createGrpcTransport } from '../raft/transport/grpc-transport.js';
 import type { Config } from './config/config.js';
 import { ConfigError } from './config/config-error.js';
-import { resolveNodeName } from './config/node-name.js';
+import { resolveIncarnation, resolveNodeName } from './config/node-name.js';
 import { prepareCluster } from './cluster/cluster-runtime.js';
 import { createLocalConsensus, type Consensus } from './consensus.js';
 import { createContextService } from './context/context-service.js';
@@ -84,7 +84,9 @@ export const startNode = async (
       cacheContextsMax: config.cacheContextsMax,
       cacheBytesMax: config.cacheBytesMax,
     });
-    const wiring = clustered ? prepareCluster(config, nodeId, defaultGroupCount, log) : undefined;
+    const wiring = clustered
+      ? prepareCluster(config, nodeId, await resolveIncarnation(config.dataDir), defaultGroupCount, log)
+      : undefined;
     const transport = createGrpcTransport({
       nodeId,
       listenHost: config.host,

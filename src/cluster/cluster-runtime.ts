@@ -29,7 +29,13 @@ import { registerInternalRoutes } from './internal-routes.js';
 import { balanceLeadersOnce } from './leader-balancer.js';
 import { joinHostPort } from './discovery.js';
 import type { ClusterMember, MembershipCommand } from './membership.js';
-import { activeIds, currentMembers, encodeMembershipCommand } from './membership.js';
+import {
+  activeIds,
+  applyMembership,
+  currentMembers,
+  encodeMembershipCommand,
+  namesIncarnation,
+} from './membership.js';
 import { MembershipStateMachine } from './membership-state-machine.js';
 import { replicationFactor, votersFor } from './placement.js';
 import { createReplicaJanitor } from './replica-janitor.js';
@@ -113,6 +119,8 @@ export interface ClusterRuntime {
 export const prepareCluster = (
   config: ClusterConfig,
   nodeId: NodeId,
+  /** This node's data directory incarnation (config/node-name.ts). */
+  incarnation: string,
   groupCount: number,
   logger: Logger,
   tuning: ClusterTuning = {},
@@ -142,6 +150,7 @@ export const prepareCluster = (
     runtime = createRuntime(
       config,
       nodeId,
+      incarnation,
       groupCount,
       logger,
       tuning,
@@ -176,11 +185,13 @@ const memberView = (member: ClusterMember): MemberView => ({
   http_port: member.httpPort,
   raft_port: member.raftPort,
   state: member.state,
+  ...(member.incarnation === undefined ? {} : { incarnation: member.incarnation }),
 });
 
 const createRuntime = (
   config: ClusterConfig,
   nodeId: NodeId,
+  incarnation: string,
   groupCount: number,
   logger: Logger,
   tuning: ClusterTuning,
@@ -310,6 +321,12 @@ const createRuntime = (
         retryAfterSeconds: 1,
       });
     }
+    // A join the member list as this node knows it refuses already is answered without a meta entry:
+    // a refused node asks again every second. An accepted one is decided by the meta group's apply.
+    if (command.type === 'join' && membership.loaded()) {
+      const preview = applyMembership(membership.members(), command, replicationFactor).outcome;
+      if (!preview.ok) throw new ServiceError('conflict', preview.reason);
+    }
     const outcome = await consensus.proposeBytes(metaGroup, encodeMembershipCommand(command));
     if (!outcome.ok) throw failureToServiceError(outcome);
     if ('error' in outcome.result) throw new ServiceError('conflict', outcome.result.message);
@@ -434,6 +451,7 @@ const createRuntime = (
       if (closed || formation !== undefined) return;
       formation = startFormation({
         nodeId,
+        incarnation,
         seed: config.clusterSeed,
         clusterSecret: config.clusterSecret,
         expectedSize: config.expectedClusterSize,
@@ -442,7 +460,7 @@ const createRuntime = (
         host,
         onPeers: () => publishPeers(),
         selfPorts: () => ({ httpPort, raftPort: transport.port() }),
-        registered: () => membership.members().some((member) => member.nodeId === nodeId),
+        registered: () => namesIncarnation(membership.members(), nodeId, incarnation),
         logger,
       });
       const started = formation;

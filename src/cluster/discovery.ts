@@ -123,6 +123,8 @@ export interface JoinRequest {
   /** The member asked (any node of the formed cluster; it forwards to the membership leader). */
   readonly via: { readonly host: string; readonly httpPort: number };
   readonly nodeId: NodeId;
+  /** This node's data directory incarnation (config/node-name.ts). */
+  readonly incarnation: string;
   readonly httpPort: number;
   readonly raftPort: number;
   /** This node's address as the seed names it; absent: the asked node uses the request's source. */
@@ -137,6 +139,7 @@ export const requestJoin = async (request: JoinRequest): Promise<void> => {
     node_id: request.nodeId,
     http_port: String(request.httpPort),
     raft_port: String(request.raftPort),
+    incarnation: request.incarnation,
   });
   if (request.host !== undefined) query.set('host', request.host);
   const headers: Record<string, string> = {};
@@ -155,7 +158,7 @@ export const requestJoin = async (request: JoinRequest): Promise<void> => {
   const text = await response.text();
   if (response.status !== 200) {
     throw new Error(
-      `join via ${joinHostPort(request.via.host, request.via.httpPort)}: HTTP ${response.status} ${text.slice(0, 200)}`,
+      `join via ${joinHostPort(request.via.host, request.via.httpPort)}: HTTP ${response.status} ${text.slice(0, 600)}`,
     );
   }
 };

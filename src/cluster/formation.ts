@@ -24,6 +24,11 @@ import { votersFor } from './placement.js';
 
 export interface FormationOptions {
   readonly nodeId: NodeId;
+  /**
+   * This node's data directory incarnation. A member list names this node only if it names this
+   * incarnation too: one that names an earlier one (the directory was replaced) is not a welcome.
+   */
+  readonly incarnation: string;
   readonly seed: readonly SeedPeer[];
   readonly clusterSecret: string | undefined;
   /** Nodes, this one included, to know before bootstrapping. */
@@ -58,7 +63,11 @@ export interface FormationOptions {
 export interface Formation {
   /** True once this node belongs to the cluster (bootstrapped, recovered from disk, or added). */
   joined(): boolean;
-  /** True once this node may take replicas from the cluster's leaders (joined, or asking to join). */
+  /**
+   * True once this node may take replicas from the cluster's leaders: once it is joined, never while
+   * it asks, so a node the cluster refuses (a replaced data directory under a member's name) never
+   * answers for replicas it no longer has.
+   */
   acceptsReplicas(): boolean;
   /** Known members, this one included, sorted by id. */
   memberIds(): readonly NodeId[];
@@ -92,6 +101,9 @@ export const startFormation = (options: FormationOptions): Formation => {
   /** The ids this node bootstrapped with, in this run. */
   let formedWith: readonly NodeId[] | undefined;
   let listedByPeers = false;
+  /** A peer lists this very incarnation as removed: asking to join again would only be refused. */
+  let removedByPeers = false;
+  let removedLogged = false;
   let joinAttempt = 0;
   let lastProblems: readonly string[] = [];
   let lastWaitLogAt = 0;
@@ -117,10 +129,13 @@ export const startFormation = (options: FormationOptions): Formation => {
 
   const merge = (found: readonly Member[]): void => {
     listedByPeers = false;
+    removedByPeers = false;
     for (const member of found) {
       for (const known of member.knownMembers ?? []) {
         if (known.node_id === options.nodeId) {
-          listedByPeers = true;
+          if ((known.incarnation ?? options.incarnation) !== options.incarnation) continue;
+          if (known.state === 'removed') removedByPeers = true;
+          else listedByPeers = true;
           continue;
         }
         advertised.set(known.node_id, {
@@ -192,6 +207,7 @@ export const startFormation = (options: FormationOptions): Formation => {
       await join({
         via: { host: via.host, httpPort: via.httpPort },
         nodeId: options.nodeId,
+        incarnation: options.incarnation,
         httpPort: ports.httpPort,
         raftPort: ports.raftPort,
         host: selfHost,
@@ -203,6 +219,15 @@ export const startFormation = (options: FormationOptions): Formation => {
       lastProblems = [(error as Error).message];
       return false;
     }
+  };
+
+  const logRemoved = (): void => {
+    if (removedLogged) return;
+    removedLogged = true;
+    options.logger.warn(
+      { type: 'cluster_removed' },
+      'this node was removed from the cluster and hosts no replicas: switch it off; to add it again, start it with an empty data directory',
+    );
   };
 
   const logWaiting = (): void => {
@@ -260,7 +285,8 @@ export const startFormation = (options: FormationOptions): Formation => {
         }
       }
       let settled = joined;
-      if (joined || joining) {
+      if (removedByPeers) logRemoved();
+      if ((joined || joining) && !removedByPeers) {
         const listed = registered() || (await askToJoin());
         if (listed && joining) {
           joining = false;
@@ -273,7 +299,7 @@ export const startFormation = (options: FormationOptions): Formation => {
         await sleep(refreshMs);
         continue;
       }
-      if (!joined) logWaiting();
+      if (!joined && !removedByPeers) logWaiting();
       await sleep(delayMs);
       delayMs = Math.min(backoff.max, delayMs * 2);
     }
@@ -286,13 +312,14 @@ export const startFormation = (options: FormationOptions): Formation => {
 
   return {
     joined: () => joined,
-    acceptsReplicas: () => joined || joining,
+    acceptsReplicas: () => joined,
     memberIds: knownIds,
     peers: peerAddresses,
     selfHost: () => selfHost,
     formedWith: () => formedWith,
     waitingReason: () => {
       if (joined) return undefined;
+      if (removedByPeers) return 'removed from the cluster; start with an empty data directory to join again';
       if (joining) return 'waiting to be added to the cluster';
       return `waiting for cluster peers (${knownIds().length}/${options.expectedSize} known)`;
     },

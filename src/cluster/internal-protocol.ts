@@ -6,7 +6,10 @@ import type { NodeId } from '../../raft/core/types.js';
 
 export const helloPath = '/internal/v1/cluster/hello';
 export const statusPath = '/internal/v1/cluster/status';
-/** POST ?node_id=&raft_port=&http_port=[&host=]: add the caller to the member list (idempotent). */
+/**
+ * POST ?node_id=&raft_port=&http_port=&incarnation=[&host=]: add the caller to the member list
+ * (idempotent for the same incarnation; see membership.ts).
+ */
 export const joinPath = '/internal/v1/cluster/join';
 /** POST ?node_id=: start draining a node (its replicas move away). */
 export const leavePath = '/internal/v1/cluster/leave';
@@ -23,7 +26,12 @@ export interface MemberView {
   readonly http_port: number;
   readonly raft_port: number;
   readonly state: 'active' | 'leaving' | 'removed';
+  /** Its data directory's incarnation, once the member list has recorded one. */
+  readonly incarnation?: string;
 }
+
+/** What an incarnation looks like on the wire (a UUID, as node-name.ts makes them). */
+export const incarnationPattern = /^[A-Za-z0-9-]{1,64}$/;
 
 export interface HelloAnswer {
   readonly nodeId: NodeId;
@@ -69,11 +77,17 @@ const parseMembers = (value: unknown): MemberView[] => {
       http_port: httpPort,
       raft_port: raftPort,
       state,
+      incarnation,
     } = entry as Record<string, unknown>;
     if (typeof nodeId !== 'string' || !nodeIdPattern.test(nodeId)) continue;
     if (typeof host !== 'string' || host.length === 0 || !isPort(httpPort) || !isPort(raftPort)) continue;
     if (state !== 'active' && state !== 'leaving' && state !== 'removed') continue;
-    members.push({ node_id: nodeId, host, http_port: httpPort, raft_port: raftPort, state });
+    const member: MemberView = { node_id: nodeId, host, http_port: httpPort, raft_port: raftPort, state };
+    members.push(
+      typeof incarnation === 'string' && incarnationPattern.test(incarnation)
+        ? { ...member, incarnation }
+        : member,
+    );
   }
   return members;
 };

@@ -15,6 +15,7 @@ import {
   forgetPath,
   helloBody,
   helloPath,
+  incarnationPattern,
   joinPath,
   leavePath,
   nodeIdPattern,
@@ -87,11 +88,15 @@ export const registerInternalRoutes = (
     exchange.run(async () => {
       const host = query.get('host') ?? remote;
       if (host.length === 0) throw invalid('no address for the joining node');
+      const incarnation = query.get('incarnation');
+      if (incarnation !== null && !incarnationPattern.test(incarnation))
+        throw invalid('incarnation is not a valid incarnation');
       await options.join({
         nodeId: nodeIdOf(query),
         host,
         httpPort: portOf(query, 'http_port'),
         raftPort: portOf(query, 'raft_port'),
+        ...(incarnation === null ? {} : { incarnation }),
       });
       return jsonReply(200, { ok: true });
     }, undefined);

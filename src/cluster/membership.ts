@@ -4,7 +4,12 @@
 // the meta group computes the same list. A node is never dropped because it is down (a SIGKILLed
 // node keeps its replicas and gets them back on restart); only an explicit remove drains it, and
 // only a drained node is forgotten. A forgotten node stays listed as `removed`, so it can never
-// add itself back by accident (its stale data must not rejoin): a node coming back needs a new id.
+// add itself back by accident (its stale data must not rejoin).
+//
+// Each member also carries its data directory's incarnation (config/node-name.ts). A name is
+// reused safely only by a new incarnation, and only once the old one is gone: a removed node comes
+// back under its name with an empty data directory, while a member whose data directory was
+// replaced is refused until it is removed (it forgot the votes and logs its replicas vouched for).
 
 import type { NodeId } from '../../raft/core/types.js';
 
@@ -16,6 +21,8 @@ export interface MemberAddress {
   readonly host: string;
   readonly httpPort: number;
   readonly raftPort: number;
+  /** The data directory's incarnation; absent in lists written before members carried one. */
+  readonly incarnation?: string;
 }
 
 export interface ClusterMember extends MemberAddress {
@@ -52,14 +59,34 @@ export const applyMembership = (
   const refuse = (reason: string): MembershipApplied => ({ members, outcome: { ok: false, reason } });
   switch (command.type) {
     case 'join': {
-      const known = members.find((member) => member.nodeId === command.member.nodeId);
+      const { nodeId, host, httpPort, raftPort, incarnation } = command.member;
+      const known = members.find((member) => member.nodeId === nodeId);
+      const sameIncarnation =
+        known?.incarnation === undefined || incarnation === undefined || known.incarnation === incarnation;
+      let state: MemberState = known?.state ?? 'active';
       if (known?.state === 'removed') {
+        if (sameIncarnation) {
+          return refuse(
+            `node ${nodeId} was removed from the cluster; start it with an empty data directory to add it again`,
+          );
+        }
+        state = 'active';
+      } else if (known !== undefined && !sameIncarnation) {
         return refuse(
-          `node ${command.member.nodeId} was removed from the cluster; start it with an empty data directory and a new node name to add it again`,
+          `node ${nodeId} is a member, but its data directory was replaced (incarnation ${incarnation ?? '?'}, ` +
+            `not ${known.incarnation ?? '?'}): it forgot what its replicas stored and voted, so it cannot ` +
+            `take their place; run \`fastpaca cluster remove ${nodeId}\`, and it then joins as a new node`,
         );
       }
-      const { nodeId, host, httpPort, raftPort } = command.member;
-      const joined: ClusterMember = { nodeId, host, httpPort, raftPort, state: known?.state ?? 'active' };
+      const recorded = incarnation ?? known?.incarnation;
+      const joined: ClusterMember = {
+        nodeId,
+        host,
+        httpPort,
+        raftPort,
+        ...(recorded === undefined ? {} : { incarnation: recorded }),
+        state,
+      };
       const others = members.filter((member) => member.nodeId !== nodeId);
       return { members: [...others, joined].sort(byId), outcome: { ok: true } };
     }
@@ -98,6 +125,22 @@ export const applyMembership = (
 export const activeIds = (members: readonly ClusterMember[]): NodeId[] =>
   members.filter((member) => member.state === 'active').map((member) => member.nodeId);
 
+/**
+ * The list names this node as a current member (active or leaving) of this incarnation, or of none
+ * recorded (a list from before members carried one).
+ */
+export const namesIncarnation = (
+  members: readonly ClusterMember[],
+  nodeId: NodeId,
+  incarnation: string,
+): boolean =>
+  members.some(
+    (member) =>
+      member.nodeId === nodeId &&
+      member.state !== 'removed' &&
+      (member.incarnation ?? incarnation) === incarnation,
+  );
+
 /** Members that still hold (or may hold) replicas: active and leaving ones. */
 export const currentMembers = (members: readonly ClusterMember[]): ClusterMember[] =>
   members.filter((member) => member.state !== 'removed');
@@ -129,7 +172,11 @@ const parseAddress = (value: unknown): MemberAddress => {
   if (typeof nodeId !== 'string' || nodeId.length === 0) throw new MembershipDecodeError('bad nodeId');
   if (typeof host !== 'string' || host.length === 0) throw new MembershipDecodeError('bad host');
   if (!isPort(httpPort) || !isPort(raftPort)) throw new MembershipDecodeError('bad port');
-  return { nodeId, host, httpPort, raftPort };
+  const incarnation = value['incarnation'];
+  if (incarnation === undefined) return { nodeId, host, httpPort, raftPort };
+  if (typeof incarnation !== 'string' || incarnation.length === 0)
+    throw new MembershipDecodeError('bad incarnation');
+  return { nodeId, host, httpPort, raftPort, incarnation };
 };
 
 export const decodeMembershipCommand = (data: Uint8Array): MembershipCommand => {

@@ -2,6 +2,11 @@
 // came back under a new name would be a stranger holding another node's log. So the name is stored
 // in <dataDir>/node-name the first time the node starts (a random UUID unless FASTPACA_NODE_NAME
 // gives one), and every later start reads it back.
+//
+// A name alone cannot tell a restart from a replacement: a node whose data directory was emptied
+// and that starts under its old name (a Kubernetes pod with a new volume, say) has forgotten its
+// votes and logs, and must not count as the voter it was. So the data directory also holds an
+// incarnation, a random id made when the directory is first used: same directory, same incarnation.
 import { randomUUID } from 'node:crypto';
 import { mkdir, open, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -9,6 +14,7 @@ import type { Config } from './config.js';
 import { ConfigError } from './config-error.js';
 
 export const nodeNameFileName = 'node-name';
+export const incarnationFileName = 'incarnation';
 
 const validName = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/;
 
@@ -36,15 +42,41 @@ export const resolveNodeName = async (config: Pick<Config, 'dataDir' | 'nodeName
   return name;
 };
 
-const readStoredName = async (path: string): Promise<string | undefined> => {
-  let text: string;
+/** This data directory's incarnation: the stored one, else a new random one, then stored. */
+export const resolveIncarnation = async (dataDir: string): Promise<string> => {
+  const path = join(dataDir, incarnationFileName);
+  const stored = await readStored(path);
+  if (stored !== undefined) {
+    if (!validIncarnation.test(stored)) {
+      throw new ConfigError(
+        `${path}: holds no valid incarnation; without the file this node starts as a new one, which a cluster it belonged to refuses until \`fastpaca cluster remove\` drops the old one`,
+        {
+          option: 'dataDir',
+        },
+      );
+    }
+    return stored;
+  }
+  const incarnation = randomUUID();
+  await mkdir(dataDir, { recursive: true });
+  await writeDurably(dataDir, path, incarnation);
+  return incarnation;
+};
+
+const validIncarnation = /^[A-Za-z0-9-]{1,64}$/;
+
+const readStored = async (path: string): Promise<string | undefined> => {
   try {
-    text = await readFile(path, 'utf8');
+    return (await readFile(path, 'utf8')).trim();
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw error;
   }
-  const name = text.trim();
+};
+
+const readStoredName = async (path: string): Promise<string | undefined> => {
+  const name = await readStored(path);
+  if (name === undefined) return undefined;
   if (!validName.test(name)) {
     throw new ConfigError(`${path}: holds no valid node name; fix or remove the file`, {
       option: 'nodeName',

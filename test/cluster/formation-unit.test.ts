@@ -50,6 +50,7 @@ describe('formation', () => {
     const peersSeen: string[][] = [];
     const formation = startFormation({
       nodeId: 'self',
+      incarnation: 'inc-self',
       seed: [{ host: '127.0.0.1', port: 1 }],
       clusterSecret: undefined,
       expectedSize: 3,
@@ -95,6 +96,7 @@ describe('formation', () => {
     const { host, bootstraps } = fakeHost([0, 1, 2, 3, 4]);
     const formation = startFormation({
       nodeId: 'self',
+      incarnation: 'inc-self',
       seed: [{ host: '127.0.0.1', port: 1 }],
       clusterSecret: undefined,
       expectedSize: 3,
@@ -116,6 +118,7 @@ describe('formation', () => {
     let listed = false;
     const formation = startFormation({
       nodeId: 'late',
+      incarnation: 'inc-late',
       seed: [{ host: '127.0.0.1', port: 1 }],
       clusterSecret: undefined,
       expectedSize: 3,
@@ -154,10 +157,73 @@ describe('formation', () => {
     }
   });
 
+  it('is no member while the member list names it removed or with another incarnation, and takes no replicas', async () => {
+    const { host, bootstraps } = fakeHost();
+    let listedAs: { state: 'active' | 'removed'; incarnation: string } = {
+      state: 'active',
+      incarnation: 'inc-before-the-disk-was-replaced',
+    };
+    let joinRequests = 0;
+    const formation = startFormation({
+      nodeId: 'self',
+      incarnation: 'inc-self',
+      seed: [{ host: '127.0.0.1', port: 1 }],
+      clusterSecret: undefined,
+      expectedSize: 3,
+      groupCount: 4,
+      host,
+      onPeers: () => undefined,
+      logger: silent,
+      probeBackoffMs: { initial: 5, max: 10 },
+      selfPorts: () => ({ httpPort: 7, raftPort: 8 }),
+      probe: () =>
+        Promise.resolve({
+          members: [
+            {
+              ...member('alpha', 1),
+              joined: true,
+              knownMembers: [{ node_id: 'self', host: '127.0.0.1', http_port: 7, raft_port: 8, ...listedAs }],
+            },
+          ],
+          problems: [],
+        }),
+      // The cluster refuses this node's join, as membership.ts does.
+      join: (request) => {
+        joinRequests += 1;
+        expect(request.incarnation).toBe('inc-self');
+        return Promise.reject(new Error('HTTP 409 its data directory was replaced'));
+      },
+    });
+    try {
+      await eventually('asked to join', 2_000, () => Promise.resolve(joinRequests >= 2));
+      expect(formation.joined()).toBe(false);
+      expect(formation.acceptsReplicas()).toBe(false);
+      expect(formation.waitingReason()).toContain('waiting to be added');
+      // Listed as removed, this very incarnation: asking again would only be refused, so it stops.
+      listedAs = { state: 'removed', incarnation: 'inc-self' };
+      await eventually('told it was removed', 2_000, () =>
+        Promise.resolve(formation.waitingReason()?.includes('removed') === true),
+      );
+      const asked = joinRequests;
+      await sleep(100);
+      expect(joinRequests).toBe(asked);
+      expect(formation.joined()).toBe(false);
+      expect(formation.acceptsReplicas()).toBe(false);
+      // Listed as this incarnation, active: a member.
+      listedAs = { state: 'active', incarnation: 'inc-self' };
+      await eventually('joined', 2_000, () => Promise.resolve(formation.joined()));
+      expect(formation.acceptsReplicas()).toBe(true);
+      expect(bootstraps).toEqual([]);
+    } finally {
+      await formation.close();
+    }
+  });
+
   it('bootstraps like its peers when they formed the cluster with it (it started late)', async () => {
     const { host, bootstraps } = fakeHost();
     const formation = startFormation({
       nodeId: 'self',
+      incarnation: 'inc-self',
       seed: [{ host: '127.0.0.1', port: 1 }],
       clusterSecret: undefined,
       expectedSize: 3,
@@ -192,6 +258,7 @@ describe('formation', () => {
     let joinRequests = 0;
     const formation = startFormation({
       nodeId: 'self',
+      incarnation: 'inc-self',
       seed: [{ host: '127.0.0.1', port: 1 }],
       clusterSecret: undefined,
       expectedSize: 2,
@@ -240,6 +307,7 @@ describe('formation', () => {
       const fake = fakeHost();
       const formation = startFormation({
         nodeId,
+        incarnation: `inc-${nodeId}`,
         seed: [{ host: '127.0.0.1', port: 1 }],
         clusterSecret: undefined,
         expectedSize,

@@ -220,6 +220,10 @@ describe('a fourth node joins and a node is removed, under load', () => {
       }
       const listed = (await clusterStatus(asked)).members.find((member) => member.node_id === removed.name);
       expect(listed?.state).toBe('removed');
+      // It learns so itself and stops asking to be a member (its old directory would be refused).
+      await eventually('the removed node says it was removed', 20_000, () =>
+        Promise.resolve(removed.output().includes('this node was removed from the cluster')),
+      );
       console.log(`node-1 removed ${Date.now() - startedAt} ms after the start`);
       // Replicas a node lost in a move do not keep it from being ready.
       await waitReady(live, 15_000);

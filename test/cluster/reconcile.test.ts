@@ -18,6 +18,7 @@ import {
   decodeMembershipCommand,
   encodeMembers,
   encodeMembershipCommand,
+  namesIncarnation,
 } from '../../src/cluster/membership.js';
 import { MembershipStateMachine } from '../../src/cluster/membership-state-machine.js';
 import { votersFor } from '../../src/cluster/placement.js';
@@ -200,6 +201,51 @@ describe('membership apply', () => {
     expect(removed.members.find((m) => m.nodeId === 'a')?.state).toBe('removed');
     expect(applyMembership(removed.members, join('a'), 3).outcome.ok).toBe(false);
     expect(applyMembership(removed.members, { type: 'leave', nodeId: 'zz' }, 3).outcome.ok).toBe(false);
+  });
+
+  it('lets a name come back only as a new incarnation, and only once the old one is removed', () => {
+    const joinAs = (nodeId: string, incarnation: string): MembershipCommand => ({
+      type: 'join',
+      member: { ...address(nodeId), incarnation },
+    });
+    let members: readonly ClusterMember[] = [];
+    for (const id of ['a', 'b', 'c', 'd'])
+      members = applyMembership(members, joinAs(id, `${id}-1`), 3).members;
+    // A restart (same data directory) may move: the address is updated, the incarnation kept.
+    const moved = applyMembership(
+      members,
+      { type: 'join', member: { ...address('a', '10.0.0.9'), incarnation: 'a-1' } },
+      3,
+    );
+    expect(moved.outcome.ok).toBe(true);
+    expect(moved.members.find((m) => m.nodeId === 'a')).toMatchObject({
+      host: '10.0.0.9',
+      incarnation: 'a-1',
+    });
+    // A replaced data directory under a member's name is refused, and nothing changes.
+    const replaced = applyMembership(members, joinAs('a', 'a-2'), 3);
+    expect(replaced.outcome).toMatchObject({ ok: false });
+    expect(replaced.outcome.ok === false && replaced.outcome.reason).toContain('fastpaca cluster remove a');
+    expect(replaced.members).toBe(members);
+    // Once removed: the old directory stays refused, a new one joins as a fresh active member.
+    const left = applyMembership(members, { type: 'leave', nodeId: 'a' }, 3).members;
+    expect(applyMembership(left, joinAs('a', 'a-2'), 3).outcome.ok).toBe(false);
+    const removed = applyMembership(left, { type: 'forget', nodeId: 'a' }, 3).members;
+    expect(applyMembership(removed, joinAs('a', 'a-1'), 3).outcome).toMatchObject({ ok: false });
+    const back = applyMembership(removed, joinAs('a', 'a-2'), 3);
+    expect(back.outcome.ok).toBe(true);
+    expect(back.members.find((m) => m.nodeId === 'a')).toMatchObject({ state: 'active', incarnation: 'a-2' });
+    // A member recorded before incarnations existed takes the first one it reports.
+    const legacy = applyMembership([], join('e'), 3).members;
+    const adopted = applyMembership(legacy, joinAs('e', 'e-1'), 3);
+    expect(adopted.members.find((m) => m.nodeId === 'e')?.incarnation).toBe('e-1');
+    // Lists and commands keep the incarnation through encoding.
+    expect(decodeMembers(encodeMembers(back.members))).toEqual(back.members);
+    expect(decodeMembershipCommand(encodeMembershipCommand(joinAs('a', 'a-2')))).toEqual(joinAs('a', 'a-2'));
+    expect(namesIncarnation(back.members, 'a', 'a-2')).toBe(true);
+    expect(namesIncarnation(back.members, 'a', 'a-1')).toBe(false);
+    expect(namesIncarnation(removed, 'a', 'a-1')).toBe(false);
+    expect(namesIncarnation(legacy, 'e', 'anything')).toBe(true);
   });
 
   it('round-trips commands and lists, and refuses bytes that are not a command', () => {

@@ -4,7 +4,12 @@ import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/config/config-error.js';
-import { nodeNameFileName, resolveNodeName } from '../../src/config/node-name.js';
+import {
+  incarnationFileName,
+  nodeNameFileName,
+  resolveIncarnation,
+  resolveNodeName,
+} from '../../src/config/node-name.js';
 import { useTempDirs } from './helpers.js';
 
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -59,5 +64,17 @@ describe('node name', () => {
     writeFileSync(blocker, 'x');
     await expect(resolveNodeName({ dataDir: join(blocker, 'data') })).rejects.toThrow();
     expect(existsSync(join(blocker, 'data'))).toBe(false);
+  });
+
+  it('gives a data directory one incarnation for good, and an emptied one a new incarnation', async () => {
+    const dataDir = join(tempDir(), 'data');
+    const first = await resolveIncarnation(dataDir);
+    expect(first).toMatch(uuidPattern);
+    expect(readFileSync(join(dataDir, incarnationFileName), 'utf8')).toBe(`${first}\n`);
+    expect(await resolveIncarnation(dataDir)).toBe(first);
+    const emptied = join(tempDir(), 'data');
+    expect(await resolveIncarnation(emptied)).not.toBe(first);
+    writeFileSync(join(dataDir, incarnationFileName), 'not/valid\n');
+    await expect(resolveIncarnation(dataDir)).rejects.toBeInstanceOf(ConfigError);
   });
 });
