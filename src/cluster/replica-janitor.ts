@@ -3,6 +3,9 @@
 // one authority on its membership) no longer counts this node, and placement does not want a
 // replica here either, the local copy is stale and its data is deleted. A replica that is still a
 // member is never dropped, whatever placement says: it may be a voter the group still needs.
+// A leader's word counts only from a term at least the local replica's own: a deposed leader that
+// has not heard of a later move back here (which the local replica, having caught up under the
+// newer leader, has) would otherwise have a current voter's data deleted.
 
 import type { ConsensusHost } from '../../raft/api.js';
 import type { GroupId, NodeId } from '../../raft/core/types.js';
@@ -75,7 +78,8 @@ export const createReplicaJanitor = (options: ReplicaJanitorOptions): ReplicaJan
     // Checked again now: a move back here may have started while the peers answered.
     const stale = candidates().filter((group) => {
       const leader = authority.get(group);
-      return leader !== undefined && !leader.members.has(nodeId);
+      const localTerm = host.status(group)?.term ?? Number.POSITIVE_INFINITY;
+      return leader !== undefined && leader.term >= localTerm && !leader.members.has(nodeId);
     });
     const forgotten: GroupId[] = [];
     // A few at a time: each is a synced store write, and LevelDB commits concurrent writers together.

@@ -322,14 +322,21 @@ describe('replica janitor', () => {
       [2, 'follower'],
       [3, 'leader'],
       [4, 'follower'],
+      [5, 'follower'],
     ]);
+    // Group 5's replica here has seen term 3: a term-2 leader that does not count it was deposed
+    // (it may not know the group moved back here), so its word does not count.
+    const localTerms = new Map<number, number>([[5, 3]]);
     const forgotten: number[] = [];
     const janitor = createReplicaJanitor({
       nodeId: 'x',
       host: {
         groups: () => [...roles.keys()],
         status: (group) =>
-          ({ role: roles.get(group) ?? 'follower' }) as unknown as ReturnType<ConsensusHost['status']>,
+          ({
+            role: roles.get(group) ?? 'follower',
+            term: localTerms.get(group) ?? 2,
+          }) as unknown as ReturnType<ConsensusHost['status']>,
       },
       // Group 4 is still placed here.
       placedElsewhere: (group) => group !== 4,
@@ -350,6 +357,7 @@ describe('replica janitor', () => {
                 view(1, 'a', ['a', 'b', 'x']),
                 view(3, 'a', ['a', 'b', 'c']),
                 view(4, 'a', ['a', 'b', 'c']),
+                view(5, 'a', ['a', 'b', 'c']),
               ],
             })
           : // b's view of group 2 is a follower's (stale): no authority, so group 2 is kept.
