@@ -30,6 +30,7 @@ interface StatusMember {
   readonly node_id: string;
   readonly http_address?: string;
   readonly state?: string;
+  readonly incarnation?: string;
 }
 
 interface Status extends NodeStatusLike {
@@ -152,13 +153,22 @@ export const clusterRemove = async (options: RemoveOptions, io: RemoveIo): Promi
     await change(forgetPath, `forgetting ${options.node}`);
     for (;;) {
       let metaHosting: boolean | undefined;
+      let rejoined = false;
       try {
-        metaHosting = removalProgress(await everyStatus(), options.node).metaHosting;
+        const statuses = await everyStatus();
+        metaHosting = removalProgress(statuses, options.node).metaHosting;
+        // A new incarnation joined under the name, which the cluster allows only once the meta group
+        // let the old one go (membership.ts).
+        const listed = statuses[0]?.members.find((entry) => entry.node_id === options.node);
+        rejoined =
+          listed?.state === 'active' &&
+          listed.incarnation !== undefined &&
+          listed.incarnation !== member.incarnation;
       } catch (error) {
         if (error instanceof RemoveError) throw error;
         metaHosting = undefined;
       }
-      if (metaHosting === false) break;
+      if (metaHosting === false || rejoined) break;
       if (Date.now() > deadline)
         throw new RemoveError('timed out waiting for the membership group to let the node go');
       await sleep(options.pollMs);

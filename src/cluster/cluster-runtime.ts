@@ -301,6 +301,7 @@ const createRuntime = (
         raft_address: joinHostPort(member.host, member.raftPort),
         http_address: joinHostPort(member.host, member.httpPort),
         state: member.state,
+        ...(member.incarnation === undefined ? {} : { incarnation: member.incarnation }),
       });
     }
     return {
@@ -334,6 +335,37 @@ const createRuntime = (
   const requireMember = (id: NodeId): void => {
     if (!membership.members().some((member) => member.nodeId === id))
       throw new ServiceError('not_found', `Node ${JSON.stringify(id)} is not a cluster member`);
+  };
+
+  /**
+   * As the meta group's leader (its applied conf is then the authority): reports each removed member
+   * the meta group no longer counts, so its name may come back as a new incarnation (membership.ts).
+   * A removed member is never added back, so the report cannot go stale.
+   */
+  let purging = false;
+  const purgeGone = (): void => {
+    const meta = host.status(metaGroup);
+    if (purging || meta?.role !== 'leader' || !membership.loaded()) return;
+    const counted = new Set([...meta.conf.voters, ...meta.conf.learners]);
+    const gone = membership
+      .members()
+      .filter(
+        (member) => member.state === 'removed' && member.purged !== true && !counted.has(member.nodeId),
+      );
+    if (gone.length === 0) return;
+    purging = true;
+    void Promise.all(
+      gone.map(({ nodeId: id }) =>
+        changeMembers({ type: 'purge', nodeId: id }).catch((error: unknown) =>
+          logger.warn(
+            { type: 'member_purge_failed', node: id, err: error },
+            'reporting a removed node gone failed',
+          ),
+        ),
+      ),
+    ).finally(() => {
+      purging = false;
+    });
   };
 
   const mover = createReplicaMover({
@@ -485,7 +517,9 @@ const createRuntime = (
       timers.push(
         setInterval(() => {
           loadMembership();
-          if (started.joined()) mover.round();
+          if (!started.joined()) return;
+          mover.round();
+          purgeGone();
         }, tuning.moveIntervalMs ?? 200),
       );
       if (janitor !== undefined) {

@@ -103,6 +103,8 @@ export const startFormation = (options: FormationOptions): Formation => {
   let listedByPeers = false;
   /** A peer lists this very incarnation as removed: asking to join again would only be refused. */
   let removedByPeers = false;
+  /** A peer's member list names this node, as whatever incarnation: it has been a member. */
+  let namedByPeers = false;
   let removedLogged = false;
   let joinAttempt = 0;
   let lastProblems: readonly string[] = [];
@@ -130,9 +132,11 @@ export const startFormation = (options: FormationOptions): Formation => {
   const merge = (found: readonly Member[]): void => {
     listedByPeers = false;
     removedByPeers = false;
+    namedByPeers = false;
     for (const member of found) {
       for (const known of member.knownMembers ?? []) {
         if (known.node_id === options.nodeId) {
+          namedByPeers = true;
           if ((known.incarnation ?? options.incarnation) !== options.incarnation) continue;
           if (known.state === 'removed') removedByPeers = true;
           else listedByPeers = true;
@@ -268,11 +272,13 @@ export const startFormation = (options: FormationOptions): Formation => {
       publishPeers();
       if (!joined && !joining) {
         // A peer that formed the cluster with this node in it (this node started late): bootstrap
-        // the very same groups, rather than be sent every replica as a newcomer.
+        // the very same groups, rather than be sent every replica as a newcomer. Not if the member
+        // list names this node already: it was a member and lost its data directory, so a bootstrap
+        // would make it a voter that forgot its votes; it asks to join (and is refused) instead.
         const formedWithUs = [...members.values()]
           .map((member) => member.formedWith)
           .find((ids) => ids?.includes(options.nodeId) === true);
-        if (formedWithUs !== undefined) await bootstrap([...formedWithUs].sort());
+        if (formedWithUs !== undefined && !namedByPeers) await bootstrap([...formedWithUs].sort());
         else if (
           [...members.values()].some((member) => member.joined === true || member.formedWith !== undefined)
         ) {

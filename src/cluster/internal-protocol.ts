@@ -139,6 +139,8 @@ export interface StatusMember {
   /** From the member list; absent for a peer only the seed knows of so far. */
   readonly http_address?: string;
   readonly state?: 'active' | 'leaving' | 'removed';
+  /** Its data directory's incarnation, once the member list has recorded one. */
+  readonly incarnation?: string;
 }
 
 export interface ClusterStatus {

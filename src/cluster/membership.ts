@@ -10,6 +10,9 @@
 // reused safely only by a new incarnation, and only once the old one is gone: a removed node comes
 // back under its name with an empty data directory, while a member whose data directory was
 // replaced is refused until it is removed (it forgot the votes and logs its replicas vouched for).
+// "Gone" includes the meta group: a removed node keeps its learner there until the meta leader drops
+// it and then says so (`purge`). Before that, a new incarnation under the name would inherit the old
+// learner's progress in the meta group and could be promoted to voter while its log is empty.
 
 import type { NodeId } from '../../raft/core/types.js';
 
@@ -27,6 +30,8 @@ export interface MemberAddress {
 
 export interface ClusterMember extends MemberAddress {
   readonly state: MemberState;
+  /** A removed member the meta group no longer counts either: its name may come back. */
+  readonly purged?: true;
 }
 
 export type MembershipCommand =
@@ -35,7 +40,9 @@ export type MembershipCommand =
   /** Starts draining an active node: placement stops counting it, its replicas move away. */
   | { readonly type: 'leave'; readonly nodeId: NodeId }
   /** Marks a drained (leaving) node removed for good: no group keeps a replica on it. */
-  | { readonly type: 'forget'; readonly nodeId: NodeId };
+  | { readonly type: 'forget'; readonly nodeId: NodeId }
+  /** The meta group's leader reports that its membership no longer counts a removed node. */
+  | { readonly type: 'purge'; readonly nodeId: NodeId };
 
 export type MembershipOutcome = { readonly ok: true } | { readonly ok: false; readonly reason: string };
 
@@ -68,6 +75,11 @@ export const applyMembership = (
         if (sameIncarnation) {
           return refuse(
             `node ${nodeId} was removed from the cluster; start it with an empty data directory to add it again`,
+          );
+        }
+        if (known.purged !== true) {
+          return refuse(
+            `node ${nodeId} was removed and its last replica is still being dropped; try again shortly`,
           );
         }
         state = 'active';
@@ -103,6 +115,17 @@ export const applyMembership = (
       return {
         members: members.map((member) =>
           member.nodeId === command.nodeId ? { ...member, state: 'leaving' } : member,
+        ),
+        outcome: { ok: true },
+      };
+    }
+    case 'purge': {
+      const known = members.find((member) => member.nodeId === command.nodeId);
+      if (known?.state !== 'removed') return refuse(`node ${command.nodeId} is not a removed member`);
+      if (known.purged === true) return { members, outcome: { ok: true } };
+      return {
+        members: members.map((member) =>
+          member.nodeId === command.nodeId ? { ...member, purged: true as const } : member,
         ),
         outcome: { ok: true },
       };
@@ -192,7 +215,8 @@ export const decodeMembershipCommand = (data: Uint8Array): MembershipCommand => 
     case 'join':
       return { type: 'join', member: parseAddress(value['member']) };
     case 'leave':
-    case 'forget': {
+    case 'forget':
+    case 'purge': {
       const nodeId = value['nodeId'];
       if (typeof nodeId !== 'string') throw new MembershipDecodeError('bad nodeId');
       return { type: value['type'], nodeId };
@@ -213,6 +237,7 @@ export const decodeMembers = (data: Uint8Array): ClusterMember[] => {
     const state = isRecord(entry) ? entry['state'] : undefined;
     if (state !== 'active' && state !== 'leaving' && state !== 'removed')
       throw new MembershipDecodeError('bad member state');
-    return { ...address, state };
+    const purged = state === 'removed' && isRecord(entry) && entry['purged'] === true;
+    return purged ? { ...address, state, purged } : { ...address, state };
   });
 };

@@ -253,6 +253,57 @@ describe('formation', () => {
     }
   });
 
+  it('asks to join rather than bootstrap when peers formed with it but already list it (its data is gone)', async () => {
+    const { host, bootstraps } = fakeHost();
+    let joinRequests = 0;
+    const formation = startFormation({
+      nodeId: 'self',
+      incarnation: 'inc-new',
+      seed: [{ host: '127.0.0.1', port: 1 }],
+      clusterSecret: undefined,
+      expectedSize: 3,
+      groupCount: 4,
+      host,
+      onPeers: () => undefined,
+      logger: silent,
+      probeBackoffMs: { initial: 5, max: 10 },
+      selfPorts: () => ({ httpPort: 7, raftPort: 8 }),
+      probe: () =>
+        Promise.resolve({
+          members: [
+            {
+              ...member('alpha', 1),
+              joined: true,
+              formedWith: ['alpha', 'self', 'zed'],
+              knownMembers: [
+                {
+                  node_id: 'self',
+                  host: '127.0.0.1',
+                  http_port: 7,
+                  raft_port: 8,
+                  state: 'active',
+                  incarnation: 'inc-old',
+                },
+              ],
+            },
+          ],
+          problems: [],
+        }),
+      join: () => {
+        joinRequests += 1;
+        return Promise.reject(new Error('HTTP 409 its data directory was replaced'));
+      },
+    });
+    try {
+      await eventually('asked to join', 2_000, () => Promise.resolve(joinRequests >= 2));
+      expect(bootstraps).toEqual([]);
+      expect(formation.joined()).toBe(false);
+      expect(formation.acceptsReplicas()).toBe(false);
+    } finally {
+      await formation.close();
+    }
+  });
+
   it('registers a formed node in the member list once it has bootstrapped', async () => {
     const { host, bootstraps } = fakeHost();
     let joinRequests = 0;

@@ -232,9 +232,21 @@ describe('membership apply', () => {
     expect(applyMembership(left, joinAs('a', 'a-2'), 3).outcome.ok).toBe(false);
     const removed = applyMembership(left, { type: 'forget', nodeId: 'a' }, 3).members;
     expect(applyMembership(removed, joinAs('a', 'a-1'), 3).outcome).toMatchObject({ ok: false });
-    const back = applyMembership(removed, joinAs('a', 'a-2'), 3);
+    // Not before the meta group's leader reports the old one gone from the meta group too.
+    const early = applyMembership(removed, joinAs('a', 'a-2'), 3);
+    expect(early.outcome.ok === false && early.outcome.reason).toContain('still being dropped');
+    expect(applyMembership(members, { type: 'purge', nodeId: 'a' }, 3).outcome.ok).toBe(false);
+    const purged = applyMembership(removed, { type: 'purge', nodeId: 'a' }, 3).members;
+    expect(purged.find((m) => m.nodeId === 'a')).toMatchObject({ state: 'removed', purged: true });
+    expect(decodeMembers(encodeMembers(purged))).toEqual(purged);
+    expect(applyMembership(purged, joinAs('a', 'a-1'), 3).outcome.ok).toBe(false);
+    const back = applyMembership(purged, joinAs('a', 'a-2'), 3);
     expect(back.outcome.ok).toBe(true);
-    expect(back.members.find((m) => m.nodeId === 'a')).toMatchObject({ state: 'active', incarnation: 'a-2' });
+    expect(back.members.find((m) => m.nodeId === 'a')).toEqual({
+      ...address('a'),
+      incarnation: 'a-2',
+      state: 'active',
+    });
     // A member recorded before incarnations existed takes the first one it reports.
     const legacy = applyMembership([], join('e'), 3).members;
     const adopted = applyMembership(legacy, joinAs('e', 'e-1'), 3);
@@ -250,10 +262,14 @@ describe('membership apply', () => {
 
   it('round-trips commands and lists, and refuses bytes that are not a command', () => {
     fc.assert(
-      fc.property(fc.constantFrom(...NODES), fc.constantFrom('leave', 'forget', 'join'), (id, type) => {
-        const command: MembershipCommand = type === 'join' ? join(id) : { type, nodeId: id };
-        expect(decodeMembershipCommand(encodeMembershipCommand(command))).toEqual(command);
-      }),
+      fc.property(
+        fc.constantFrom(...NODES),
+        fc.constantFrom('leave', 'forget', 'purge', 'join'),
+        (id, type) => {
+          const command: MembershipCommand = type === 'join' ? join(id) : { type, nodeId: id };
+          expect(decodeMembershipCommand(encodeMembershipCommand(command))).toEqual(command);
+        },
+      ),
     );
     expect(() => decodeMembershipCommand(new TextEncoder().encode('{"type":"join"}'))).toThrow();
     const members = applyMembership([], join('a'), 3).members;
