@@ -137,9 +137,11 @@ export const startFormation = (options: FormationOptions): Formation => {
       for (const known of member.knownMembers ?? []) {
         if (known.node_id === options.nodeId) {
           namedByPeers = true;
-          if ((known.incarnation ?? options.incarnation) !== options.incarnation) continue;
-          if (known.state === 'removed') removedByPeers = true;
-          else listedByPeers = true;
+          if (known.state === 'removed') {
+            if ((known.incarnation ?? options.incarnation) === options.incarnation) removedByPeers = true;
+          } else if (known.incarnation === options.incarnation) {
+            listedByPeers = true;
+          }
           continue;
         }
         advertised.set(known.node_id, {

@@ -149,8 +149,9 @@ export const activeIds = (members: readonly ClusterMember[]): NodeId[] =>
   members.filter((member) => member.state === 'active').map((member) => member.nodeId);
 
 /**
- * The list names this node as a current member (active or leaving) of this incarnation, or of none
- * recorded (a list from before members carried one).
+ * The list names this node as a current member (active or leaving) of this very incarnation. An
+ * entry with none recorded (from before members carried one) does not count: the node then asks to
+ * join once more, which records it.
  */
 export const namesIncarnation = (
   members: readonly ClusterMember[],
@@ -158,10 +159,7 @@ export const namesIncarnation = (
   incarnation: string,
 ): boolean =>
   members.some(
-    (member) =>
-      member.nodeId === nodeId &&
-      member.state !== 'removed' &&
-      (member.incarnation ?? incarnation) === incarnation,
+    (member) => member.nodeId === nodeId && member.state !== 'removed' && member.incarnation === incarnation,
   );
 
 /** Members that still hold (or may hold) replicas: active and leaving ones. */

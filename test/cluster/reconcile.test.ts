@@ -257,7 +257,8 @@ describe('membership apply', () => {
     expect(namesIncarnation(back.members, 'a', 'a-2')).toBe(true);
     expect(namesIncarnation(back.members, 'a', 'a-1')).toBe(false);
     expect(namesIncarnation(removed, 'a', 'a-1')).toBe(false);
-    expect(namesIncarnation(legacy, 'e', 'anything')).toBe(true);
+    expect(namesIncarnation(legacy, 'e', 'anything')).toBe(false);
+    expect(namesIncarnation(adopted.members, 'e', 'e-1')).toBe(true);
   });
 
   it('round-trips commands and lists, and refuses bytes that are not a command', () => {
