@@ -3,6 +3,7 @@
 // names HTTP ports; they need the cluster secret, never an API key.
 
 import type { NodeId } from '../../raft/core/types.js';
+import { incarnationPattern } from '../config/node-name.js';
 
 export const helloPath = '/internal/v1/cluster/hello';
 export const statusPath = '/internal/v1/cluster/status';
@@ -29,9 +30,6 @@ export interface MemberView {
   /** Its data directory's incarnation, once the member list has recorded one. */
   readonly incarnation?: string;
 }
-
-/** What an incarnation looks like on the wire (a UUID, as node-name.ts makes them). */
-export const incarnationPattern = /^[A-Za-z0-9-]{1,64}$/;
 
 export interface HelloAnswer {
   readonly nodeId: NodeId;

@@ -8,6 +8,7 @@ import type { TemplatedApp } from 'uWebSockets.js';
 import { ServiceError } from '../errors.js';
 import type { Gateway } from '../http/gateway.js';
 import { jsonReply } from '../http/reply.js';
+import { incarnationPattern } from '../config/node-name.js';
 import type { MemberAddress } from './membership.js';
 import type { ClusterStatus, HelloAnswer } from './internal-protocol.js';
 import {
@@ -15,7 +16,6 @@ import {
   forgetPath,
   helloBody,
   helloPath,
-  incarnationPattern,
   joinPath,
   leavePath,
   nodeIdPattern,

@@ -15,6 +15,8 @@ import { ConfigError } from './config-error.js';
 
 export const nodeNameFileName = 'node-name';
 export const incarnationFileName = 'incarnation';
+/** What an incarnation looks like (a UUID, as made here), on disk and on the wire. */
+export const incarnationPattern = /^[A-Za-z0-9-]{1,64}$/;
 
 const validName = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/;
 
@@ -47,7 +49,7 @@ export const resolveIncarnation = async (dataDir: string): Promise<string> => {
   const path = join(dataDir, incarnationFileName);
   const stored = await readStored(path);
   if (stored !== undefined) {
-    if (!validIncarnation.test(stored)) {
+    if (!incarnationPattern.test(stored)) {
       throw new ConfigError(
         `${path}: holds no valid incarnation; without the file this node starts as a new one, which a cluster it belonged to refuses until \`fastpaca cluster remove\` drops the old one`,
         {
@@ -62,8 +64,6 @@ export const resolveIncarnation = async (dataDir: string): Promise<string> => {
   await writeDurably(dataDir, path, incarnation);
   return incarnation;
 };
-
-const validIncarnation = /^[A-Za-z0-9-]{1,64}$/;
 
 const readStored = async (path: string): Promise<string | undefined> => {
   try {

@@ -401,3 +401,22 @@ export const runFastpaca = (
       resolve({ code: code ?? -1, stdout, stderr });
     });
   });
+
+/** `fastpaca cluster remove <name>` asked of `via`, allowed a minute to drain (polled every 300 ms). */
+export const drainNode = (name: string, via: ClusterNode): Promise<BinaryRun> =>
+  runFastpaca(
+    [
+      'cluster',
+      'remove',
+      name,
+      '--url',
+      via.base,
+      '--cluster-secret',
+      clusterSecret,
+      '--timeout',
+      '60000',
+      '--poll',
+      '300',
+    ],
+    75_000,
+  );

@@ -27,6 +27,15 @@ const member = (nodeId: string, port: number): Member => ({
 
 const silent = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
+/** What every formation here shares: one seed address, no secret, no output, fast probing. */
+const common = {
+  seed: [{ host: '127.0.0.1', port: 1 }],
+  clusterSecret: undefined,
+  onPeers: () => undefined,
+  logger: silent,
+  probeBackoffMs: { initial: 5, max: 10 },
+};
+
 const fakeHost = (initialGroups: number[] = []) => {
   const groups = new Set(initialGroups);
   const bootstraps: [number, readonly string[]][] = [];
@@ -51,14 +60,11 @@ describe('formation', () => {
     const formation = startFormation({
       nodeId: 'self',
       incarnation: 'inc-self',
-      seed: [{ host: '127.0.0.1', port: 1 }],
-      clusterSecret: undefined,
+      ...common,
       expectedSize: 3,
       groupCount: 8,
       host,
       onPeers: (peers) => peersSeen.push([...peers.keys()]),
-      logger: silent,
-      probeBackoffMs: { initial: 5, max: 10 },
       probe: () => Promise.resolve(answer),
     });
     try {
@@ -97,13 +103,10 @@ describe('formation', () => {
     const formation = startFormation({
       nodeId: 'self',
       incarnation: 'inc-self',
-      seed: [{ host: '127.0.0.1', port: 1 }],
-      clusterSecret: undefined,
+      ...common,
       expectedSize: 3,
       groupCount: 4,
       host,
-      onPeers: () => undefined,
-      logger: silent,
       probe: () => Promise.resolve({ members: [], problems: [] }),
     });
     expect(formation.joined()).toBe(true);
@@ -119,14 +122,10 @@ describe('formation', () => {
     const formation = startFormation({
       nodeId: 'late',
       incarnation: 'inc-late',
-      seed: [{ host: '127.0.0.1', port: 1 }],
-      clusterSecret: undefined,
+      ...common,
       expectedSize: 3,
       groupCount: 8,
       host,
-      onPeers: () => undefined,
-      logger: silent,
-      probeBackoffMs: { initial: 5, max: 10 },
       selfPorts: () => ({ httpPort: 7, raftPort: 8 }),
       // Four nodes answer, more than the expected size: a fresh node must still not form.
       probe: () =>
@@ -167,14 +166,10 @@ describe('formation', () => {
     const formation = startFormation({
       nodeId: 'self',
       incarnation: 'inc-self',
-      seed: [{ host: '127.0.0.1', port: 1 }],
-      clusterSecret: undefined,
+      ...common,
       expectedSize: 3,
       groupCount: 4,
       host,
-      onPeers: () => undefined,
-      logger: silent,
-      probeBackoffMs: { initial: 5, max: 10 },
       selfPorts: () => ({ httpPort: 7, raftPort: 8 }),
       probe: () =>
         Promise.resolve({
@@ -224,14 +219,10 @@ describe('formation', () => {
     const formation = startFormation({
       nodeId: 'self',
       incarnation: 'inc-self',
-      seed: [{ host: '127.0.0.1', port: 1 }],
-      clusterSecret: undefined,
+      ...common,
       expectedSize: 3,
       groupCount: 4,
       host,
-      onPeers: () => undefined,
-      logger: silent,
-      probeBackoffMs: { initial: 5, max: 10 },
       selfPorts: () => ({ httpPort: 7, raftPort: 8 }),
       probe: () =>
         Promise.resolve({
@@ -259,14 +250,10 @@ describe('formation', () => {
     const formation = startFormation({
       nodeId: 'self',
       incarnation: 'inc-new',
-      seed: [{ host: '127.0.0.1', port: 1 }],
-      clusterSecret: undefined,
+      ...common,
       expectedSize: 3,
       groupCount: 4,
       host,
-      onPeers: () => undefined,
-      logger: silent,
-      probeBackoffMs: { initial: 5, max: 10 },
       selfPorts: () => ({ httpPort: 7, raftPort: 8 }),
       probe: () =>
         Promise.resolve({
@@ -310,14 +297,10 @@ describe('formation', () => {
     const formation = startFormation({
       nodeId: 'self',
       incarnation: 'inc-self',
-      seed: [{ host: '127.0.0.1', port: 1 }],
-      clusterSecret: undefined,
+      ...common,
       expectedSize: 2,
       groupCount: 2,
       host,
-      onPeers: () => undefined,
-      logger: silent,
-      probeBackoffMs: { initial: 5, max: 10 },
       selfPorts: () => ({ httpPort: 7, raftPort: 8 }),
       probe: () =>
         Promise.resolve({
@@ -359,14 +342,10 @@ describe('formation', () => {
       const formation = startFormation({
         nodeId,
         incarnation: `inc-${nodeId}`,
-        seed: [{ host: '127.0.0.1', port: 1 }],
-        clusterSecret: undefined,
+        ...common,
         expectedSize,
         groupCount: 4,
         host: fake.host,
-        onPeers: () => undefined,
-        logger: silent,
-        probeBackoffMs: { initial: 5, max: 10 },
         probe: () => Promise.resolve(answer),
       });
       return { formation, bootstraps: fake.bootstraps };

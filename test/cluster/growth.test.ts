@@ -17,6 +17,7 @@ import {
   clusterStatus,
   createCluster,
   createContexts,
+  drainNode,
   eventually,
   expectNoAppendLostOrDuplicated,
   killAll,
@@ -172,22 +173,7 @@ describe('a fourth node joins and a node is removed, under load', () => {
       // Drain node-1 with the real CLI, asking another node.
       const [removed, asked] = cluster.nodes;
       if (removed === undefined || asked === undefined) throw new Error('nodes missing');
-      const removal = await runFastpaca(
-        [
-          'cluster',
-          'remove',
-          removed.name,
-          '--url',
-          asked.base,
-          '--cluster-secret',
-          clusterSecret,
-          '--timeout',
-          '60000',
-          '--poll',
-          '300',
-        ],
-        75_000,
-      );
+      const removal = await drainNode(removed.name, asked);
       expect(removal.stderr, removal.stdout).toBe('');
       expect(removal.code).toBe(0);
       expect(removal.stdout).toContain(`${removed.name} removed`);

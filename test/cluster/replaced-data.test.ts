@@ -12,16 +12,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { votersFor } from '../../src/cluster/placement.js';
 import {
   call,
-  clusterSecret,
   clusterStatus,
   createCluster,
   createContexts,
+  drainNode,
   eventually,
   expectNoAppendLostOrDuplicated,
   isReady,
   killAll,
   removeDir,
-  runFastpaca,
   sleep,
   waitReady,
   type ClusterNode,
@@ -106,22 +105,7 @@ describe('a node whose data directory was replaced', () => {
     expect(fourth.output()).toContain('fastpaca cluster remove node-4');
 
     const removalStart = Date.now();
-    const removal = await runFastpaca(
-      [
-        'cluster',
-        'remove',
-        'node-4',
-        '--url',
-        first.base,
-        '--cluster-secret',
-        clusterSecret,
-        '--timeout',
-        '60000',
-        '--poll',
-        '300',
-      ],
-      75_000,
-    );
+    const removal = await drainNode('node-4', first);
     console.log(`removal took ${Date.now() - removalStart} ms:\n${removal.stdout}`);
     const membersAfter = JSON.stringify((await clusterStatus(first)).members);
     expect(removal.stderr, `${removal.stdout}\nmembers: ${membersAfter}`).toBe('');
