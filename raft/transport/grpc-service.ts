@@ -18,6 +18,19 @@ export const HELLO = Buffer.from([1]);
 /** Room for gRPC and codec framing around a payload of maxFrameBytes. */
 const MESSAGE_SLACK_BYTES = 64 * 1024;
 
+/**
+ * Default limit of one message on a channel between nodes. Batches are cut far smaller (frames,
+ * forwarded requests), so this bounds only what cannot be cut: one Raft entry as large as a request
+ * body may make it, a snapshot pair that holds one, an answer. It is the same on every node,
+ * whatever each one's configuration, so an entry one node accepted can always reach the others: a
+ * leader whose entry no frame could carry would resend it forever and wedge its group. Peers are
+ * authenticated, so the limit guards against bugs, not attackers.
+ */
+export const PEER_MESSAGE_BYTES_MAX = 256 * 1024 * 1024;
+
+/** Default size batches are cut to before they become one message (a frame, a forward batch). */
+export const PEER_BATCH_BYTES_TARGET = 8 * 1024 * 1024;
+
 export const serializeBytes = (bytes: Uint8Array): Buffer =>
   Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 

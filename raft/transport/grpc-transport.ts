@@ -1,6 +1,6 @@
 // The production Transport: Raft traffic between hosts over gRPC (grpc-js, msgpack frames).
 // Each `send` becomes one frame on a long-lived stream to the peer (split only if it would exceed
-// maxFrameBytes), because frames, not messages, are what grpc-js pays for. Snapshots travel on a
+// frameTargetBytes), because frames, not messages, are what grpc-js pays for. Snapshots travel on a
 // separate client-streaming call. Every call carries the cluster secret.
 
 import { Server, ServerCredentials } from '@grpc/grpc-js';
@@ -10,7 +10,12 @@ import type { NodeId } from '../core/types.js';
 import { createSecretCheck } from './auth.js';
 import type { BackoffMs } from './backoff.js';
 import { encodeFrame } from './codec.js';
-import { serverOptions, transportService } from './grpc-service.js';
+import {
+  PEER_BATCH_BYTES_TARGET,
+  PEER_MESSAGE_BYTES_MAX,
+  serverOptions,
+  transportService,
+} from './grpc-service.js';
 import { createInboundService } from './inbound.js';
 import { PeerLink } from './peer-link.js';
 import type { LinkError, OutboundFrame } from './peer-link.js';
@@ -37,8 +42,17 @@ export interface GrpcTransportOptions {
   readonly reconnectBackoffMs?: BackoffMs;
   /** A dial the peer has not confirmed within this long is abandoned and retried. Default 5000. */
   readonly connectTimeoutMs?: number;
-  /** Largest encoded frame or snapshot chunk. Default 8 MiB. */
+  /**
+   * Largest encoded frame or snapshot chunk, sent or received: a single message over it is dropped.
+   * Default PEER_MESSAGE_BYTES_MAX (256 MiB), so that one entry as large as any request can travel.
+   */
   readonly maxFrameBytes?: number;
+  /**
+   * A batch is cut into frames of at most this many bytes, so one frame never holds up the stream
+   * for long; a single message larger than this (up to maxFrameBytes) travels in a frame of its own.
+   * Default 8 MiB, or maxFrameBytes when that is smaller.
+   */
+  readonly frameTargetBytes?: number;
   /** Frames waiting per peer (while connecting or while the stream is full). Default 256. */
   readonly sendQueueFramesMax?: number;
   /** Snapshot bytes held at once across all incoming transfers. Default 1 GiB. */
@@ -76,6 +90,7 @@ interface ResolvedOptions {
   readonly reconnectBackoffMs: BackoffMs;
   readonly connectTimeoutMs: number;
   readonly maxFrameBytes: number;
+  readonly frameTargetBytes: number;
   readonly sendQueueFramesMax: number;
   readonly snapshotBytesMax: number;
   readonly snapshotTimeoutMs: number;
@@ -98,6 +113,7 @@ const resolveOptions = (options: GrpcTransportOptions): ResolvedOptions => {
   requirePositive('reconnectBackoffMs.initial', backoff.initial);
   if (backoff.max < backoff.initial) throw new Error('grpc transport: reconnectBackoffMs.max < initial');
   const listenPort = options.listenPort ?? 0;
+  const maxFrameBytes = requirePositive('maxFrameBytes', options.maxFrameBytes ?? PEER_MESSAGE_BYTES_MAX);
   if (!Number.isInteger(listenPort) || listenPort < 0 || listenPort > 65_535) {
     throw new Error('grpc transport: listenPort must be an integer in 0..65535');
   }
@@ -108,7 +124,11 @@ const resolveOptions = (options: GrpcTransportOptions): ResolvedOptions => {
     clusterSecret: options.clusterSecret,
     reconnectBackoffMs: backoff,
     connectTimeoutMs: requirePositive('connectTimeoutMs', options.connectTimeoutMs ?? 5_000),
-    maxFrameBytes: requirePositive('maxFrameBytes', options.maxFrameBytes ?? 8 * 1024 * 1024),
+    maxFrameBytes,
+    frameTargetBytes: Math.min(
+      maxFrameBytes,
+      requirePositive('frameTargetBytes', options.frameTargetBytes ?? PEER_BATCH_BYTES_TARGET),
+    ),
     sendQueueFramesMax: requirePositive('sendQueueFramesMax', options.sendQueueFramesMax ?? 256),
     snapshotBytesMax: requirePositive('snapshotBytesMax', options.snapshotBytesMax ?? 1024 ** 3),
     snapshotTimeoutMs: requirePositive('snapshotTimeoutMs', options.snapshotTimeoutMs ?? 10 * 60_000),
@@ -264,8 +284,9 @@ class GrpcTransportImpl implements GrpcTransport {
   }
 
   /**
-   * One frame for the whole batch unless it would exceed maxFrameBytes; then halves, recursively
-   * (rare: only under a large replication backlog). A single message too large is dropped.
+   * One frame for the whole batch unless it would exceed frameTargetBytes; then halves, recursively
+   * (rare: only under a large replication backlog or with large entries). A single message goes
+   * alone in a frame up to maxFrameBytes, and is dropped only past that.
    */
   private encodeFrames(to: NodeId, batch: readonly GroupMessage[]): OutboundFrame[] {
     const frames: OutboundFrame[] = [];
@@ -278,9 +299,12 @@ class GrpcTransportImpl implements GrpcTransport {
         this.drop(to, 1, part.length);
         return;
       }
-      if (bytes.byteLength <= this.options.maxFrameBytes) frames.push({ bytes, messageCount: part.length });
-      else if (part.length === 1) this.drop(to, 1, 1);
-      else {
+      if (bytes.byteLength <= this.options.frameTargetBytes)
+        frames.push({ bytes, messageCount: part.length });
+      else if (part.length === 1) {
+        if (bytes.byteLength <= this.options.maxFrameBytes) frames.push({ bytes, messageCount: 1 });
+        else this.drop(to, 1, 1);
+      } else {
         const middle = Math.ceil(part.length / 2);
         encode(part.slice(0, middle));
         encode(part.slice(middle));

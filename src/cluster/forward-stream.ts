@@ -17,7 +17,13 @@ import type { ClientDuplexStream, ServerDuplexStream, ServiceError } from '@grpc
 import type { GroupId, NodeId } from '../../raft/core/types.js';
 import { secretMetadata } from '../../raft/transport/auth.js';
 import type { SecretCheck } from '../../raft/transport/auth.js';
-import { clientOptions, deserializeBytes, serializeBytes } from '../../raft/transport/grpc-service.js';
+import {
+  clientOptions,
+  deserializeBytes,
+  PEER_BATCH_BYTES_TARGET,
+  PEER_MESSAGE_BYTES_MAX,
+  serializeBytes,
+} from '../../raft/transport/grpc-service.js';
 import type { ForwardResult, Forwarder } from './forward-client.js';
 import {
   checkForwardOutcome,
@@ -37,7 +43,7 @@ const isHello = (bytes: Uint8Array): boolean => bytes.length === 1 && bytes[0] =
 /** Extra time the caller waits beyond the leader's own proposal timeout, for the answer to travel. */
 const answerSlackMs = 1_000;
 
-/** Requests per client message: bounds one message (commands are at most a request body each). */
+/** Requests per client message (with batchBytesTarget, bounds the work one message carries). */
 const requestsPerMessageMax = 256;
 
 // ---------------------------------------------------------------------------------------------
@@ -135,8 +141,14 @@ type StreamState = 'connecting' | 'open' | 'backoff' | 'closed';
 
 export interface ForwardStreamOptions {
   readonly clusterSecret: string | undefined;
-  /** Largest message either way. Default 16 MiB. */
+  /** Largest message either way. Default PEER_MESSAGE_BYTES_MAX (one command of any accepted size fits). */
   readonly maxMessageBytes?: number;
+  /**
+   * Requests written together are cut into messages of at most this many command bytes; a single
+   * larger command travels alone. The leader's limit is on one message, not on how many requests
+   * arrived in one pass of the loop. Default 8 MiB.
+   */
+  readonly batchBytesTarget?: number;
   /** Requests queued or awaiting an answer per peer; past it a forward is refused (unsent). */
   readonly inFlightMax?: number;
   /** A dial not confirmed by the server's HELLO within this long counts as failed. Default 2000 ms. */
@@ -254,10 +266,21 @@ class PeerForwardStream {
     const call = this.call;
     if (this.state !== 'open' || call === undefined) return;
     while (this.queued.length > 0) {
-      const batch = this.queued.splice(0, requestsPerMessageMax);
+      const batch = this.queued.splice(0, this.batchLength());
       for (const pending of batch) this.inFlight.set(pending.id, pending);
       call.write(packr.pack(batch.map((p) => [p.id, p.group, p.timeoutMs, p.data])));
     }
+  }
+
+  /** How many of the queued requests the next message takes: at least one. */
+  private batchLength(): number {
+    const countMax = Math.min(this.queued.length, requestsPerMessageMax);
+    let bytes = 0;
+    for (let count = 0; count < countMax; count++) {
+      bytes += (this.queued[count] as PendingForward).data.byteLength;
+      if (bytes > this.options.batchBytesTarget) return Math.max(1, count);
+    }
+    return countMax;
   }
 
   private receive(bytes: Uint8Array): void {
@@ -340,7 +363,8 @@ export class StreamForwarder implements Forwarder {
   constructor(options: ForwardStreamOptions) {
     this.options = {
       clusterSecret: options.clusterSecret,
-      maxMessageBytes: options.maxMessageBytes ?? 16 * 1024 * 1024,
+      maxMessageBytes: options.maxMessageBytes ?? PEER_MESSAGE_BYTES_MAX,
+      batchBytesTarget: options.batchBytesTarget ?? PEER_BATCH_BYTES_TARGET,
       inFlightMax: options.inFlightMax ?? 8_192,
       connectTimeoutMs: options.connectTimeoutMs ?? 2_000,
       reconnectBackoffMs: options.reconnectBackoffMs ?? { initial: 50, max: 1_000 },

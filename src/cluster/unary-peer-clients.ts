@@ -9,7 +9,12 @@ import type { ServiceError as GrpcError } from '@grpc/grpc-js';
 
 import type { NodeId } from '../../raft/core/types.js';
 import { secretMetadata } from '../../raft/transport/auth.js';
-import { clientOptions, deserializeBytes, serializeBytes } from '../../raft/transport/grpc-service.js';
+import {
+  clientOptions,
+  deserializeBytes,
+  PEER_MESSAGE_BYTES_MAX,
+  serializeBytes,
+} from '../../raft/transport/grpc-service.js';
 
 export type UnaryResult =
   | { readonly kind: 'answer'; readonly bytes: Uint8Array }
@@ -18,7 +23,7 @@ export type UnaryResult =
 
 export interface UnaryPeerClientsOptions {
   readonly clusterSecret: string | undefined;
-  /** Largest request or answer. Default 16 MiB. */
+  /** Largest request or answer. Default PEER_MESSAGE_BYTES_MAX (a page of large messages fits). */
   readonly maxMessageBytes?: number;
 }
 
@@ -31,7 +36,7 @@ export class UnaryPeerClients {
   private closed = false;
 
   constructor(private readonly options: UnaryPeerClientsOptions) {
-    this.maxMessageBytes = options.maxMessageBytes ?? 16 * 1024 * 1024;
+    this.maxMessageBytes = options.maxMessageBytes ?? PEER_MESSAGE_BYTES_MAX;
   }
 
   /** Peer gRPC addresses; clients of peers that left or moved are closed. */

@@ -92,6 +92,33 @@ describe('StreamForwarder', () => {
     expect(new Set(proposed).size).toBe(600);
   });
 
+  it('cuts forwards that arrive together into messages the leader accepts, however large they are', async () => {
+    // The test server keeps gRPC's default 4 MiB receive limit; together the requests are ~9 MiB.
+    const sizes: number[] = [];
+    const leader = await startLeader(async (_group, data): Promise<ProposeOutcome<CommandResult>> => {
+      sizes.push(data.byteLength);
+      return { ok: true, index: sizes.length, result: resultOf(bytes(String(data.byteLength))) };
+    });
+    cleanups.push(() => leader.stop());
+    const forwarder = new StreamForwarder({
+      clusterSecret: SECRET,
+      connectTimeoutMs: 2_000,
+      batchBytesTarget: 1024 * 1024,
+    });
+    forwarder.setPeers(new Map([['leader', leader.address]]));
+    cleanups.push(() => forwarder.close());
+    const lengths = [...Array.from({ length: 24 }, () => 300 * 1024), 2 * 1024 * 1024];
+    const results = await Promise.all(
+      lengths.map((length, i) => forwarder.propose('leader', i % 4, new Uint8Array(length).fill(i), 5_000)),
+    );
+    results.forEach((result, i) => {
+      expect(result.kind).toBe('outcome');
+      const outcome = result.kind === 'outcome' ? result.outcome : undefined;
+      expect(outcome?.ok === true && outcome.result).toEqual(resultOf(bytes(String(lengths[i]))));
+    });
+    expect(sizes.sort((x, y) => x - y)).toEqual([...lengths].sort((x, y) => x - y));
+  });
+
   it('reports a wrong secret as unsent, and proposes nothing', async () => {
     const proposed: string[] = [];
     const leader = await startLeader(async (_group, data) => {

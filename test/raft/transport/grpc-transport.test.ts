@@ -95,6 +95,31 @@ describe('grpc transport: delivery', () => {
     expect(a.transport.drainUnreachable()).toEqual(['b']);
   });
 
+  it('sends a message larger than frameTargetBytes in a frame of its own, up to maxFrameBytes', async () => {
+    // One entry as large as a request body must reach the followers, or its group could never commit.
+    const options = { clusterSecret: SECRET, frameTargetBytes: 16 * 1024, maxFrameBytes: 256 * 1024 };
+    const [a, b] = await Promise.all([cluster.start('a', options), cluster.start('b', options)]);
+    connect(a, b);
+    await sendUntil(
+      'the stream to open',
+      () => a.transport.send('b', [heartbeat('a', 'b', 0)]),
+      () => b.received.length > 0,
+    );
+    const sentBefore = a.transport.stats();
+    const large = [1, 2, 3].map((group) => appWith('a', 'b', group, 100 * 1024));
+    a.transport.send('b', [appWith('a', 'b', 0, 1024), ...large]);
+    await waitFor(
+      'the 4 App messages',
+      () => messagesOf(b).filter((m) => m.message.type === MessageType.App).length >= 4,
+    );
+    const apps = messagesOf(b).filter((m) => m.message.type === MessageType.App);
+    expect(apps.map((m) => m.group)).toEqual([0, 1, 2, 3]);
+    expect(apps[2]?.message.entries?.[0]?.data).toEqual(large[1]?.message.entries?.[0]?.data);
+    const stats = a.transport.stats();
+    expect(stats.framesSent - sentBefore.framesSent).toBeGreaterThanOrEqual(3);
+    expect(stats.messagesDropped - sentBefore.messagesDropped).toBe(0);
+  });
+
   it('refuses frames addressed to another node (a stale address book)', async () => {
     const [a, b, c] = await Promise.all([cluster.start('a'), cluster.start('b'), cluster.start('c')]);
     // a believes b lives at c's address.
