@@ -7,6 +7,7 @@
 
 import type { ConsensusHost, Failure, GroupKv, ProposeOutcome, ReadOutcome } from '../raft/api.js';
 import type { GroupId, NodeId } from '../raft/core/types.js';
+import { PEER_MESSAGE_BYTES_MAX } from '../raft/transport/grpc-service.js';
 import { encodeCommand } from './context/commands.js';
 import type { Command } from './context/commands.js';
 import type { CommandResult } from './context/results.js';
@@ -23,9 +24,30 @@ export interface Consensus {
 export interface LocalConsensusOptions {
   readonly proposeTimeoutMs?: number;
   readonly readTimeoutMs?: number;
+  /** Largest log entry a command may become. Default entryBytesMax. */
+  readonly entryBytesMax?: number;
 }
 
 export const defaultRetryAfterSeconds = 1;
+
+/**
+ * Largest log entry a command may become: one frame must carry it to every replica, with room for
+ * the frame around it (PEER_MESSAGE_BYTES_MAX, the same on every node). A body within the body
+ * limit (at most 64 MiB) encodes well below this; the check keeps anything else out of the log.
+ */
+export const entryBytesMax = PEER_MESSAGE_BYTES_MAX - 1024 * 1024;
+
+/** The command as a log entry; payload_too_large when it would be too large to replicate. */
+export const encodeEntry = (command: Command, bytesMax: number = entryBytesMax): Uint8Array => {
+  const data = encodeCommand(command);
+  if (data.byteLength > bytesMax) {
+    throw new ServiceError(
+      'payload_too_large',
+      `The request encodes to a ${data.byteLength}-byte log entry; the largest that can be replicated is ${bytesMax} bytes`,
+    );
+  }
+  return data;
+};
 
 export const createLocalConsensus = (
   host: ConsensusHost<CommandResult>,
@@ -35,7 +57,8 @@ export const createLocalConsensus = (
     options.proposeTimeoutMs === undefined ? undefined : { timeoutMs: options.proposeTimeoutMs };
   const readOptions = options.readTimeoutMs === undefined ? undefined : { timeoutMs: options.readTimeoutMs };
   return {
-    propose: (group, command) => host.propose(group, encodeCommand(command), proposeOptions),
+    propose: async (group, command) =>
+      host.propose(group, encodeEntry(command, options.entryBytesMax), proposeOptions),
     read: (group) => host.readIndex(group, readOptions),
     leaderOf: (group) => host.leaderOf(group),
     groupKv: (group) => host.groupKv(group),

@@ -11,8 +11,8 @@
 
 import type { ConsensusHost, Failure, ProposeOutcome, ReadOutcome } from '../../raft/api.js';
 import type { GroupId, NodeId } from '../../raft/core/types.js';
+import { encodeEntry } from '../consensus.js';
 import type { Consensus } from '../consensus.js';
-import { encodeCommand } from '../context/commands.js';
 import type { CommandResult } from '../context/results.js';
 import type { Forwarder } from './forward-client.js';
 
@@ -29,6 +29,8 @@ export interface ClusterConsensusOptions {
    * waiting: about two election timeouts, after which a missing leader means a lost quorum.
    */
   readonly leaderWaitMs: number;
+  /** Largest log entry a command may become. Default entryBytesMax (consensus.ts). */
+  readonly entryBytesMax?: number;
   /** Pause between attempts. Default 25 ms. */
   readonly retryDelayMs?: number;
   /** One read attempt waits at most this long (a read sent to a leader that died is lost). Default 1000. */
@@ -183,7 +185,7 @@ export const createClusterConsensus = (options: ClusterConsensusOptions): Cluste
   };
 
   return {
-    propose: (group, command) => propose(group, encodeCommand(command)),
+    propose: async (group, command) => propose(group, encodeEntry(command, options.entryBytesMax)),
     proposeBytes: propose,
     read,
     leaderOf: (group) => host.leaderOf(group),

@@ -4,6 +4,7 @@
 
 import { beforeEach, describe, expect, it } from 'vitest';
 import { createLocalConsensus } from '../../src/consensus.js';
+import type { LocalConsensusOptions } from '../../src/consensus.js';
 import { idempotencyKeysRemembered } from '../../src/context/apply-append.js';
 import { createContextService } from '../../src/context/context-service.js';
 import { InMemoryConsensusHost } from '../../src/context/in-memory-consensus.js';
@@ -23,10 +24,10 @@ interface Setup {
   readonly tick: () => void;
 }
 
-const setup = (): Setup => {
+const setup = (consensusOptions: LocalConsensusOptions = {}): Setup => {
   const stateMachine = new ContextStateMachine();
   const host = new InMemoryConsensusHost({ stateMachine, groupCount: 8, deferPersist: true });
-  const consensus = createLocalConsensus(host);
+  const consensus = createLocalConsensus(host, consensusOptions);
   let proposals = 0;
   let clock = Date.UTC(2025, 5, 1, 12, 0, 0);
   const service = createContextService({
@@ -547,5 +548,24 @@ describe('context service: tombstones and errors', () => {
       await rejection(s.service.getContext('c'), code, 503);
     }
     expect((await s.service.getContext('c')).last_seq).toBe(1);
+  });
+
+  it('refuses a command too large to replicate with 413 payload_too_large, proposing nothing', async () => {
+    // Every write's entry must fit one frame to the other replicas (consensus.ts, entryBytesMax).
+    s = setup({ entryBytesMax: 4_096 });
+    await s.service.putContext('c', { token_budget: 100_000 });
+    await s.service.append('c', { message: text('small') });
+    s.host.flush();
+    const stored = s.host.dump();
+    const error = await rejection(
+      s.service.append('c', { message: text('x'.repeat(5_000)) }),
+      'payload_too_large',
+      413,
+    );
+    expect(error.message).toMatch(/largest that can be replicated is 4096 bytes/);
+    await rejection(s.service.patchMetadata('c', { blob: 'y'.repeat(5_000) }), 'payload_too_large', 413);
+    s.host.flush();
+    expect(s.host.dump()).toEqual(stored);
+    expect(await s.service.getContext('c')).toMatchObject({ version: 1, last_seq: 1, metadata: {} });
   });
 });
