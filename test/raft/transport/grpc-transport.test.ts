@@ -10,9 +10,29 @@ import type { GroupMessage } from '../../../raft/api.js';
 import { EntryKind, MessageType } from '../../../raft/core/types.js';
 import { createGrpcTransport } from '../../../raft/transport/grpc-transport.js';
 import { Cluster, connect, heartbeat, messagesOf, SECRET, sendUntil, waitFor } from './harness.js';
+import type { Node, NodeOptions } from './harness.js';
 
 const cluster = new Cluster();
 afterEach(() => cluster.stopAll());
+
+/** Transports a and b (both with `options`), once a's stream to b is open. */
+const openPair = async (options: NodeOptions = { clusterSecret: SECRET }): Promise<[Node, Node]> => {
+  const [a, b] = await Promise.all([cluster.start('a', options), cluster.start('b', options)]);
+  connect(a, b);
+  await sendUntil(
+    'the stream to open',
+    () => a.transport.send('b', [heartbeat('a', 'b', 0, 0)]),
+    () => b.received.length > 0,
+  );
+  return [a, b];
+};
+
+/** The App messages `node` received, once there are `count` of them. */
+const appsReceived = async (node: Node, count: number): Promise<GroupMessage[]> => {
+  const apps = (): GroupMessage[] => messagesOf(node).filter((m) => m.message.type === MessageType.App);
+  await waitFor(`${count} App messages`, () => apps().length >= count);
+  return apps();
+};
 
 const appWith = (from: string, to: string, group: number, bytes: number): GroupMessage => ({
   group,
@@ -54,13 +74,7 @@ describe('grpc transport: delivery', () => {
   });
 
   it('keeps frame order on one stream', async () => {
-    const [a, b] = await Promise.all([cluster.start('a'), cluster.start('b')]);
-    connect(a, b);
-    await sendUntil(
-      'the stream to open',
-      () => a.transport.send('b', [heartbeat('a', 'b', 0, 0)]),
-      () => b.received.length > 0,
-    );
+    const [a, b] = await openPair();
     const before = b.received.length;
     for (let commit = 1; commit <= 200; commit++) a.transport.send('b', [heartbeat('a', 'b', 0, commit)]);
     await waitFor('200 frames', () => b.received.length >= before + 200);
@@ -70,22 +84,11 @@ describe('grpc transport: delivery', () => {
   });
 
   it('splits a batch larger than maxFrameBytes into frames and drops only a single oversized message', async () => {
-    const options = { clusterSecret: SECRET, maxFrameBytes: 64 * 1024 };
-    const [a, b] = await Promise.all([cluster.start('a', options), cluster.start('b', options)]);
-    connect(a, b);
-    await sendUntil(
-      'the stream to open',
-      () => a.transport.send('b', [heartbeat('a', 'b', 0)]),
-      () => b.received.length > 0,
-    );
+    const [a, b] = await openPair({ clusterSecret: SECRET, maxFrameBytes: 64 * 1024 });
     const sentBefore = a.transport.stats();
     const batch = Array.from({ length: 10 }, (_, group) => appWith('a', 'b', group, 20 * 1024));
     a.transport.send('b', [...batch, appWith('a', 'b', 99, 100 * 1024)]);
-    await waitFor(
-      'the 10 App messages',
-      () => messagesOf(b).filter((m) => m.message.type === MessageType.App).length >= 10,
-    );
-    const apps = messagesOf(b).filter((m) => m.message.type === MessageType.App);
+    const apps = await appsReceived(b, 10);
     expect(apps.map((m) => m.group)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     expect(apps[3]?.message.entries?.[0]?.data).toEqual(batch[3]?.message.entries?.[0]?.data);
     const stats = a.transport.stats();
@@ -97,22 +100,15 @@ describe('grpc transport: delivery', () => {
 
   it('sends a message larger than frameTargetBytes in a frame of its own, up to maxFrameBytes', async () => {
     // One entry as large as a request body must reach the followers, or its group could never commit.
-    const options = { clusterSecret: SECRET, frameTargetBytes: 16 * 1024, maxFrameBytes: 256 * 1024 };
-    const [a, b] = await Promise.all([cluster.start('a', options), cluster.start('b', options)]);
-    connect(a, b);
-    await sendUntil(
-      'the stream to open',
-      () => a.transport.send('b', [heartbeat('a', 'b', 0)]),
-      () => b.received.length > 0,
-    );
+    const [a, b] = await openPair({
+      clusterSecret: SECRET,
+      frameTargetBytes: 16 * 1024,
+      maxFrameBytes: 256 * 1024,
+    });
     const sentBefore = a.transport.stats();
     const large = [1, 2, 3].map((group) => appWith('a', 'b', group, 100 * 1024));
     a.transport.send('b', [appWith('a', 'b', 0, 1024), ...large]);
-    await waitFor(
-      'the 4 App messages',
-      () => messagesOf(b).filter((m) => m.message.type === MessageType.App).length >= 4,
-    );
-    const apps = messagesOf(b).filter((m) => m.message.type === MessageType.App);
+    const apps = await appsReceived(b, 4);
     expect(apps.map((m) => m.group)).toEqual([0, 1, 2, 3]);
     expect(apps[2]?.message.entries?.[0]?.data).toEqual(large[1]?.message.entries?.[0]?.data);
     const stats = a.transport.stats();
