@@ -41,16 +41,35 @@ const children = new Set<ChildProcess>();
 const outputBytesMax = 64 * 1024;
 
 /** A port that was free a moment ago: bind port 0 on 127.0.0.1, read it, close. */
-export const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
+/** Whether 127.0.0.1:`port` can be listened on right now. */
+const canListen = (port: number): Promise<boolean> =>
+  new Promise((resolve) => {
     const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => (port > 0 ? resolve(port) : reject(new Error('no port assigned'))));
-    });
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
   });
+
+// Ports for the processes tests start come from below the kernel's ephemeral range (32768 and up on
+// Linux): a port listen(0) handed out is free only until some outgoing connection of this or
+// another test takes it as its local port, which fails the child's bind. Each vitest worker counts
+// through its own slice (VITEST_POOL_ID), so test files running in parallel never pick the same one.
+const portSliceStart = 20_000;
+const portSliceSize = 1_000;
+const portSlices = 12;
+let nextPortOffset = 0;
+
+/** A port on 127.0.0.1 free now and not handed out before by this worker. */
+export const freePort = async (): Promise<number> => {
+  const pool = Number.parseInt(process.env.VITEST_POOL_ID ?? '1', 10);
+  const sliceStart =
+    portSliceStart + ((Number.isInteger(pool) && pool > 0 ? pool - 1 : 0) % portSlices) * portSliceSize;
+  for (let attempt = 0; attempt < portSliceSize; attempt += 1) {
+    const port = sliceStart + (nextPortOffset % portSliceSize);
+    nextPortOffset += 1;
+    if (await canListen(port)) return port;
+  }
+  throw new Error(`no free port in ${sliceStart}..${sliceStart + portSliceSize - 1}`);
+};
 
 /** The parent's environment without any fastpaca setting, so the child sees only what the test sets. */
 export const hermeticEnv = (extra: Readonly<Record<string, string>>): NodeJS.ProcessEnv => {
