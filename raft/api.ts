@@ -177,6 +177,12 @@ export interface RaftHostLimits {
   readonly uncommittedBytesMax: number;
   /** Compact a group's log once this many applied entries sit before the applied index. */
   readonly logRetainEntries: number;
+  /**
+   * Compact a group's log once its retained entries hold this many data bytes, however few they are:
+   * the log lives in memory, so large entries must not be kept by count alone; keep it at least
+   * inflightBytesMax, or a follower streaming at full speed may keep needing snapshots. Default 4 MiB.
+   */
+  readonly logRetainBytes?: number;
 }
 
 export interface ConsensusHost<Result = unknown> {

@@ -70,6 +70,8 @@ import { snapshotChunks } from './storage/snapshot-stream.js';
  * nobody will ask for them, so only a small batch, to keep compaction writes rare.
  */
 const LONE_LOG_RETAIN_ENTRIES = 64;
+/** Default of limits.logRetainBytes. */
+const LOG_RETAIN_BYTES_DEFAULT = 4 * 1024 * 1024;
 
 /** Requests without an explicit timeout expire after this long. */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
@@ -260,6 +262,8 @@ class GroupReplica<Result> {
   confHistory: { readonly index: Index; readonly conf: ConfState }[];
   /** Avoids asking the core for progress on every turn once compaction is held back by a follower. */
   nextCompactionCheck: Index = 0;
+  /** Data bytes of the log entries persisted since the compaction point (recounted at each compaction). */
+  logBytes: number;
   leader: NodeId | null = null;
   isLeader = false;
   /**
@@ -297,6 +301,7 @@ class GroupReplica<Result> {
     this.persistedApplied = init.applied.index;
     this.confHistory = init.confHistory;
     this.durable = init.durable;
+    this.logBytes = init.core.logBytesAfter(init.compaction.index);
   }
 
   confAt(index: Index): ConfState {
@@ -841,6 +846,7 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
       if (ready.entries.length > 0) {
         replica.log.append(ready.entries, ops);
         this.stats_.entriesPersisted += ready.entries.length;
+        for (const entry of ready.entries) replica.logBytes += entry.data.byteLength;
       }
       const hardState = ready.hardState;
       if (hardState !== undefined && !sameTermAndVote(hardState, replica.durable)) {
@@ -922,6 +928,7 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
       replica.applied = meta;
       replica.persistedApplied = meta.index;
       replica.confHistory = [];
+      replica.logBytes = replica.core.logBytesAfter(meta.index);
       for (const [index, pending] of replica.pending) {
         if (index > meta.index) continue;
         replica.pending.delete(index);
@@ -1144,9 +1151,14 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
       ? Math.min(LONE_LOG_RETAIN_ENTRIES, this.options.limits.logRetainEntries)
       : this.options.limits.logRetainEntries;
     const durable = replica.persistedApplied;
-    if (durable - replica.compaction.index <= retain || durable < replica.nextCompactionCheck) return;
+    const retainBytes = this.options.limits.logRetainBytes ?? LOG_RETAIN_BYTES_DEFAULT;
+    // The log lives in memory: large entries are compacted by their bytes, not only by their count.
+    const overBytes = replica.logBytes > retainBytes && durable > replica.compaction.index;
+    if (!overBytes && (durable - replica.compaction.index <= retain || durable < replica.nextCompactionCheck))
+      return;
     let target = durable - Math.floor(retain / 2);
     if (replica.isLeader) target = Math.min(target, this.slowestHealthyMatch(replica, durable - retain));
+    if (overBytes) target = Math.max(target, this.bytesTarget(replica, durable, retainBytes));
     const term = replica.core.termAt(target);
     if (target <= replica.compaction.index || term === undefined) {
       replica.nextCompactionCheck = durable + Math.max(1, Math.floor(retain / 4));
@@ -1156,9 +1168,22 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
     replica.log.compact(target, this.logOps);
     this.logOps.push({ type: 'put', key: logMetaKey(replica.group), value: encodeSnapshotMeta(meta) });
     replica.core.compact(target, term, meta.conf);
+    replica.logBytes = replica.core.logBytesAfter(target);
     replica.compaction = meta;
     replica.confHistory = replica.confHistory.filter((change) => change.index > target);
     this.stats_.compactions += 1;
+  }
+
+  /**
+   * Where to compact a log over its byte budget: down to half the budget, but for a healthy follower
+   * still catching up (the inflight window) keep up to the whole budget; one further behind than that
+   * gets a snapshot.
+   */
+  private bytesTarget(replica: GroupReplica<Result>, durable: Index, retainBytes: number): Index {
+    const soft = replica.core.indexKeepingBytes(durable, Math.floor(retainBytes / 2));
+    const hard = replica.core.indexKeepingBytes(durable, retainBytes);
+    if (!replica.isLeader) return soft;
+    return Math.max(hard, Math.min(soft, this.slowestHealthyMatch(replica, hard)));
   }
 
   private slowestHealthyMatch(replica: GroupReplica<Result>, reachableFrom: Index): Index {

@@ -250,6 +250,7 @@ const hostLimits = (config: Config): RaftHostLimits => ({
   msgBytesMax: config.raftMsgBytesMax,
   uncommittedBytesMax: config.raftUncommittedBytesMax,
   logRetainEntries: config.raftLogRetainEntries,
+  logRetainBytes: config.raftLogRetainBytes,
 });
 
 /**

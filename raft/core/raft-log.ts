@@ -258,6 +258,31 @@ export class RaftLog {
     this.pendingSnapshotMeta = meta;
   }
 
+  /** Data bytes of the retained entries after `index` (all of them when `index` is at or below the compaction point). */
+  dataBytesAfter(index: Index): number {
+    let bytes = 0;
+    for (let i = Math.max(index, this.snapshotMetaValue.index) + 1; i <= this.lastIndex(); i++) {
+      bytes += dataBytes(this.entryAt(i));
+    }
+    return bytes;
+  }
+
+  /**
+   * The lowest index, at or above the compaction point, whose following entries up to `high` hold at
+   * most `bytes` data bytes: compacting to it keeps about that much of the log before `high`.
+   */
+  indexKeepingBytes(high: Index, bytes: number): Index {
+    let index = Math.min(high, this.lastIndex());
+    let kept = 0;
+    while (index > this.snapshotMetaValue.index) {
+      const next = kept + dataBytes(this.entryAt(index));
+      if (next > bytes) break;
+      kept = next;
+      index--;
+    }
+    return index;
+  }
+
   /** Drops entries up to `index` (already applied and folded into the host's state). */
   compact(index: Index, term: Term, conf: ConfState): void {
     invariant(index <= this.appliedIndex, 'compacting beyond applied');

@@ -308,6 +308,14 @@ export class RawNode implements RawNodeApi {
     return this.log.termAt(index);
   }
 
+  logBytesAfter(index: Index): number {
+    return this.log.dataBytesAfter(index);
+  }
+
+  indexKeepingBytes(high: Index, bytes: number): Index {
+    return this.log.indexKeepingBytes(high, bytes);
+  }
+
   // ---------------------------------------------------------------------------------------------
   // Terms and votes (common to every role)
 

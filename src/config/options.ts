@@ -367,6 +367,16 @@ export const options = {
     default: 1_000,
     doc: "Applied entries kept in each group's in-memory log before it is compacted (a lagging follower within this needs no snapshot).",
   }),
+  raftLogRetainBytes: spec({
+    kind: integer(64 * 1024, 4096 * MiB),
+    env: 'FASTPACA_RAFT_LOG_RETAIN_BYTES',
+    flag: 'raft-log-retain-bytes',
+    toml: 'raft.log_retain_bytes',
+    // 256 groups x 4 MiB bounds the logs' memory at ~1 GiB whatever the message sizes; at least
+    // raft.inflight_bytes_max, so a follower taking appends at full speed never needs a snapshot.
+    default: 4 * MiB,
+    doc: "Entry bytes kept in each group's in-memory log before it is compacted, however few the entries (large messages).",
+  }),
 
   // --- caches
   cacheContextsMax: spec({

@@ -50,6 +50,29 @@ describe('RaftHost failover and catch-up', () => {
     await cluster.runUntil(() => sameApplied(cluster, IDS, ['one', 'two']), 300, 'convergence');
   });
 
+  it('compacts a log of large entries by its bytes, with no snapshot for followers keeping up', async () => {
+    // The count limit alone (1,000 entries) would keep all 40 entries of 16 KiB in memory.
+    const entryBytes = 16 * 1024;
+    const retainBytes = 64 * 1024;
+    const cluster = await startCluster({ limits: { logRetainEntries: 1_000, logRetainBytes: retainBytes } });
+    const leader = await cluster.waitForLeader(GROUP);
+    const values = Array.from({ length: 40 }, (_, i) => `v${i}:`.padEnd(entryBytes, '.'));
+    for (const value of values) {
+      expect((await cluster.drive(cluster.host(leader).propose(GROUP, bytes(value)))).ok).toBe(true);
+    }
+    await cluster.runUntil(() => sameApplied(cluster, IDS, values), 300, 'every replica applied');
+    const retained = (id: string): number => {
+      const status = cluster.host(id).status(GROUP);
+      return status === undefined ? Infinity : status.lastIndex - status.firstIndex + 1;
+    };
+    await cluster.runUntil(
+      () => IDS.every((id) => retained(id) <= retainBytes / entryBytes + 1),
+      300,
+      'every log compacted to its byte budget',
+    );
+    for (const id of IDS) expect(cluster.host(id).stats().snapshotsSent).toBe(0);
+  });
+
   it('catches up a lagging follower with a snapshot once the leader compacted its log', async () => {
     const cluster = await startCluster({ limits: { logRetainEntries: 10 } });
     const leader = await cluster.waitForLeader(GROUP);

@@ -105,6 +105,18 @@ const SCENARIOS: readonly Scenario[] = [
     }),
   },
   {
+    // Logs compacted by their bytes (a budget of a few entries) while the count limit never binds:
+    // the bytes path must keep every healthy follower's window and hand the rest snapshots.
+    name: 'compaction by bytes',
+    base: 7 * SEED_BLOCK,
+    runs: 6,
+    overrides: () => ({
+      steps: 2500,
+      limits: { ...SIM_LIMITS, logRetainEntries: 10_000, logRetainBytes: 96 },
+      weights: { ...DEFAULT_WEIGHTS, propose: 25, drop: 6, partition: 1.2 },
+    }),
+  },
+  {
     // Groups grow and shrink: learners are added (new replicas built by snapshot), promoted, and
     // members removed, the leader included, while the usual faults go on.
     name: 'membership changes',
