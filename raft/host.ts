@@ -262,7 +262,7 @@ class GroupReplica<Result> {
   confHistory: { readonly index: Index; readonly conf: ConfState }[];
   /** Avoids asking the core for progress on every turn once compaction is held back by a follower. */
   nextCompactionCheck: Index = 0;
-  /** Data bytes of the log entries persisted since the compaction point (recounted at each compaction). */
+  /** Data bytes of the entries in (compaction.index, persistedApplied]: what compaction could free. */
   logBytes: number;
   leader: NodeId | null = null;
   isLeader = false;
@@ -301,7 +301,7 @@ class GroupReplica<Result> {
     this.persistedApplied = init.applied.index;
     this.confHistory = init.confHistory;
     this.durable = init.durable;
-    this.logBytes = init.core.logBytesAfter(init.compaction.index);
+    this.logBytes = init.core.logBytesBetween(init.compaction.index, init.applied.index);
   }
 
   confAt(index: Index): ConfState {
@@ -846,7 +846,6 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
       if (ready.entries.length > 0) {
         replica.log.append(ready.entries, ops);
         this.stats_.entriesPersisted += ready.entries.length;
-        for (const entry of ready.entries) replica.logBytes += entry.data.byteLength;
       }
       const hardState = ready.hardState;
       if (hardState !== undefined && !sameTermAndVote(hardState, replica.durable)) {
@@ -866,6 +865,9 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
       if (hardState !== undefined) replica.durable = { term: hardState.term, vote: hardState.vote };
     }
     for (const [replica, index] of flushed) {
+      if (index > replica.persistedApplied) {
+        replica.logBytes += replica.core.logBytesBetween(replica.persistedApplied, index);
+      }
       replica.persistedApplied = Math.max(replica.persistedApplied, index);
       this.stateMachine.persisted?.(replica.group, index);
     }
@@ -928,7 +930,7 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
       replica.applied = meta;
       replica.persistedApplied = meta.index;
       replica.confHistory = [];
-      replica.logBytes = replica.core.logBytesAfter(meta.index);
+      replica.logBytes = 0;
       for (const [index, pending] of replica.pending) {
         if (index > meta.index) continue;
         replica.pending.delete(index);
@@ -1153,7 +1155,7 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
     const durable = replica.persistedApplied;
     const retainBytes = this.options.limits.logRetainBytes ?? LOG_RETAIN_BYTES_DEFAULT;
     // The log lives in memory: large entries are compacted by their bytes, not only by their count.
-    const overBytes = replica.logBytes > retainBytes && durable > replica.compaction.index;
+    const overBytes = replica.logBytes > retainBytes;
     if (!overBytes && (durable - replica.compaction.index <= retain || durable < replica.nextCompactionCheck))
       return;
     let target = durable - Math.floor(retain / 2);
@@ -1167,8 +1169,8 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
     const meta: SnapshotMeta = { index: target, term, conf: replica.confAt(target) };
     replica.log.compact(target, this.logOps);
     this.logOps.push({ type: 'put', key: logMetaKey(replica.group), value: encodeSnapshotMeta(meta) });
+    replica.logBytes -= replica.core.logBytesBetween(replica.compaction.index, target);
     replica.core.compact(target, term, meta.conf);
-    replica.logBytes = replica.core.logBytesAfter(target);
     replica.compaction = meta;
     replica.confHistory = replica.confHistory.filter((change) => change.index > target);
     this.stats_.compactions += 1;

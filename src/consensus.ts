@@ -32,8 +32,9 @@ export const defaultRetryAfterSeconds = 1;
 
 /**
  * Largest log entry a command may become: one frame must carry it to every replica, with room for
- * the frame around it (PEER_MESSAGE_BYTES_MAX, the same on every node). A body within the body
- * limit (at most 64 MiB) encodes well below this; the check keeps anything else out of the log.
+ * the frame around it (PEER_MESSAGE_BYTES_MAX, the same on every node). A body encodes to at most
+ * about three times its size (invalid UTF-8 becomes U+FFFD, three bytes), so one within the body
+ * limit (at most 64 MiB) always fits; the check keeps anything else out of the log.
  */
 export const entryBytesMax = PEER_MESSAGE_BYTES_MAX - 1024 * 1024;
 

@@ -258,12 +258,12 @@ export class RaftLog {
     this.pendingSnapshotMeta = meta;
   }
 
-  /** Data bytes of the retained entries after `index` (all of them when `index` is at or below the compaction point). */
-  dataBytesAfter(index: Index): number {
+  /** Data bytes of the retained entries in (low, high]; entries compacted away or beyond the log count nothing. */
+  dataBytesBetween(low: Index, high: Index): number {
     let bytes = 0;
-    for (let i = Math.max(index, this.snapshotMetaValue.index) + 1; i <= this.lastIndex(); i++) {
+    const last = Math.min(high, this.lastIndex());
+    for (let i = Math.max(low, this.snapshotMetaValue.index) + 1; i <= last; i++)
       bytes += dataBytes(this.entryAt(i));
-    }
     return bytes;
   }
 

@@ -308,8 +308,8 @@ export class RawNode implements RawNodeApi {
     return this.log.termAt(index);
   }
 
-  logBytesAfter(index: Index): number {
-    return this.log.dataBytesAfter(index);
+  logBytesBetween(low: Index, high: Index): number {
+    return this.log.dataBytesBetween(low, high);
   }
 
   indexKeepingBytes(high: Index, bytes: number): Index {

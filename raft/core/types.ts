@@ -227,8 +227,8 @@ export interface RawNodeApi {
   status(): RaftStatus;
   /** The term of the entry at `index`, or undefined if it is compacted away or beyond the log. */
   termAt(index: Index): Term | undefined;
-  /** Data bytes of the retained log entries after `index`. */
-  logBytesAfter(index: Index): number;
+  /** Data bytes of the retained log entries in (low, high]. */
+  logBytesBetween(low: Index, high: Index): number;
   /** The lowest index whose following entries up to `high` hold at most `bytes` data bytes (compaction). */
   indexKeepingBytes(high: Index, bytes: number): Index;
 }

@@ -16,6 +16,14 @@ export const checkCrossOptionRules = (config: Config, describe: DescribeOption):
       `${describe('raftHeartbeatTicks')}: must be less than raft election ticks, ${describe('raftElectionTicks')}`,
     );
   }
+  if (config.raftLogRetainBytes < config.raftInflightBytesMax) {
+    // A follower taking appends at full speed is up to the inflight window behind: a log compacted
+    // below that would send it snapshot after snapshot.
+    fail(
+      'raftLogRetainBytes',
+      `${describe('raftLogRetainBytes')}: must be at least the raft inflight bytes, ${describe('raftInflightBytesMax')}`,
+    );
+  }
   if (config.port !== 0 && config.port === config.raftPort) {
     fail('raftPort', `${describe('raftPort')}: must differ from the HTTP port, ${describe('port')}`);
   }

@@ -102,6 +102,7 @@ export const options = {
     doc: 'Minimum level of the JSON log lines written to stdout.',
   }),
   bodyLimitBytes: spec({
+    // At most 64 MiB: a body's log entry (up to ~3x its size) must fit one frame (consensus.ts).
     kind: integer(1024, 64 * MiB),
     env: 'FASTPACA_BODY_LIMIT_BYTES',
     flag: 'body-limit-bytes',
@@ -341,7 +342,8 @@ export const options = {
     doc: 'Per follower and group: append messages sent but not yet acknowledged.',
   }),
   raftMsgBytesMax: spec({
-    kind: integer(1024, 256 * MiB),
+    // At most 64 MiB: one append message must fit a 256 MiB frame with its per-entry overhead.
+    kind: integer(1024, 64 * MiB),
     env: 'FASTPACA_RAFT_MSG_BYTES_MAX',
     flag: 'raft-msg-bytes-max',
     toml: 'raft.msg_bytes_max',
@@ -372,10 +374,10 @@ export const options = {
     env: 'FASTPACA_RAFT_LOG_RETAIN_BYTES',
     flag: 'raft-log-retain-bytes',
     toml: 'raft.log_retain_bytes',
-    // 256 groups x 4 MiB bounds the logs' memory at ~1 GiB whatever the message sizes; at least
-    // raft.inflight_bytes_max, so a follower taking appends at full speed never needs a snapshot.
+    // 256 groups x 4 MiB bounds the logs' memory at ~1 GiB whatever the message sizes. Must be at
+    // least raft.inflight_bytes_max (cross-option-rules.ts).
     default: 4 * MiB,
-    doc: "Entry bytes kept in each group's in-memory log before it is compacted, however few the entries (large messages).",
+    doc: "Entry bytes kept in each group's in-memory log before it is compacted, however few the entries (large messages); at least raft.inflight_bytes_max.",
   }),
 
   // --- caches

@@ -31,6 +31,10 @@ const companions = (key: OptionKey, value: number): Record<string, string> => {
       return { FASTPACA_RAFT_ELECTION_TICKS: '1000' };
     case 'raftElectionTicks':
       return { FASTPACA_RAFT_HEARTBEAT_TICKS: '1' };
+    case 'raftInflightBytesMax':
+      return { FASTPACA_RAFT_LOG_RETAIN_BYTES: String(4096 * 1024 * 1024) };
+    case 'raftLogRetainBytes':
+      return { FASTPACA_RAFT_INFLIGHT_BYTES_MAX: '1024' };
     default:
       return {};
   }

@@ -167,6 +167,15 @@ describe('invalid option values are refused, naming the option and its source', 
     expect(ticks.message).toContain('--raft-heartbeat-ticks=10 (flag)');
     expect(ticks.message).toContain('FASTPACA_RAFT_ELECTION_TICKS=10 (env)');
 
+    const retain = configErrorOf(() =>
+      loadConfig({
+        env: { FASTPACA_RAFT_LOG_RETAIN_BYTES: '1048576', FASTPACA_RAFT_INFLIGHT_BYTES_MAX: '2097152' },
+      }),
+    );
+    expect(retain.option).toBe('raftLogRetainBytes');
+    expect(retain.message).toContain('FASTPACA_RAFT_LOG_RETAIN_BYTES=1048576 (env)');
+    expect(retain.message).toContain('FASTPACA_RAFT_INFLIGHT_BYTES_MAX=2097152 (env)');
+
     const ports = configErrorOf(() => loadConfig({ env: { PORT: '4000', FASTPACA_RAFT_PORT: '4000' } }));
     expect(ports.option).toBe('raftPort');
     expect(ports.message).toContain('must differ from the HTTP port');
