@@ -299,12 +299,10 @@ class GrpcTransportImpl implements GrpcTransport {
         this.drop(to, 1, part.length);
         return;
       }
-      if (bytes.byteLength <= this.options.frameTargetBytes)
-        frames.push({ bytes, messageCount: part.length });
-      else if (part.length === 1) {
-        if (bytes.byteLength <= this.options.maxFrameBytes) frames.push({ bytes, messageCount: 1 });
-        else this.drop(to, 1, 1);
-      } else {
+      const fits = part.length === 1 ? this.options.maxFrameBytes : this.options.frameTargetBytes;
+      if (bytes.byteLength <= fits) frames.push({ bytes, messageCount: part.length });
+      else if (part.length === 1) this.drop(to, 1, 1);
+      else {
         const middle = Math.ceil(part.length / 2);
         encode(part.slice(0, middle));
         encode(part.slice(middle));

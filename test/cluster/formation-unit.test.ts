@@ -28,6 +28,18 @@ const member = (nodeId: string, port: number): Member => ({
 const silent = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
 /** What every formation here shares: one seed address, no secret, no output, fast probing. */
+/** The ports this node reports for itself; peers list it with the same ones. */
+const selfPorts = (): { httpPort: number; raftPort: number } => ({ httpPort: 7, raftPort: 8 });
+
+/** This node as a peer's member list names it. */
+const listedSelf = (entry: { state: 'active' | 'removed'; incarnation: string }) => ({
+  node_id: 'self',
+  host: '127.0.0.1',
+  http_port: 7,
+  raft_port: 8,
+  ...entry,
+});
+
 const common = {
   seed: [{ host: '127.0.0.1', port: 1 }],
   clusterSecret: undefined,
@@ -126,7 +138,7 @@ describe('formation', () => {
       expectedSize: 3,
       groupCount: 8,
       host,
-      selfPorts: () => ({ httpPort: 7, raftPort: 8 }),
+      selfPorts,
       // Four nodes answer, more than the expected size: a fresh node must still not form.
       probe: () =>
         Promise.resolve({
@@ -170,14 +182,14 @@ describe('formation', () => {
       expectedSize: 3,
       groupCount: 4,
       host,
-      selfPorts: () => ({ httpPort: 7, raftPort: 8 }),
+      selfPorts,
       probe: () =>
         Promise.resolve({
           members: [
             {
               ...member('alpha', 1),
               joined: true,
-              knownMembers: [{ node_id: 'self', host: '127.0.0.1', http_port: 7, raft_port: 8, ...listedAs }],
+              knownMembers: [listedSelf(listedAs)],
             },
           ],
           problems: [],
@@ -223,7 +235,7 @@ describe('formation', () => {
       expectedSize: 3,
       groupCount: 4,
       host,
-      selfPorts: () => ({ httpPort: 7, raftPort: 8 }),
+      selfPorts,
       probe: () =>
         Promise.resolve({
           members: [
@@ -254,7 +266,7 @@ describe('formation', () => {
       expectedSize: 3,
       groupCount: 4,
       host,
-      selfPorts: () => ({ httpPort: 7, raftPort: 8 }),
+      selfPorts,
       probe: () =>
         Promise.resolve({
           members: [
@@ -262,16 +274,7 @@ describe('formation', () => {
               ...member('alpha', 1),
               joined: true,
               formedWith: ['alpha', 'self', 'zed'],
-              knownMembers: [
-                {
-                  node_id: 'self',
-                  host: '127.0.0.1',
-                  http_port: 7,
-                  raft_port: 8,
-                  state: 'active',
-                  incarnation: 'inc-old',
-                },
-              ],
+              knownMembers: [listedSelf({ state: 'active', incarnation: 'inc-old' })],
             },
           ],
           problems: [],
@@ -301,7 +304,7 @@ describe('formation', () => {
       expectedSize: 2,
       groupCount: 2,
       host,
-      selfPorts: () => ({ httpPort: 7, raftPort: 8 }),
+      selfPorts,
       probe: () =>
         Promise.resolve({
           // The peer has bootstrapped too by the second round.
