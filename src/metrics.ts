@@ -83,6 +83,7 @@ export interface Metrics {
   readonly tokenizer: {
     readonly partsCountedTotal: Counter;
     readonly workerRestartsTotal: Counter;
+    readonly fallbacksTotal: Counter<'reason'>;
   };
 
   bindRaft(source: RaftGaugeSource): void;
@@ -287,7 +288,12 @@ export const createMetrics = (options: MetricsOptions = {}): Metrics => {
       ),
       workerRestartsTotal: counter(
         'fastpaca_tokenizer_worker_restarts_total',
-        'Tokenizer workers restarted after a crash',
+        'Tokenizer workers restarted after a crash or an overrun batch',
+      ),
+      fallbacksTotal: counter(
+        'fastpaca_tokenizer_fallbacks_total',
+        'Message parts counted by the chars4 estimate because exact counting overran, crashed or failed',
+        ['reason'],
       ),
     },
     bindRaft(source) {

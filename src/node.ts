@@ -140,9 +140,14 @@ export const startNode = async (
     const estimator = await createTokenEstimator(config.tokenEstimator, {
       workers: config.tokenizerWorkers,
       queuePartsMax: config.tokenizerQueueMax,
+      batchTimeoutMs: config.tokenizerBatchTimeoutMs,
       onWorkerExit: ({ workerIndex, error }) => {
         metrics.tokenizer.workerRestartsTotal.inc();
         log.error({ err: error, workerIndex }, 'tokenizer worker exited; restarting it');
+      },
+      onFallback: ({ reason, length }) => {
+        metrics.tokenizer.fallbacksTotal.inc({ reason });
+        log.warn({ reason, length }, 'a message part was counted by the chars4 fallback estimate');
       },
     });
     closers.push(() => estimator.close());

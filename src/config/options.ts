@@ -184,6 +184,14 @@ export const options = {
     default: 100_000,
     doc: 'Message parts waiting for a tokenizer worker before appends are refused with 503 overloaded.',
   }),
+  tokenizerBatchTimeoutMs: spec({
+    kind: integer(50, 600_000),
+    env: 'FASTPACA_TOKENIZER_BATCH_TIMEOUT_MS',
+    flag: 'tokenizer-batch-timeout-ms',
+    toml: 'tokens.batch_timeout_ms',
+    default: 2000,
+    doc: 'Time a tokenizer worker may spend on one batch before it is replaced; the text it was counting gets the chars4 estimate.',
+  }),
 
   // --- streams and contexts
   streamMaxConnections: spec({

@@ -11,7 +11,10 @@ export interface TokenEstimatorOptions {
   readonly workers: number;
   /** Parts waiting for a worker before counting refuses with 503 overloaded (config.tokenizerQueueMax). */
   readonly queuePartsMax: number;
+  /** How long a worker may take over one batch before it is replaced (config.tokenizerBatchTimeoutMs). */
+  readonly batchTimeoutMs?: number;
   readonly onWorkerExit?: TokenizerPoolOptions['onWorkerExit'];
+  readonly onFallback?: TokenizerPoolOptions['onFallback'];
 }
 
 export const createTokenEstimator = async (
@@ -24,6 +27,8 @@ export const createTokenEstimator = async (
   return createTiktokenEstimator(parsed.spec.model, parsed.spec.encoding, {
     workers: options.workers,
     queuePartsMax: options.queuePartsMax,
+    ...(options.batchTimeoutMs === undefined ? {} : { batchTimeoutMs: options.batchTimeoutMs }),
     ...(options.onWorkerExit === undefined ? {} : { onWorkerExit: options.onWorkerExit }),
+    ...(options.onFallback === undefined ? {} : { onFallback: options.onFallback }),
   });
 };

@@ -12,6 +12,16 @@ export class FifoQueue<T> {
     this.items.push(item);
   }
 
+  /** Puts `item` back at the head (a requeue after a worker was replaced). */
+  unshift(item: T): void {
+    if (this.head > 0) {
+      this.head--;
+      this.items[this.head] = item;
+    } else {
+      this.items.unshift(item);
+    }
+  }
+
   peek(): T | undefined {
     return this.items[this.head];
   }

@@ -7,14 +7,24 @@
 // are busy, texts pile up and leave in bigger batches: one postMessage carries many parts, the way
 // group commit amortises fsyncs.
 //
-// Failure: a worker that dies fails exactly the calls whose texts it held (they may have caused it)
-// and is replaced; queued texts wait for the replacement or go to other workers. Every queue has a
-// bound; past it callers get 503 overloaded, never unbounded memory.
+// No request can hold the workers: a text longer than `segmentLength` is cut into segments
+// (segments.ts) that wait in their own lane, and the two lanes take turns, so a short text waits
+// behind at most one batch of segments, never behind a whole 1 MiB message. Each text's BPE work is
+// linear in its length (long-runs.ts), and each batch has a time budget: a worker that overruns it
+// is replaced, the texts it had already counted keep their counts, the one it was counting gets the
+// fallback estimate (chars4: a quarter of its code points, rounded up) and the rest go back to the
+// head of the queue. A text whose counting throws gets the fallback too.
+//
+// Failure: a worker that dies is handled the same way (it may have died of the text it was
+// counting) and is replaced. Every queue has a bound; past it callers get 503 overloaded, never
+// unbounded memory.
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import { ServiceError } from '../errors.js';
 import type { SupportedEncoding } from './estimator-spec.js';
+import { chars4Count } from './chars4.js';
 import { FifoQueue } from './fifo-queue.js';
+import { segmentText } from './segments.js';
 import { workerSource, type WorkerBatch, type WorkerData, type WorkerReply } from './worker-source.js';
 
 export interface TokenizerPoolOptions {
@@ -26,6 +36,10 @@ export interface TokenizerPoolOptions {
   readonly batchPartsMax?: number;
   /** UTF-16 units per batch (at least one text is always sent), to bound one batch's latency. */
   readonly batchCharsMax?: number;
+  /** Texts longer than this many UTF-16 units are counted in segments of about this length. */
+  readonly segmentLength?: number;
+  /** How long a worker may take over one batch before it is replaced. */
+  readonly batchTimeoutMs?: number;
   /** Batches a worker may hold at once; 2 keeps it busy while its last answer travels back. */
   readonly inflightBatchesPerWorker?: number;
   /** How long start() waits for every worker to load its encoding. */
@@ -34,6 +48,17 @@ export interface TokenizerPoolOptions {
   readonly restartDelayMs?: number;
   /** Told about every unexpected worker exit (for logs and metrics). */
   readonly onWorkerExit?: (event: { readonly workerIndex: number; readonly error: Error }) => void;
+  /** Told about every text counted by the fallback estimate instead of the encoding. */
+  readonly onFallback?: (event: FallbackEvent) => void;
+  /** Fault injection for tests: a text equal to this makes a worker spin until it is replaced. */
+  readonly stallMarker?: string;
+}
+
+export interface FallbackEvent {
+  /** "overrun": its batch exceeded the time budget; "crash": its worker died; "error": counting threw. */
+  readonly reason: 'overrun' | 'crash' | 'error';
+  /** The text's length in UTF-16 units. */
+  readonly length: number;
 }
 
 export interface TokenizerPoolStats {
@@ -42,6 +67,7 @@ export interface TokenizerPoolStats {
   readonly queuedParts: number;
   readonly inflightBatches: number;
   readonly restarts: number;
+  readonly fallbacks: number;
 }
 
 interface PendingCall {
@@ -52,18 +78,34 @@ interface PendingCall {
   readonly reject: (error: Error) => void;
 }
 
+/** A whole text, or one segment of a long one (its count adds to the same part's). */
 interface QueuedText {
   readonly call: PendingCall;
   readonly index: number;
   readonly text: string;
+  readonly lane: Lane;
+}
+
+/** Whole texts and segments of long texts wait apart and take turns (see the opening comment). */
+type Lane = 'whole' | 'segment';
+
+interface InflightBatch {
+  readonly items: readonly QueuedText[];
+  /** Shared with the worker: [texts done, count of text 0, count of text 1, ...]. */
+  readonly progress: Int32Array;
 }
 
 interface WorkerSlot {
   readonly index: number;
   readonly worker: Worker;
   ready: boolean;
+  /** Set when the pool terminates the worker for overrunning its budget (not a crash). */
+  retired: boolean;
   lastError: Error | undefined;
-  readonly inflight: Map<number, readonly QueuedText[]>;
+  /** In send order: the worker counts them one after another, the first one now. */
+  readonly inflight: Map<number, InflightBatch>;
+  /** Fires when the batch the worker is counting overruns the budget. */
+  watchdog: NodeJS.Timeout | undefined;
   readonly started: Promise<void>;
 }
 
@@ -77,23 +119,33 @@ const encodingModulePath = (encoding: SupportedEncoding): string =>
   createRequire(import.meta.url).resolve(`gpt-tokenizer/encoding/${encoding}`);
 
 export class TokenizerPool {
-  private readonly options: Required<Omit<TokenizerPoolOptions, 'onWorkerExit'>> &
-    Pick<TokenizerPoolOptions, 'onWorkerExit'>;
+  private readonly options: Required<
+    Omit<TokenizerPoolOptions, 'onWorkerExit' | 'onFallback' | 'stallMarker'>
+  > &
+    Pick<TokenizerPoolOptions, 'onWorkerExit' | 'onFallback'>;
   private readonly workerData: WorkerData;
   private readonly slots: WorkerSlot[] = [];
-  private readonly queue = new FifoQueue<QueuedText>();
+  private readonly lanes: Record<Lane, FifoQueue<QueuedText>> = {
+    whole: new FifoQueue(),
+    segment: new FifoQueue(),
+  };
+  /** The lane the next batch comes from when both have texts waiting. */
+  private nextLane: Lane = 'whole';
   private readonly restartTimers = new Set<NodeJS.Timeout>();
   private readonly startFailures: number[] = [];
   private dispatchScheduled: NodeJS.Immediate | undefined;
   private nextBatchId = 1;
   private restarts = 0;
+  private fallbacks = 0;
   private closed = false;
   private closing: Promise<void> | undefined;
 
   private constructor(options: TokenizerPoolOptions) {
     this.options = {
       batchPartsMax: 512,
-      batchCharsMax: 1_000_000,
+      batchCharsMax: 65_536,
+      segmentLength: 32_768,
+      batchTimeoutMs: 2_000,
       inflightBatchesPerWorker: 2,
       startTimeoutMs: 60_000,
       restartDelayMs: 100,
@@ -102,6 +154,7 @@ export class TokenizerPool {
     this.workerData = {
       modulePath: encodingModulePath(options.encoding),
       corePath: createRequire(import.meta.url).resolve('gpt-tokenizer/BytePairEncodingCore'),
+      ...(options.stallMarker === undefined ? {} : { stallMarker: options.stallMarker }),
     };
   }
 
@@ -129,7 +182,9 @@ export class TokenizerPool {
   count(texts: readonly string[]): Promise<number[]> {
     if (this.closed) return Promise.reject(overloaded('token counting is closed: the node is shutting down'));
     if (texts.length === 0) return Promise.resolve([]);
-    if (this.queue.length + texts.length > this.options.queuePartsMax) {
+    const pieces = texts.map((text) => segmentText(text, this.options.segmentLength));
+    const queued = pieces.reduce((sum, segments) => sum + segments.length, 0);
+    if (this.queuedTexts() + queued > this.options.queuePartsMax) {
       return Promise.reject(overloaded('token counting is saturated; retry shortly'));
     }
     if (this.unavailable()) {
@@ -138,12 +193,15 @@ export class TokenizerPool {
     return new Promise<number[]>((resolve, reject) => {
       const call: PendingCall = {
         counts: new Array<number>(texts.length).fill(0),
-        remaining: texts.length,
+        remaining: queued,
         settled: false,
         resolve,
         reject,
       };
-      texts.forEach((text, index) => this.queue.push({ call, index, text }));
+      pieces.forEach((segments, index) => {
+        const lane: Lane = segments.length === 1 ? 'whole' : 'segment';
+        for (const text of segments) this.lanes[lane].push({ call, index, text, lane });
+      });
       this.scheduleDispatch();
     });
   }
@@ -154,9 +212,10 @@ export class TokenizerPool {
     return {
       workers: this.slots.length,
       readyWorkers: this.slots.filter((slot) => slot.ready).length,
-      queuedParts: this.queue.length,
+      queuedParts: this.queuedTexts(),
       inflightBatches,
       restarts: this.restarts,
+      fallbacks: this.fallbacks,
     };
   }
 
@@ -178,8 +237,12 @@ export class TokenizerPool {
     for (const timer of this.restartTimers) clearTimeout(timer);
     this.restartTimers.clear();
     const error = overloaded('token counting is closed: the node is shutting down');
-    for (const item of this.queue.drain()) failCall(item.call, error);
-    for (const slot of this.slots) this.failInflight(slot, error);
+    this.failQueued(error);
+    for (const slot of this.slots) {
+      clearTimeout(slot.watchdog);
+      for (const batch of slot.inflight.values()) for (const item of batch.items) failCall(item.call, error);
+      slot.inflight.clear();
+    }
     this.closing = Promise.all(this.slots.map((slot) => slot.worker.terminate())).then(() => undefined);
     return this.closing;
   }
@@ -204,8 +267,10 @@ export class TokenizerPool {
       index,
       worker,
       ready: false,
+      retired: false,
       lastError: undefined,
       inflight: new Map(),
+      watchdog: undefined,
       started,
     };
     worker.on('message', (reply: WorkerReply) => {
@@ -215,7 +280,7 @@ export class TokenizerPool {
         markReady();
         this.dispatch();
       } else {
-        this.onCounts(slot, reply.id, reply.counts);
+        this.onBatchDone(slot, reply.id);
       }
     });
     worker.on('error', (error) => {
@@ -232,28 +297,60 @@ export class TokenizerPool {
 
   private onExit(slot: WorkerSlot, code: number): void {
     if (this.closed) return;
-    const wasReady = slot.ready;
+    // A worker the pool retired for overrunning was serving: restart it at once, like a crash.
+    const wasReady = slot.ready || slot.retired;
     slot.ready = false;
+    clearTimeout(slot.watchdog);
     const reason = slot.lastError === undefined ? `code ${code}` : slot.lastError.message;
-    const error = new ServiceError(
-      'internal',
-      `token counting failed: tokenizer worker ${slot.index} exited (${reason})`,
-      {
-        cause: slot.lastError,
-      },
-    );
-    this.failInflight(slot, error);
+    const error = new ServiceError('internal', `tokenizer worker ${slot.index} exited (${reason})`, {
+      cause: slot.lastError,
+    });
+    this.salvageInflight(slot, 'crash');
     this.restarts++;
     this.options.onWorkerExit?.({ workerIndex: slot.index, error });
     if (!wasReady) this.startFailures[slot.index] = (this.startFailures[slot.index] ?? 0) + 1;
     // Nothing can count right now: fail fast rather than let queued callers wait on a restart loop.
     if (this.unavailable()) {
-      const unavailable = overloaded('token counting is unavailable: its workers are restarting');
-      for (const item of this.queue.drain()) failCall(item.call, unavailable);
+      this.failQueued(overloaded('token counting is unavailable: its workers are restarting'));
     }
     this.scheduleRestart(slot.index, wasReady ? 0 : this.restartDelay(slot.index));
+    this.dispatch();
   }
 
+  /** The batch a worker is counting took longer than the budget: keep what it counted, replace it. */
+  private onOverrun(slot: WorkerSlot): void {
+    if (this.closed || !slot.ready || slot.inflight.size === 0) return;
+    slot.ready = false;
+    slot.retired = true;
+    slot.lastError = new Error(`a batch overran its ${this.options.batchTimeoutMs} ms budget`);
+    this.salvageInflight(slot, 'overrun');
+    void slot.worker.terminate();
+    this.dispatch();
+  }
+
+  /**
+   * Takes a failed or retired worker's batches back: texts it finished keep their counts, the one it
+   * was counting (it may be the cause) gets the fallback estimate, the others go back to the head of
+   * their lanes in order.
+   */
+  private salvageInflight(slot: WorkerSlot, reason: 'overrun' | 'crash'): void {
+    clearTimeout(slot.watchdog);
+    const batches = [...slot.inflight.values()];
+    slot.inflight.clear();
+    const requeue: QueuedText[] = [];
+    batches.forEach((batch, position) => {
+      const done = position === 0 ? Atomics.load(batch.progress, 0) : 0;
+      batch.items.forEach((item, index) => {
+        if (index < done) this.settleCounted(item, batch.progress[index + 1] ?? -1);
+        else if (position === 0 && index === done) this.settleByFallback(item, reason);
+        else requeue.push(item);
+      });
+    });
+    for (let index = requeue.length - 1; index >= 0; index--) {
+      const item = requeue[index] as QueuedText;
+      if (!item.call.settled) this.lanes[item.lane].unshift(item);
+    }
+  }
   private restartDelay(index: number): number {
     const failures = this.startFailures[index] ?? 1;
     return Math.min(restartDelayMaxMs, this.options.restartDelayMs * 2 ** Math.max(0, failures - 1));
@@ -273,25 +370,39 @@ export class TokenizerPool {
     return !this.slots.some((slot) => slot.ready) && this.startFailures.some((failures) => failures > 0);
   }
 
-  private failInflight(slot: WorkerSlot, error: Error): void {
-    for (const batch of slot.inflight.values()) for (const item of batch) failCall(item.call, error);
-    slot.inflight.clear();
-  }
-
-  private onCounts(slot: WorkerSlot, batchId: number, counts: Int32Array): void {
+  private onBatchDone(slot: WorkerSlot, batchId: number): void {
     const batch = slot.inflight.get(batchId);
     if (batch === undefined) return;
     slot.inflight.delete(batchId);
-    if (slot.inflight.size === 0) slot.worker.unref();
-    batch.forEach((item, position) => {
-      const count = counts[position] ?? -1;
-      if (count < 0) {
-        failCall(item.call, new ServiceError('internal', 'token counting failed for a message part'));
-        return;
-      }
-      settleText(item, count);
-    });
+    // The worker starts its next batch now: that one gets a whole budget.
+    if (slot.inflight.size > 0) slot.watchdog?.refresh();
+    else {
+      clearTimeout(slot.watchdog);
+      slot.watchdog = undefined;
+      slot.worker.unref();
+    }
+    batch.items.forEach((item, index) => this.settleCounted(item, batch.progress[index + 1] ?? -1));
     this.dispatch();
+  }
+
+  private settleCounted(item: QueuedText, count: number): void {
+    if (count < 0) this.settleByFallback(item, 'error');
+    else settleText(item, count);
+  }
+
+  private settleByFallback(item: QueuedText, reason: FallbackEvent['reason']): void {
+    if (item.call.settled) return;
+    this.fallbacks++;
+    this.options.onFallback?.({ reason, length: item.text.length });
+    settleText(item, chars4Count(item.text));
+  }
+
+  private queuedTexts(): number {
+    return this.lanes.whole.length + this.lanes.segment.length;
+  }
+
+  private failQueued(error: Error): void {
+    for (const lane of Object.values(this.lanes)) for (const item of lane.drain()) failCall(item.call, error);
   }
 
   private scheduleDispatch(): void {
@@ -303,7 +414,7 @@ export class TokenizerPool {
   }
 
   private dispatch(): void {
-    while (this.queue.length > 0) {
+    while (this.queuedTexts() > 0) {
       const slot = this.leastBusyReadySlot();
       if (slot === undefined) return;
       const batch = this.takeBatch();
@@ -321,14 +432,23 @@ export class TokenizerPool {
     return best;
   }
 
+  /** The lane whose turn it is, or the one with texts waiting. */
+  private takeLane(): FifoQueue<QueuedText> {
+    const other: Lane = this.nextLane === 'whole' ? 'segment' : 'whole';
+    const lane = this.lanes[this.nextLane].length > 0 ? this.nextLane : other;
+    this.nextLane = lane === 'whole' ? 'segment' : 'whole';
+    return this.lanes[lane];
+  }
+
   private takeBatch(): QueuedText[] {
+    const lane = this.takeLane();
     const batch: QueuedText[] = [];
     let chars = 0;
     while (batch.length < this.options.batchPartsMax) {
-      const next = this.queue.peek();
+      const next = lane.peek();
       if (next === undefined) break;
       if (batch.length > 0 && chars + next.text.length > this.options.batchCharsMax) break;
-      this.queue.shift();
+      lane.shift();
       if (next.call.settled) continue; // its call already failed elsewhere
       batch.push(next);
       chars += next.text.length;
@@ -336,11 +456,16 @@ export class TokenizerPool {
     return batch;
   }
 
-  private sendBatch(slot: WorkerSlot, batch: readonly QueuedText[]): void {
+  private sendBatch(slot: WorkerSlot, items: readonly QueuedText[]): void {
     const id = this.nextBatchId++;
-    slot.inflight.set(id, batch);
-    if (slot.inflight.size === 1) slot.worker.ref();
-    const message: WorkerBatch = { id, texts: batch.map((item) => item.text) };
+    const progress = new Int32Array(new SharedArrayBuffer(4 * (items.length + 1)));
+    slot.inflight.set(id, { items, progress });
+    if (slot.inflight.size === 1) {
+      slot.worker.ref();
+      slot.watchdog = setTimeout(() => this.onOverrun(slot), this.options.batchTimeoutMs);
+      slot.watchdog.unref();
+    }
+    const message: WorkerBatch = { id, texts: items.map((item) => item.text), progress };
     slot.worker.postMessage(message);
   }
 }
@@ -348,7 +473,7 @@ export class TokenizerPool {
 const settleText = (item: QueuedText, count: number): void => {
   const call = item.call;
   if (call.settled) return;
-  call.counts[item.index] = count;
+  call.counts[item.index] = (call.counts[item.index] ?? 0) + count;
   call.remaining--;
   if (call.remaining === 0) {
     call.settled = true;

@@ -3,27 +3,36 @@
 // sources under vitest (a worker thread does not go through vitest's transform, and Node 20 cannot
 // run .ts files). It is kept tiny for that reason; the pool (tokenizer-pool.ts) holds the logic.
 //
-// Protocol: the worker posts {type: "ready"} once its encoding is loaded, then answers each
-// {id, texts} with {type: "counts", id, counts}: an Int32Array (transferred, not copied) with one
-// count per text, or -1 where counting threw.
+// Protocol: the worker posts {type: "ready"} once its encoding is loaded, then counts each
+// {id, texts, progress} in order: `progress` is an Int32Array over shared memory whose slot i + 1
+// receives text i's count (-1 where counting threw) and whose slot 0 then says how many texts are
+// done. When all are, it posts {type: "done", id}. Shared progress is what lets the pool replace a
+// worker that overran its time budget without losing the counts it already made (tokenizer-pool.ts).
+//
+// Each text is counted in the slices long-runs.ts chooses, so its cost is linear in its length.
 //
 // Special-token strings such as "<|endoftext|>" in user text count as ordinary text, exactly like
 // js-tiktoken's encode(text, [], []): a chat message can neither smuggle in a control token nor make
 // counting throw.
+
+import { longRunCuts, longRunLimits } from './long-runs.js';
 
 export interface WorkerData {
   /** Absolute path of gpt-tokenizer's CommonJS module for one encoding. */
   readonly modulePath: string;
   /** Absolute path of gpt-tokenizer's BytePairEncodingCore module (patched, see below). */
   readonly corePath: string;
+  /** Fault injection for tests: a text equal to this makes the worker spin forever. */
+  readonly stallMarker?: string;
 }
 
-export type WorkerReply =
-  { readonly type: 'ready' } | { readonly type: 'counts'; readonly id: number; readonly counts: Int32Array };
+export type WorkerReply = { readonly type: 'ready' } | { readonly type: 'done'; readonly id: number };
 
 export interface WorkerBatch {
   readonly id: number;
   readonly texts: readonly string[];
+  /** texts.length + 1 slots over a SharedArrayBuffer: [texts done, count of text 0, ...]. */
+  readonly progress: Int32Array;
 }
 
 export const workerSource = `'use strict';
@@ -43,16 +52,34 @@ core.getBpeRankFromBytes = function (key) {
 };
 const { countTokens } = require(workerData.modulePath);
 const options = { disallowedSpecial: new Set() };
-parentPort.on('message', (batch) => {
-  const counts = new Int32Array(batch.texts.length);
-  for (let i = 0; i < batch.texts.length; i++) {
-    try {
-      counts[i] = countTokens(batch.texts[i], options);
-    } catch {
-      counts[i] = -1;
-    }
+${longRunCuts.toString()}
+const limits = ${JSON.stringify(longRunLimits)};
+const countText = (text) => {
+  const cuts = longRunCuts(text, limits);
+  let total = 0;
+  let start = 0;
+  for (const cut of cuts) {
+    total += countTokens(text.slice(start, cut), options);
+    start = cut;
   }
-  parentPort.postMessage({ type: 'counts', id: batch.id, counts }, [counts.buffer]);
+  return total + countTokens(start === 0 ? text : text.slice(start), options);
+};
+const stallMarker = workerData.stallMarker;
+parentPort.on('message', (batch) => {
+  const progress = batch.progress;
+  for (let i = 0; i < batch.texts.length; i++) {
+    const text = batch.texts[i];
+    if (stallMarker !== undefined && text === stallMarker) for (;;);
+    let count;
+    try {
+      count = countText(text);
+    } catch {
+      count = -1;
+    }
+    progress[i + 1] = count;
+    Atomics.store(progress, 0, i + 1);
+  }
+  parentPort.postMessage({ type: 'done', id: batch.id });
 });
 parentPort.postMessage({ type: 'ready' });
 `;
