@@ -3,10 +3,12 @@
 // changes nothing writes nothing.
 
 import type { ContextPut, JsonObject } from '../domain.js';
+import { defaultRequestLimits } from '../schemas.js';
 import type { Command } from './commands.js';
 import type { ContextTxn } from './context-txn.js';
 import { contextView } from './context-view.js';
 import { jsonEqual } from './json-equal.js';
+import { checkJsonLimits } from './json-limits.js';
 import { initialWindow } from './records.js';
 import type { ContextRecord } from './records.js';
 import { notFoundError, tombstonedError } from './results.js';
@@ -74,12 +76,36 @@ export const applyPatchMetadata = (txn: ContextTxn, command: CommandOf<'patch_me
   const { context } = records;
   if (context.status === 'tombstoned') return tombstonedError(txn.contextId);
   const metadata = mergeMetadata(context.metadata, command.metadata);
+  if (outgrowsLimit(metadata, context.metadata)) {
+    return {
+      error: 'invalid_metadata',
+      message: `metadata after the merge would exceed ${mergedMetadataBytesMax} bytes`,
+    };
+  }
   if (!jsonEqual(metadata, context.metadata)) {
     txn.setContext({ ...context, metadata, updatedAt: txn.now });
     txn.storeEvent({ type: 'context', version: records.window.version, change: 'metadata', at: txn.now });
   }
   return { type: 'patch_metadata', context: view(txn) };
 };
+
+/**
+ * A context's merged metadata is held to the limit of one PATCH body, or repeated PATCHes would grow
+ * it without bound. Checked here, at apply, because only the current state says what a merge gives;
+ * the limit is a constant, not an option, so every replica (and every replay) decides alike.
+ */
+const mergedMetadataBytesMax = defaultRequestLimits.metadataBytesMax;
+
+const overLimit = (metadata: JsonObject): boolean =>
+  checkJsonLimits(metadata, Infinity, mergedMetadataBytesMax) === 'too_large';
+
+/**
+ * Over the limit, unless it already was and the PATCH does not grow it (metadata stored before this
+ * rule can still shrink).
+ */
+const outgrowsLimit = (merged: JsonObject, current: JsonObject): boolean =>
+  overLimit(merged) &&
+  !(overLimit(current) && JSON.stringify(merged).length <= JSON.stringify(current).length);
 
 /** Shallow merge; a null value removes its key. Key order: existing keys first, then new ones. */
 export const mergeMetadata = (current: JsonObject, patch: JsonObject): JsonObject => {

@@ -8,6 +8,8 @@ export type CommandErrorCode =
   | 'context_not_found'
   | 'context_tombstoned'
   | 'invalid_context_config'
+  /** A PATCH whose merge would grow the metadata past its limit (apply-config.ts). */
+  | 'invalid_metadata'
   /** A committed entry that does not decode: answered, never applied (see commands.ts). */
   | 'internal';
 

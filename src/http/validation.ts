@@ -19,7 +19,7 @@ import type { ErrorCode } from '../errors.js';
 import { ServiceError } from '../errors.js';
 import type { RequestLimits, RequestSchemas } from '../schemas.js';
 import { buildPolicyConfigSchemas, buildRequestSchemas, policyStrategies, querySchemas } from '../schemas.js';
-import { checkJsonLimits } from './json-limits.js';
+import { checkJsonLimits } from '../context/json-limits.js';
 import { parseIntegerQuery } from './query.js';
 
 export interface TailQuery {

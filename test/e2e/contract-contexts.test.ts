@@ -339,5 +339,28 @@ describe('contract: contexts', () => {
       expectError(await api.patchMetadata(id, { metadata: [1] }), 400, 'invalid_metadata', /metadata/);
       expect((await api.contextOk(id)).metadata).toEqual({ a: 1 });
     });
+
+    it('holds the merged metadata to the limit of one PATCH: 400 invalid_metadata, nothing changed', async () => {
+      const id = uniqueId('patch-grow');
+      await api.create(id, { token_budget: 10 });
+      // 60 KiB each: every PATCH fits the 64 KiB limit, their merge does not.
+      const blob = 'm'.repeat(60 * 1024);
+      expectStatus<ContextView>(await api.patchMetadata(id, { metadata: { k0: blob } }), 200);
+      const before = await api.contextOk(id);
+      for (let call = 1; call <= 5; call++) {
+        const refused = expectError(
+          await api.patchMetadata(id, { metadata: { [`k${call}`]: blob } }),
+          400,
+          'invalid_metadata',
+        );
+        expect(refused.message).toMatch(/after the merge would exceed 65536 bytes/);
+      }
+      expect(await api.contextOk(id)).toEqual(before);
+      // Replacing a key with a value of the same size, or removing one, still applies.
+      const replaced = await api.patchMetadata(id, { metadata: { k0: 'n'.repeat(60 * 1024) } });
+      expect(expectStatus<ContextView>(replaced, 200).metadata).toEqual({ k0: 'n'.repeat(60 * 1024) });
+      const removed = expectStatus<ContextView>(await api.patchMetadata(id, { metadata: { k0: null } }), 200);
+      expect(removed.metadata).toEqual({});
+    });
   });
 });
