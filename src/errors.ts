@@ -13,6 +13,8 @@ export const ErrorCodes = {
   context_not_found: 404,
   not_found: 404,
   method_not_allowed: 405,
+  /** [ext] A request body that did not arrive within http.body_timeout_ms. */
+  request_timeout: 408,
   conflict: 409,
   context_tombstoned: 409,
   payload_too_large: 413,

@@ -205,6 +205,11 @@ export const startNode = async (
       },
       apiKeys: config.apiKeys,
       limits: { bodyBytesMax: config.bodyLimitBytes },
+      load: {
+        inflightRequestsMax: config.httpInflightRequestsMax,
+        bufferedBytesMax: config.httpBufferedBytesMax,
+        bodyTimeoutMs: config.httpBodyTimeoutMs,
+      },
       logger: log,
       // Route labels are "METHOD /pattern" (or a fixed word for unmatched requests).
       onRequest: (label, status, durationMs) => {

@@ -24,6 +24,13 @@ export const checkCrossOptionRules = (config: Config, describe: DescribeOption):
       `${describe('raftLogRetainBytes')}: must be at least the raft inflight bytes, ${describe('raftInflightBytesMax')}`,
     );
   }
+  if (config.httpBufferedBytesMax < config.bodyLimitBytes) {
+    // Otherwise a body within the limit could never be accepted.
+    fail(
+      'httpBufferedBytesMax',
+      `${describe('httpBufferedBytesMax')}: must be at least the body limit, ${describe('bodyLimitBytes')}`,
+    );
+  }
   if (config.port !== 0 && config.port === config.raftPort) {
     fail('raftPort', `${describe('raftPort')}: must differ from the HTTP port, ${describe('port')}`);
   }

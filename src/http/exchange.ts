@@ -24,6 +24,10 @@ export interface ExchangeHooks {
   /** Counts requests in flight so close() can wait for them. */
   readonly onOpen: () => void;
   readonly onSettle: () => void;
+  /** Reserves request-body bytes in the node's budget; false when the budget is spent. */
+  readonly onHold: (bytes: number) => boolean;
+  /** Gives back what an exchange held, once it settles. */
+  readonly onRelease: (bytes: number) => void;
 }
 
 const statusLines = new Map<number, string>();
@@ -40,6 +44,7 @@ const statusLine = (status: number): string => {
 export class Exchange {
   private state: 'open' | 'aborted' | 'answered' = 'open';
   private readonly startMs: number;
+  private heldBytes = 0;
 
   constructor(
     private readonly res: HttpResponse,
@@ -56,6 +61,16 @@ export class Exchange {
   /** False once answered or aborted: later writes are dropped. */
   get isOpen(): boolean {
     return this.state === 'open';
+  }
+
+  /**
+   * Reserves `bytes` of the node's budget for request bodies until this request is answered (its
+   * body, parsed and proposed, lives that long); false when the budget is spent.
+   */
+  hold(bytes: number): boolean {
+    if (!this.hooks.onHold(bytes)) return false;
+    this.heldBytes += bytes;
+    return true;
   }
 
   /** Runs an async handler and answers with its reply or its error. */
@@ -95,6 +110,7 @@ export class Exchange {
   private settle(state: 'aborted' | 'answered', status: number): void {
     if (this.state !== 'open') return;
     this.state = state;
+    if (this.heldBytes > 0) this.hooks.onRelease(this.heldBytes);
     this.hooks.onSettle();
     const observer = this.hooks.onRequest;
     if (observer !== undefined) observer(this.route, status, performance.now() - this.startMs);

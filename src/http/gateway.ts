@@ -1,12 +1,20 @@
 // What every route shares: authentication, limits, logging of internal errors and the count of
 // requests in flight. Exposed to route registration hooks so later routes (websocket stream, SSE)
 // authenticate, log and answer errors exactly like the REST routes.
+//
+// The node's own load limits live here too, because they are about all requests at once: requests
+// in flight past `inflightRequestsMax` are shed with 503 overloaded and Retry-After (a client that
+// retries comes back when there is room, and the node never queues without bound); request-body
+// bytes held in memory stay under `bufferedBytesMax`; and a body must arrive whole within
+// `bodyTimeoutMs`, or it is answered 408 and its connection closed (a body trickled one byte at a
+// time would otherwise hold its connection and its buffer forever).
 
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 
 import { ServiceError } from '../errors.js';
 import type { RequestLimits } from '../schemas.js';
 import { createAuthenticator } from './auth.js';
+import type { BodyRules } from './body-reader.js';
 import { Exchange } from './exchange.js';
 import type { ExchangeHooks, RequestObserver } from './exchange.js';
 
@@ -17,14 +25,33 @@ export interface HttpLogger {
   error(object: object, message?: string): void;
 }
 
+export interface LoadLimits {
+  /** Requests in flight on this node; past it /v1 requests get 503 overloaded. */
+  readonly inflightRequestsMax: number;
+  /** Request-body bytes held in memory by requests in flight; past it, 503 overloaded. */
+  readonly bufferedBytesMax: number;
+  /** Time from a request's start until its body's last byte; past it, 408 and the connection closes. */
+  readonly bodyTimeoutMs: number;
+}
+
+export const defaultLoadLimits: LoadLimits = {
+  inflightRequestsMax: 10_000,
+  bufferedBytesMax: 256 * 1024 * 1024,
+  bodyTimeoutMs: 30_000,
+};
+
 export interface Gateway {
   readonly limits: RequestLimits;
+  /** How bodies are read: their limit, how much of a refused one is still drained, their deadline. */
+  readonly bodies: BodyRules;
   readonly logger: HttpLogger;
   /**
    * Throws ServiceError unauthorized unless the request carries a configured key; a no-op when no
    * keys are configured. Call synchronously in the uWS handler: `req` dies when it returns.
    */
   authorize(req: HttpRequest): void;
+  /** Throws ServiceError overloaded when more requests are in flight than the node takes. */
+  admit(): void;
   /** Starts answering a request: attaches onAborted, so call it first, before any async work. */
   /** `method` (lower-case, as uWS reports it) matters only for HEAD, which gets no body. */
   begin(res: HttpResponse, route: string, method?: string): Exchange;
@@ -35,14 +62,20 @@ export interface Gateway {
 export interface GatewayOptions {
   readonly apiKeys: readonly string[];
   readonly limits: RequestLimits;
+  readonly load: LoadLimits;
   readonly logger: HttpLogger;
   readonly onRequest: RequestObserver | undefined;
 }
 
+/** A refused body's rest still read before closing: twice the body limit, at least 4 MiB. */
+const lingerBytesFor = (bodyBytesMax: number): number => Math.max(4 * 1024 * 1024, 2 * bodyBytesMax);
+
 export const createGateway = (options: GatewayOptions): Gateway => {
   const authenticate = createAuthenticator(options.apiKeys);
   let inflight = 0;
+  let bufferedBytes = 0;
   let idleWaiters: (() => void)[] = [];
+  const deadlines = new BodyDeadlines(options.load.bodyTimeoutMs);
   const hooks: ExchangeHooks = {
     onRequest: options.onRequest,
     onInternalError: (requestId, error, route) =>
@@ -62,10 +95,31 @@ export const createGateway = (options: GatewayOptions): Gateway => {
       idleWaiters = [];
       for (const wake of waiters) wake();
     },
+    onHold: (bytes) => {
+      if (bufferedBytes + bytes > options.load.bufferedBytesMax) return false;
+      bufferedBytes += bytes;
+      return true;
+    },
+    onRelease: (bytes) => {
+      bufferedBytes -= bytes;
+    },
   };
   return {
     limits: options.limits,
+    bodies: {
+      bytesMax: options.limits.bodyBytesMax,
+      lingerBytesMax: lingerBytesFor(options.limits.bodyBytesMax),
+      watch: (exchange) => deadlines.watch(exchange),
+    },
     logger: options.logger,
+    admit: () => {
+      // begin() has counted this request already.
+      if (inflight > options.load.inflightRequestsMax) {
+        throw new ServiceError('overloaded', 'The node has too many requests in flight; retry shortly', {
+          retryAfterSeconds: 1,
+        });
+      }
+    },
     authorize: (req) => {
       if (authenticate !== undefined && !authenticate(req.getHeader('authorization'))) {
         throw new ServiceError('unauthorized', 'A valid API key is required (Authorization: Bearer <key>)');
@@ -84,6 +138,45 @@ export const createGateway = (options: GatewayOptions): Gateway => {
           }),
   };
 };
+
+/**
+ * Bodies still arriving, each with its deadline. One coarse sweep (a quarter of the timeout, at most
+ * a second) instead of a timer per request: most bodies arrive in one chunk and leave at once.
+ */
+class BodyDeadlines {
+  private readonly reading = new Map<Exchange, number>();
+  private sweeper: NodeJS.Timeout | undefined;
+
+  constructor(private readonly timeoutMs: number) {}
+
+  watch(exchange: Exchange): () => void {
+    this.reading.set(exchange, Date.now() + this.timeoutMs);
+    if (this.sweeper === undefined) {
+      this.sweeper = setInterval(() => this.sweep(), Math.min(1000, Math.ceil(this.timeoutMs / 4)));
+      this.sweeper.unref();
+    }
+    return () => this.reading.delete(exchange);
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const [exchange, deadline] of this.reading) {
+      if (!exchange.isOpen) this.reading.delete(exchange);
+      else if (deadline <= now) {
+        this.reading.delete(exchange);
+        const late = new ServiceError(
+          'request_timeout',
+          `The request body did not arrive within ${this.timeoutMs} ms`,
+        );
+        exchange.fail(late, undefined, true);
+      }
+    }
+    if (this.reading.size === 0) {
+      clearInterval(this.sweeper);
+      this.sweeper = undefined;
+    }
+  }
+}
 
 /** Name, message and stack only: enough to debug, and never a request body. */
 const errorSummary = (error: unknown): object =>

@@ -140,7 +140,12 @@ const errorCodesOf = (route: RouteSpec): ErrorCode[] => {
   if (route.path.includes(':id')) codes.add('invalid_context_id');
   if (route.auth) codes.add('unauthorized');
   if (route.body !== undefined) {
-    for (const code of ['invalid_json', 'payload_too_large', 'unsupported_media_type'] as const)
+    for (const code of [
+      'invalid_json',
+      'request_timeout',
+      'payload_too_large',
+      'unsupported_media_type',
+    ] as const)
       codes.add(code);
   }
   if (route.path.startsWith('/v1/')) for (const code of serviceErrors) codes.add(code);

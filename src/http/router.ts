@@ -1,13 +1,13 @@
 // Registers the route table on a uWS app. uWS does the matching (a tree, no regexes); this file
 // does what every route needs in the order the contract implies: auth (401), context id (400),
 // content type (415), declared size (413), then the body as it streams in (413, invalid_json),
-// then the handler. Everything the handler needs from `req` is read here, synchronously, because
+// then the handler. /v1 requests past the node's in-flight limit are shed first (503). Everything the handler needs from `req` is read here, synchronously, because
 // uWS stack-allocates `req` and frees it when the callback returns.
 
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
 
 import { ServiceError } from '../errors.js';
-import { checkDeclaredLength, readBody } from './body-reader.js';
+import { declaredLength, readBody } from './body-reader.js';
 import { decodeContextId } from './context-id.js';
 import type { Gateway } from './gateway.js';
 import type { RouteHandler } from './handlers.js';
@@ -74,10 +74,12 @@ const methodNotAllowed =
 const dispatcher = (route: RouteSpec, handler: RouteHandler, gateway: Gateway): UwsHandler => {
   const label = `${route.method.toUpperCase()} ${route.path}`;
   const hasId = route.path.includes(':id');
-  const bodyBytesMax = gateway.limits.bodyBytesMax;
+  // Health, metrics and the OpenAPI document stay answerable when the node sheds /v1 load.
+  const shed = route.path.startsWith('/v1/');
   return (res, req) => {
     const exchange = gateway.begin(res, label);
     try {
+      if (shed) gateway.admit();
       if (route.auth) gateway.authorize(req);
       const contextId = hasId ? decodeContextId(req.getParameter(0)) : '';
       const rawQuery = route.query === undefined ? '' : (req.getQuery() ?? '');
@@ -87,8 +89,7 @@ const dispatcher = (route: RouteSpec, handler: RouteHandler, gateway: Gateway): 
         return;
       }
       checkJsonContentType(req.getHeader('content-type'));
-      checkDeclaredLength(req.getHeader('content-length'), bodyBytesMax);
-      readBody(res, exchange, bodyBytesMax, (text) => {
+      readBody(res, exchange, gateway.bodies, declaredLength(req.getHeader('content-length')), (text) => {
         let body: unknown;
         try {
           body = parseJsonBody(text);
@@ -99,14 +100,12 @@ const dispatcher = (route: RouteSpec, handler: RouteHandler, gateway: Gateway): 
         exchange.run(handler, { contextId, rawQuery, body, idempotencyKey });
       });
     } catch (error) {
-      // A refused body is left unread; closing keeps it from being parsed as the next request.
-      exchange.fail(error, undefined, isPayloadTooLarge(error));
+      // A body refused before reading is skipped by uWS (it knows the declared length or the chunks'
+      // framing), so the connection stays usable.
+      exchange.fail(error);
     }
   };
 };
-
-const isPayloadTooLarge = (error: unknown): boolean =>
-  error instanceof ServiceError && error.code === 'payload_too_large';
 
 /** application/json with any parameters (charset); media types are case-insensitive. */
 const checkJsonContentType = (contentType: string): void => {

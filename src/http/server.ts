@@ -9,8 +9,8 @@ import type { RequestLimits } from '../schemas.js';
 import { defaultRequestLimits } from '../schemas.js';
 import type { ContextService, Readiness } from '../service.js';
 import type { RequestObserver } from './exchange.js';
-import type { Gateway, HttpLogger } from './gateway.js';
-import { createGateway } from './gateway.js';
+import type { Gateway, HttpLogger, LoadLimits } from './gateway.js';
+import { createGateway, defaultLoadLimits } from './gateway.js';
 import type { MetricsSnapshot } from './handlers.js';
 import { createHandlers } from './handlers.js';
 import { buildOpenApiDocument } from './openapi.js';
@@ -29,6 +29,8 @@ export interface HttpServerOptions {
   readonly apiKeys: readonly string[];
   /** Missing fields take defaultRequestLimits. */
   readonly limits?: Partial<RequestLimits>;
+  /** The node's load limits; missing fields take defaultLoadLimits. */
+  readonly load?: Partial<LoadLimits>;
   readonly logger: HttpLogger;
   /** Called once per answered (or aborted, status 499) request, e.g. for HTTP metrics. */
   readonly onRequest?: RequestObserver;
@@ -48,10 +50,12 @@ export interface HttpServer {
 type ClosableApp = TemplatedApp & { close?: () => void };
 
 export const startHttpServer = async (options: HttpServerOptions): Promise<HttpServer> => {
-  const limits = resolveLimits(options.limits);
+  const limits = resolveLimits({ ...defaultRequestLimits, ...options.limits });
+  const load = resolveLimits({ ...defaultLoadLimits, ...options.load });
   const gateway = createGateway({
     apiKeys: options.apiKeys,
     limits,
+    load,
     logger: options.logger,
     onRequest: options.onRequest,
   });
@@ -97,8 +101,7 @@ const closer = (app: ClosableApp, listenSocket: us_listen_socket, gateway: Gatew
   };
 };
 
-const resolveLimits = (overrides: Partial<RequestLimits> | undefined): RequestLimits => {
-  const limits = { ...defaultRequestLimits, ...overrides };
+const resolveLimits = <Limits extends object>(limits: Limits): Limits => {
   for (const [name, value] of Object.entries(limits)) {
     if (!Number.isSafeInteger(value) || value < 1) {
       throw new Error(`HTTP limit ${name} must be a positive integer, got ${String(value)}`);

@@ -35,6 +35,8 @@ const companions = (key: OptionKey, value: number): Record<string, string> => {
       return { FASTPACA_RAFT_LOG_RETAIN_BYTES: String(4096 * 1024 * 1024) };
     case 'raftLogRetainBytes':
       return { FASTPACA_RAFT_INFLIGHT_BYTES_MAX: '1024' };
+    case 'httpBufferedBytesMax':
+      return { FASTPACA_BODY_LIMIT_BYTES: '1024' };
     default:
       return {};
   }

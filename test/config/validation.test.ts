@@ -176,6 +176,14 @@ describe('invalid option values are refused, naming the option and its source', 
     expect(retain.message).toContain('FASTPACA_RAFT_LOG_RETAIN_BYTES=1048576 (env)');
     expect(retain.message).toContain('FASTPACA_RAFT_INFLIGHT_BYTES_MAX=2097152 (env)');
 
+    const buffered = configErrorOf(() =>
+      loadConfig({
+        env: { FASTPACA_HTTP_BUFFERED_BYTES_MAX: '1048576', FASTPACA_BODY_LIMIT_BYTES: '2097152' },
+      }),
+    );
+    expect(buffered.option).toBe('httpBufferedBytesMax');
+    expect(buffered.message).toContain('must be at least the body limit');
+
     const ports = configErrorOf(() => loadConfig({ env: { PORT: '4000', FASTPACA_RAFT_PORT: '4000' } }));
     expect(ports.option).toBe('raftPort');
     expect(ports.message).toContain('must differ from the HTTP port');
