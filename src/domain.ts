@@ -87,6 +87,11 @@ export interface LlmContextView {
   readonly needs_compaction: boolean;
   readonly segments: readonly Segment[];
   readonly metadata: JsonObject;
+  /**
+   * [ext] Present when the window's messages exceed the read page budget: `messages` is then the
+   * newest part of the window that fits (the older part can be read from /messages).
+   */
+  readonly truncated?: true;
 }
 
 export interface CompactRequest {

@@ -83,6 +83,7 @@ export const startNode = async (
     const stateMachine = new ContextStateMachine({
       cacheContextsMax: config.cacheContextsMax,
       cacheBytesMax: config.cacheBytesMax,
+      readPageBytesMax: config.readPageBytesMax,
     });
     const wiring = clustered
       ? prepareCluster(config, nodeId, await resolveIncarnation(config.dataDir), defaultGroupCount, log)

@@ -189,10 +189,24 @@ export const buildResponseSchemas = (limits: RequestLimits) => {
       version: Version('Context version after the append'),
       token_estimate: Type.Integer({ minimum: 0 }),
     }),
-    TailPage: Type.Object({ messages: Type.Array(StoredMessage) }),
+    TailPage: Type.Object({
+      messages: Type.Array(StoredMessage),
+      next_offset: Type.Optional(
+        Type.Integer({
+          minimum: 1,
+          description:
+            '[ext] Present when the read page budget cut the page short: the offset that continues it, older',
+        }),
+      ),
+    }),
     MessagesPage: Type.Object({
       messages: Type.Array(StoredMessage),
-      next_from_seq: Type.Optional(Type.Integer({ minimum: 0, description: 'Present when more remain' })),
+      next_from_seq: Type.Optional(
+        Type.Integer({
+          minimum: 0,
+          description: 'Present when more remain (also when the read page budget cut the page short)',
+        }),
+      ),
     }),
     LlmContext: Type.Object({
       version: Version('Context version the window reflects'),
@@ -212,6 +226,12 @@ export const buildResponseSchemas = (limits: RequestLimits) => {
         ]),
       ),
       metadata: JsonObjectSchema,
+      truncated: Type.Optional(
+        Type.Literal(true, {
+          description:
+            '[ext] The window exceeds the read page budget: messages are its newest part that fits',
+        }),
+      ),
     }),
     CompactResult: Type.Object({ version: Version('Context version after the compaction') }),
     Error: Type.Object({

@@ -126,6 +126,14 @@ export const options = {
     default: 256 * MiB,
     doc: 'Request-body bytes held in memory by requests in flight; past it, 503 overloaded. At least body_limit_bytes.',
   }),
+  readPageBytesMax: spec({
+    kind: integer(64 * 1024, 1024 * MiB),
+    env: 'FASTPACA_READ_PAGE_BYTES_MAX',
+    flag: 'read-page-bytes-max',
+    toml: 'http.read_page_bytes_max',
+    default: 16 * MiB,
+    doc: 'Stored message bytes one read gathers (tail, export page, LLM window) before it stops and says how to continue; at least one message is always returned.',
+  }),
   httpBodyTimeoutMs: spec({
     kind: integer(100, 3_600_000),
     env: 'FASTPACA_HTTP_BODY_TIMEOUT_MS',

@@ -7,6 +7,14 @@ import { keyString } from './keys.js';
 
 export type KeyValue = readonly [Uint8Array, Uint8Array];
 
+/** A page of a key range read under a byte budget. */
+export interface BudgetedScan {
+  /** In key order. */
+  readonly pairs: KeyValue[];
+  /** False when the budget stopped the read before the end of the range (the start, when reversed). */
+  readonly complete: boolean;
+}
+
 export class GroupReader {
   constructor(
     protected readonly overlay: DirtyOverlay,
@@ -28,6 +36,62 @@ export class GroupReader {
     const durable: KeyValue[] = [];
     for await (const pair of this.kv.iterate({ gte, lte })) durable.push(pair);
     return dirty.length === 0 ? durable : mergeDirty(durable, dirty);
+  }
+
+  /**
+   * Pairs with `gte <= key <= lte`, read from the low end (or the high end, `fromHigh`) while their
+   * values add up to at most `bytesMax`, and always at least one: what a page of a read may hold, so
+   * a range of huge values is never loaded whole. Returned in key order either way.
+   */
+  async scanWithin(
+    gte: Uint8Array,
+    lte: Uint8Array,
+    bytesMax: number,
+    fromHigh = false,
+  ): Promise<BudgetedScan> {
+    // Overlay first, store view second (as in scan), merged as the store's pairs stream in, so the
+    // budget counts exactly what the answer holds.
+    const dirty = this.overlay
+      .inRange(this.group, gte, lte)
+      .map((write) => ({ name: keyString(write.key), write }))
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    if (fromHigh) dirty.reverse();
+    const comesFirst = (a: string, b: string): boolean => (fromHigh ? a > b : a < b);
+    const pairs: KeyValue[] = [];
+    let bytes = 0;
+    const take = (pair: KeyValue): boolean => {
+      if (pairs.length > 0 && bytes + pair[1].byteLength > bytesMax) return false;
+      pairs.push(pair);
+      bytes += pair[1].byteLength;
+      return true;
+    };
+    const takeDirty = (write: DirtyWrite): boolean => write.value === null || take([write.key, write.value]);
+    const page = (complete: boolean): BudgetedScan => ({
+      pairs: fromHigh ? pairs.reverse() : pairs,
+      complete,
+    });
+    let next = 0;
+    for await (const [key, value] of this.kv.iterate({ gte, lte, reverse: fromHigh })) {
+      const name = keyString(key);
+      for (
+        let pending = dirty[next];
+        pending !== undefined && comesFirst(pending.name, name);
+        pending = dirty[next]
+      ) {
+        next += 1;
+        if (!takeDirty(pending.write)) return page(false);
+      }
+      const same = dirty[next];
+      if (same !== undefined && same.name === name) {
+        next += 1;
+        if (!takeDirty(same.write)) return page(false);
+      } else if (!take([key, value])) return page(false);
+    }
+    for (; next < dirty.length; next++) {
+      const pending = dirty[next];
+      if (pending !== undefined && !takeDirty(pending.write)) return page(false);
+    }
+    return page(true);
   }
 }
 

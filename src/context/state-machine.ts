@@ -46,7 +46,15 @@ export interface ContextStateMachineOptions {
    * an exception here fails the apply, which the host treats as fatal.
    */
   readonly onEvent?: (event: AppliedEvent) => void;
+  /**
+   * Stored bytes one read (a tail, an export page, a window) may gather before it stops and says how
+   * to continue (default 16 MiB); at least one message is always returned.
+   */
+  readonly readPageBytesMax?: number;
 }
+
+/** Default of readPageBytesMax. */
+export const readPageBytesDefault = 16 * 2 ** 20;
 
 interface CachedContext extends ContextRecords {
   readonly group: number;
@@ -61,8 +69,10 @@ export class ContextStateMachine implements StateMachine<CommandResult> {
   /** Per group, bumped on every commit: a read that loaded records meanwhile must not cache them. */
   private readonly epochs = new Map<number, number>();
   private readonly onEvent: ((event: AppliedEvent) => void) | undefined;
+  private readonly pageBytesMax: number;
 
   constructor(options: ContextStateMachineOptions = {}) {
+    this.pageBytesMax = options.readPageBytesMax ?? readPageBytesDefault;
     this.cache = new LruCache(options.cacheContextsMax ?? 10_000, {
       max: options.cacheBytesMax ?? 64 * 2 ** 20,
       weigh: (cached, contextId) => cachedContextBytes(contextId, cached),
@@ -179,7 +189,16 @@ export class ContextStateMachine implements StateMachine<CommandResult> {
     if (records === undefined) return [];
     const toSeq = records.window.lastSeq - offset;
     if (toSeq < 1) return [];
-    return readMessages(reader, keys, Math.max(1, toSeq - limit + 1), toSeq);
+    // The newest messages that fit the page budget: fewer than `limit` when they are large.
+    const page = await readMessages(
+      reader,
+      keys,
+      Math.max(1, toSeq - limit + 1),
+      toSeq,
+      this.pageBytesMax,
+      true,
+    );
+    return page.messages;
   }
 
   /** Messages with seq > fromSeq, ascending, at most `limit`; undefined for unknown ids. */
@@ -197,8 +216,10 @@ export class ContextStateMachine implements StateMachine<CommandResult> {
     const lastSeq = records.window.lastSeq;
     const toSeq = Math.min(lastSeq, fromSeq + limit);
     if (fromSeq >= toSeq) return { messages: [] };
-    const messages = await readMessages(reader, keys, fromSeq + 1, toSeq);
-    return toSeq < lastSeq ? { messages, next_from_seq: toSeq } : { messages };
+    const page = await readMessages(reader, keys, fromSeq + 1, toSeq, this.pageBytesMax, false);
+    const { messages } = page;
+    const lastRead = page.complete ? toSeq : (messages[messages.length - 1]?.seq ?? toSeq);
+    return lastRead < lastSeq ? { messages, next_from_seq: lastRead } : { messages };
   }
 
   /**
@@ -216,10 +237,12 @@ export class ContextStateMachine implements StateMachine<CommandResult> {
     for (let attempt = 0; attempt < readAttemptsMax; attempt++) {
       const records = await this.recordsFor(group, reader, keys);
       if (records === undefined) return undefined;
-      const summary = await readSummary(reader, keys, records.window);
+      // Newest first: when the live part alone fills the page budget, older messages (and the
+      // summary, the oldest part) are left out and the view says it is truncated.
+      const live = await readLiveWindow(reader, keys, records.window, this.pageBytesMax);
+      const summary = live.complete ? await readSummary(reader, keys, records.window) : [];
       if (summary === undefined) continue; // rewritten while read: the records are newer now
-      const live = await readLiveWindow(reader, keys, records.window);
-      return windowBody(records, summary, live, budgetTokens);
+      return windowBody(records, summary, live.messages, budgetTokens, !live.complete);
     }
     throw new Error(`window of ${contextId}: summary rewritten during ${readAttemptsMax} consecutive reads`);
   }
@@ -243,17 +266,24 @@ const execute = async (txn: ContextTxn, command: Command): Promise<CommandResult
 // ---------------------------------------------------------------------------------------------
 // Read helpers
 
+/**
+ * Messages fromSeq..toSeq, read from the oldest (or the newest, `newestFirst`) while their stored
+ * bytes fit `bytesMax`; `complete` is false when the budget stopped the read.
+ */
 const readMessages = async (
   reader: GroupReader,
   keys: ContextKeys,
   fromSeq: number,
   toSeq: number,
-): Promise<StoredMessage[]> => {
+  bytesMax: number,
+  newestFirst: boolean,
+): Promise<{ readonly messages: StoredMessage[]; readonly complete: boolean }> => {
   const range = keys.messageRange(fromSeq, toSeq);
-  const pairs = await reader.scan(range.gte, range.lte);
-  return pairs.map(([key, value]) =>
+  const { pairs, complete } = await reader.scanWithin(range.gte, range.lte, bytesMax, newestFirst);
+  const messages = pairs.map(([key, value]) =>
     storedMessage(keys.contextId, keys.seqOf(key), decodeMessageRecord(value)),
   );
+  return { messages, complete };
 };
 
 /** The summary messages still in the window; undefined when their generation is gone. */
@@ -269,21 +299,24 @@ const readSummary = async (
   return pairs.map(([, value]) => storedSummaryMessage(decodeSummaryRecord(value)));
 };
 
+/** The live part of the window, newest first up to the page budget (then in seq order). */
 const readLiveWindow = async (
   reader: GroupReader,
   keys: ContextKeys,
   window: WindowRecord,
-): Promise<StoredMessage[]> => {
-  if (window.liveFromSeq > window.lastSeq) return [];
+  bytesMax: number,
+): Promise<{ readonly messages: StoredMessage[]; readonly complete: boolean }> => {
+  if (window.liveFromSeq > window.lastSeq) return { messages: [], complete: true };
   const range = keys.messageRange(window.liveFromSeq, window.lastSeq);
   const messages: StoredMessage[] = [];
-  for (const [key, value] of await reader.scan(range.gte, range.lte)) {
+  const { pairs, complete } = await reader.scanWithin(range.gte, range.lte, bytesMax, true);
+  for (const [key, value] of pairs) {
     const seq = keys.seqOf(key);
     const record = decodeMessageRecord(value);
     const view = windowView(record, seq, window.filteredThroughSeq, window.filterKinds);
     if (view.parts.length > 0) messages.push(storedMessage(keys.contextId, seq, record, view));
   }
-  return messages;
+  return { messages, complete };
 };
 
 const windowBody = (
@@ -291,6 +324,7 @@ const windowBody = (
   summary: readonly StoredMessage[],
   live: readonly StoredMessage[],
   budgetTokens: number | undefined,
+  truncated: boolean,
 ): LlmContextView => {
   const { context, window } = records;
   const all = [...summary, ...live];
@@ -309,6 +343,7 @@ const windowBody = (
       usedTokens(window) > thresholdTokens({ tokenBudget: budget, triggerRatio: context.triggerRatio }),
     segments: segmentsOf(window, summaryReturned, messages.slice(summaryReturned)),
     metadata: window.lastRun,
+    ...(truncated ? { truncated: true as const } : {}),
   };
 };
 

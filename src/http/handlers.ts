@@ -2,6 +2,7 @@
 // service, shape the reply. Handlers are async so every validation error surfaces as a rejection
 // and is answered by the exchange, in one place.
 
+import type { StoredMessage } from '../domain.js';
 import type { ContextService, Readiness } from '../service.js';
 import type { Header, Reply } from './reply.js';
 import { jsonReply, noContentReply } from './reply.js';
@@ -61,7 +62,8 @@ export const createHandlers = (deps: HandlerDependencies): Record<OperationId, R
     },
     tailMessages: async ({ contextId, rawQuery }) => {
       const query = validators.tailQuery(rawQuery);
-      return jsonReply(200, { messages: await service.tail(contextId, query.limit, query.offset) });
+      const messages = await service.tail(contextId, query.limit, query.offset);
+      return jsonReply(200, tailPage(messages, query.limit, query.offset));
     },
     exportMessages: async ({ contextId, rawQuery }) => {
       const query = validators.messagesQuery(rawQuery);
@@ -89,3 +91,19 @@ const readyReply = (readiness: Readiness): Reply =>
     : jsonReply(503, { status: 'starting', reason: readiness.reason ?? 'not ready' }, [
         ['Retry-After', notReadyRetryAfterSeconds],
       ]);
+
+/**
+ * The tail's answer. The page ends at the newest message it asked for; when the read page budget
+ * left out older ones it should have held, `next_offset` says where to continue.
+ */
+const tailPage = (
+  messages: readonly StoredMessage[],
+  limit: number,
+  offset: number,
+): { readonly messages: readonly StoredMessage[]; readonly next_offset?: number } => {
+  const oldest = messages[0];
+  const newest = messages[messages.length - 1];
+  if (oldest === undefined || newest === undefined) return { messages };
+  const oldestAsked = Math.max(1, newest.seq - limit + 1);
+  return oldest.seq > oldestAsked ? { messages, next_offset: offset + messages.length } : { messages };
+};
