@@ -7,6 +7,20 @@ import { keyString } from './keys.js';
 
 export type KeyValue = readonly [Uint8Array, Uint8Array];
 
+/**
+ * The store failed a read. It says nothing about the entry being applied, and other replicas read
+ * their own stores: the state machine must let it fail the apply (fatal), never answer the entry
+ * with an error result that the other replicas would not give.
+ */
+export class StoreReadError extends Error {
+  override readonly name = 'StoreReadError';
+}
+
+const storeRead = (error: unknown): StoreReadError =>
+  new StoreReadError(`store read failed: ${error instanceof Error ? error.message : String(error)}`, {
+    cause: error,
+  });
+
 export class GroupReader {
   constructor(
     protected readonly overlay: DirtyOverlay,
@@ -17,7 +31,11 @@ export class GroupReader {
   async get(key: Uint8Array): Promise<Uint8Array | undefined> {
     const dirty = this.overlay.get(this.group, key);
     if (dirty !== undefined) return dirty ?? undefined;
-    return this.kv.get(key);
+    try {
+      return await this.kv.get(key);
+    } catch (error) {
+      throw storeRead(error);
+    }
   }
 
   /** Pairs with `gte <= key <= lte`, in key order. */
@@ -26,7 +44,11 @@ export class GroupReader {
     // the two is then in the store's view; taken the other way round it could be in neither.
     const dirty = this.overlay.inRange(this.group, gte, lte);
     const durable: KeyValue[] = [];
-    for await (const pair of this.kv.iterate({ gte, lte })) durable.push(pair);
+    try {
+      for await (const pair of this.kv.iterate({ gte, lte })) durable.push(pair);
+    } catch (error) {
+      throw storeRead(error);
+    }
     return dirty.length === 0 ? durable : mergeDirty(durable, dirty);
   }
 }
