@@ -8,7 +8,10 @@ export type CommandErrorCode =
   | 'context_not_found'
   | 'context_tombstoned'
   | 'invalid_context_config'
-  /** A committed entry that does not decode: answered, never applied (see commands.ts). */
+  /**
+   * A committed entry that does not decode to a valid command (commands.ts), or whose apply threw
+   * (apply-guard.ts): answered alike on every replica, never applied.
+   */
   | 'internal';
 
 export interface CommandError {
