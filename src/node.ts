@@ -84,6 +84,9 @@ export const startNode = async (
       cacheContextsMax: config.cacheContextsMax,
       cacheBytesMax: config.cacheBytesMax,
       readPageBytesMax: config.readPageBytesMax,
+      // Every replica refuses the same entries; each says so once, when it applies one.
+      onRefusedEntry: ({ group, index, reason, error }) =>
+        log.error({ group, index, reason, err: error }, 'committed entry refused'),
     });
     const wiring = clustered
       ? prepareCluster(config, nodeId, await resolveIncarnation(config.dataDir), defaultGroupCount, log)

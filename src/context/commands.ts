@@ -12,7 +12,11 @@
 // machine turns into an error result on every replica alike (a poison entry must not crash them all).
 
 import type { ContextPut, JsonObject, MessagePart, Policy } from '../domain.js';
+import { ServiceError } from '../errors.js';
+import { validateContextId } from '../routing.js';
 import { decodeTagged, encodeTagged } from './codec.js';
+import { validateContextPut } from './validation.js';
+import { wireShapeProblem } from './wire-shape.js';
 
 export const commandFormatV1 = 0x01;
 
@@ -119,16 +123,33 @@ export const encodeCommand = (command: Command): Uint8Array =>
   encodeTagged(commandFormatV1, commandToWire(command));
 
 // ---------------------------------------------------------------------------------------------
-// Decoding: structural checks only; semantic validation happened on the accepting node.
+// Decoding. Every replica applies every committed entry, so whatever an entry holds must decode to
+// a Command the state machine can apply, or be refused here the same way everywhere. The checks
+// are the ones the service applies before proposing (validation.ts, validateContextId), so no
+// command a correct node proposes is refused; the shape of the bytes is checked first
+// (wire-shape.ts), so every value below is plain JSON nested at most wireDepthMax deep.
 
 const fail = (what: string): never => {
   throw new CommandDecodeError(`malformed command: ${what}`);
+};
+
+/** The service's own check, its ServiceError turned into a refusal of the entry. */
+const serviceCheck = <T>(what: string, check: () => T): T => {
+  try {
+    return check();
+  } catch (error) {
+    if (error instanceof ServiceError) return fail(`${what}: ${error.message}`);
+    throw error;
+  }
 };
 
 const isObject = (value: unknown): value is JsonObject =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
 
 const str = (value: unknown, what: string): string => (typeof value === 'string' ? value : fail(what));
+
+const nonEmpty = (value: unknown, what: string): string =>
+  typeof value === 'string' && value !== '' ? value : fail(what);
 
 const count = (value: unknown, what: string): number =>
   typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 ? value : fail(what);
@@ -151,14 +172,14 @@ const draftFromWire = (value: unknown): MessageDraft => {
   const draftParts = parts(rawParts);
   if (!Array.isArray(partTokens) || partTokens.length !== draftParts.length) return fail('partTokens');
   const draft: MessageDraft = {
-    role: str(role, 'role'),
+    role: nonEmpty(role, 'role'),
     parts: draftParts,
     tokenCount: count(tokenCount, 'tokenCount'),
     partTokens: partTokens.map((tokens) => count(tokens, 'partTokens')),
   };
   if (draft.partTokens.reduce((sum, tokens) => sum + tokens, 0) !== draft.tokenCount) fail('partTokens sum');
   const meta = optional(metadata, (v) => obj(v, 'message metadata'));
-  const id = optional(clientId, (v) => str(v, 'message id'));
+  const id = optional(clientId, (v) => nonEmpty(v, 'message id'));
   return {
     ...draft,
     ...(meta === undefined ? {} : { metadata: meta }),
@@ -179,7 +200,7 @@ const policy = (value: unknown): Policy => {
 
 const changesFromWire = (value: unknown): ContextPut => {
   const raw = obj(value, 'changes');
-  return {
+  const changes: ContextPut = {
     ...withOptional(
       'token_budget',
       optional(raw.token_budget, (v) => count(v, 'token_budget')),
@@ -194,15 +215,21 @@ const changesFromWire = (value: unknown): ContextPut => {
       optional(raw.metadata, (v) => obj(v, 'metadata')),
     ),
   };
+  return serviceCheck('changes', () => validateContextPut(changes));
 };
 
 const defaultsFromWire = (value: unknown): ContextDefaults => {
   if (!Array.isArray(value) || value.length !== 2) return fail('defaults');
   const [triggerRatio, defaultPolicy] = value as unknown[];
-  return {
-    triggerRatio: typeof triggerRatio === 'number' ? triggerRatio : fail('default ratio'),
-    policy: policy(defaultPolicy),
-  };
+  const checked = serviceCheck('defaults', () =>
+    validateContextPut({
+      trigger_ratio: typeof triggerRatio === 'number' ? triggerRatio : fail('default ratio'),
+      policy: policy(defaultPolicy),
+    }),
+  );
+  const { trigger_ratio: ratio, policy: checkedPolicy } = checked;
+  if (ratio === undefined || checkedPolicy === undefined) return fail('defaults');
+  return { triggerRatio: ratio, policy: checkedPolicy };
 };
 
 const ifVersionOf = (value: unknown) =>
@@ -211,10 +238,24 @@ const ifVersionOf = (value: unknown) =>
     optional(value, (v) => count(v, 'if_version')),
   );
 
+/** Fields of each kind's wire array, head included: no more, no fewer. */
+const wireLengths: Readonly<Record<number, number>> = {
+  [kindCodes.put_context]: 5,
+  [kindCodes.delete_context]: 3,
+  [kindCodes.patch_metadata]: 4,
+  [kindCodes.append]: 6,
+  [kindCodes.compact]: 5,
+};
+
 const commandFromWire = (wire: unknown): Command => {
   if (!Array.isArray(wire) || wire.length < 3) return fail('not an array');
   const [kind, rawId, rawNow, a, b, c] = wire as unknown[];
+  const expectedLength = typeof kind === 'number' ? wireLengths[kind] : undefined;
+  if (expectedLength === undefined) return fail(`unknown kind ${String(kind)}`);
+  if (wire.length !== expectedLength) return fail(`${wire.length} fields for kind ${String(kind)}`);
   const contextId = str(rawId, 'context id');
+  // Its UTF-8 length is also what keeps it within a key's u16 length prefix (keys.ts).
+  serviceCheck('context id', () => validateContextId(contextId));
   const now = str(rawNow, 'now');
   switch (kind) {
     case kindCodes.put_context:
@@ -238,7 +279,7 @@ const commandFromWire = (wire: unknown): Command => {
         ...ifVersionOf(b),
         ...withOptional(
           'idempotencyKey',
-          optional(c, (v) => str(v, 'idempotency key')),
+          optional(c, (v) => nonEmpty(v, 'idempotency key')),
         ),
       };
     case kindCodes.compact:
@@ -249,13 +290,20 @@ const commandFromWire = (wire: unknown): Command => {
   }
 };
 
+/**
+ * The command an entry holds. Throws CommandDecodeError, and nothing else, for any bytes that are
+ * not one: the same bytes give the same answer on every replica.
+ */
 export const decodeCommand = (data: Uint8Array): Command => {
-  let decoded: { readonly tag: number; readonly value: unknown };
+  if (data[0] !== commandFormatV1) return fail(`unknown format ${String(data[0])}`);
+  const problem = wireShapeProblem(data.subarray(1));
+  if (problem !== undefined) return fail(problem);
+  let value: unknown;
   try {
-    decoded = decodeTagged(data);
+    value = decodeTagged(data).value;
   } catch (error) {
+    // Not expected once the shape passed; kept so that a msgpackr surprise is a refusal too.
     throw new CommandDecodeError('undecodable command', { cause: error });
   }
-  if (decoded.tag !== commandFormatV1) return fail(`unknown format ${decoded.tag}`);
-  return commandFromWire(decoded.value);
+  return commandFromWire(value);
 };

@@ -15,6 +15,20 @@ export interface BudgetedScan {
   readonly complete: boolean;
 }
 
+/**
+ * The store failed a read. It says nothing about the entry being applied, and other replicas read
+ * their own stores: the state machine must let it fail the apply (fatal), never answer the entry
+ * with an error result that the other replicas would not give.
+ */
+export class StoreReadError extends Error {
+  override readonly name = 'StoreReadError';
+}
+
+const storeRead = (error: unknown): StoreReadError =>
+  new StoreReadError(`store read failed: ${error instanceof Error ? error.message : String(error)}`, {
+    cause: error,
+  });
+
 export class GroupReader {
   constructor(
     protected readonly overlay: DirtyOverlay,
@@ -25,7 +39,11 @@ export class GroupReader {
   async get(key: Uint8Array): Promise<Uint8Array | undefined> {
     const dirty = this.overlay.get(this.group, key);
     if (dirty !== undefined) return dirty ?? undefined;
-    return this.kv.get(key);
+    try {
+      return await this.kv.get(key);
+    } catch (error) {
+      throw storeRead(error);
+    }
   }
 
   /** Pairs with `gte <= key <= lte`, in key order. */
@@ -34,7 +52,11 @@ export class GroupReader {
     // the two is then in the store's view; taken the other way round it could be in neither.
     const dirty = this.overlay.inRange(this.group, gte, lte);
     const durable: KeyValue[] = [];
-    for await (const pair of this.kv.iterate({ gte, lte })) durable.push(pair);
+    try {
+      for await (const pair of this.kv.iterate({ gte, lte })) durable.push(pair);
+    } catch (error) {
+      throw storeRead(error);
+    }
     return dirty.length === 0 ? durable : mergeDirty(durable, dirty);
   }
 
@@ -71,21 +93,25 @@ export class GroupReader {
       complete,
     });
     let next = 0;
-    for await (const [key, value] of this.kv.iterate({ gte, lte, reverse: fromHigh })) {
-      const name = keyString(key);
-      for (
-        let pending = dirty[next];
-        pending !== undefined && comesFirst(pending.name, name);
-        pending = dirty[next]
-      ) {
-        next += 1;
-        if (!takeDirty(pending.write)) return page(false);
+    try {
+      for await (const [key, value] of this.kv.iterate({ gte, lte, reverse: fromHigh })) {
+        const name = keyString(key);
+        for (
+          let pending = dirty[next];
+          pending !== undefined && comesFirst(pending.name, name);
+          pending = dirty[next]
+        ) {
+          next += 1;
+          if (!takeDirty(pending.write)) return page(false);
+        }
+        const same = dirty[next];
+        if (same !== undefined && same.name === name) {
+          next += 1;
+          if (!takeDirty(same.write)) return page(false);
+        } else if (!take([key, value])) return page(false);
       }
-      const same = dirty[next];
-      if (same !== undefined && same.name === name) {
-        next += 1;
-        if (!takeDirty(same.write)) return page(false);
-      } else if (!take([key, value])) return page(false);
+    } catch (error) {
+      throw storeRead(error);
     }
     for (; next < dirty.length; next++) {
       const pending = dirty[next];

@@ -122,9 +122,25 @@ export const cloneWindow = (window: WindowRecord): WindowRecord => ({
 // ---------------------------------------------------------------------------------------------
 // Encoding. Decoders trust their input: only this module writes these values.
 
+/**
+ * A stored value is not a record this code writes: the local store holds something it should not
+ * (corruption, or data of another release). Fatal where it is met during an apply, like a failed
+ * read: the entry being applied is not at fault, and other replicas' stores may be fine.
+ */
+export class StoredRecordError extends Error {
+  override readonly name = 'StoredRecordError';
+}
+
 const fields = (data: Uint8Array): unknown[] => {
-  const { tag, value } = decodeTagged(data);
-  if (tag !== recordFormatV1 || !Array.isArray(value)) throw new Error(`unknown record format ${tag}`);
+  let decoded: { readonly tag: number; readonly value: unknown };
+  try {
+    decoded = decodeTagged(data);
+  } catch (error) {
+    throw new StoredRecordError('undecodable stored record', { cause: error });
+  }
+  const { tag, value } = decoded;
+  if (tag !== recordFormatV1 || !Array.isArray(value))
+    throw new StoredRecordError(`unknown record format ${tag}`);
   return value as unknown[];
 };
 

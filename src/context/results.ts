@@ -10,7 +10,10 @@ export type CommandErrorCode =
   | 'invalid_context_config'
   /** A PATCH whose merge would grow the metadata past its limit (apply-config.ts). */
   | 'invalid_metadata'
-  /** A committed entry that does not decode: answered, never applied (see commands.ts). */
+  /**
+   * A committed entry that does not decode to a valid command (commands.ts), or whose apply threw
+   * (apply-guard.ts): answered alike on every replica, never applied.
+   */
   | 'internal';
 
 export interface CommandError {

@@ -19,6 +19,8 @@ import type { ContextView } from '../domain.js';
 import { applyAppend } from './apply-append.js';
 import { applyCompact } from './apply-compact.js';
 import { applyDeleteContext, applyPatchMetadata, applyPutContext } from './apply-config.js';
+import { asError, isLocalFailure } from './apply-guard.js';
+import type { RefusedEntry } from './apply-guard.js';
 import { CommandDecodeError, decodeCommand } from './commands.js';
 import type { Command } from './commands.js';
 import { ContextTxn, loadRecords } from './context-txn.js';
@@ -51,6 +53,11 @@ export interface ContextStateMachineOptions {
    * to continue (default 16 MiB); at least one message is always returned.
    */
   readonly readPageBytesMax?: number;
+  /**
+   * Told once per refused entry, on every replica (for the log). Whatever it does, the entry's
+   * result stays the same: an exception here is ignored.
+   */
+  readonly onRefusedEntry?: (refusal: RefusedEntry) => void;
 }
 
 /** Default of readPageBytesMax. */
@@ -70,6 +77,7 @@ export class ContextStateMachine implements StateMachine<CommandResult> {
   private readonly epochs = new Map<number, number>();
   private readonly onEvent: ((event: AppliedEvent) => void) | undefined;
   private readonly pageBytesMax: number;
+  private readonly onRefusedEntry: ((refusal: RefusedEntry) => void) | undefined;
 
   constructor(options: ContextStateMachineOptions = {}) {
     this.pageBytesMax = options.readPageBytesMax ?? readPageBytesDefault;
@@ -78,6 +86,7 @@ export class ContextStateMachine implements StateMachine<CommandResult> {
       weigh: (cached, contextId) => cachedContextBytes(contextId, cached),
     });
     this.onEvent = options.onEvent;
+    this.onRefusedEntry = options.onRefusedEntry;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -114,6 +123,7 @@ export class ContextStateMachine implements StateMachine<CommandResult> {
     return this.overlay.size();
   }
 
+  /** Applies one entry; never throws for anything the entry holds (apply-guard.ts). */
   private async applyEntry(
     group: number,
     entry: AppliedEntry,
@@ -125,22 +135,58 @@ export class ContextStateMachine implements StateMachine<CommandResult> {
     try {
       command = decodeCommand(entry.data);
     } catch (error) {
-      // Deterministic on every replica: the entry is answered and skipped, never half-applied.
-      if (error instanceof CommandDecodeError) return { error: 'internal', message: error.message };
-      throw error;
+      // decodeCommand throws nothing but CommandDecodeError, a function of the bytes alone.
+      const refused = asError(error);
+      this.refused({ group, index: entry.index, reason: 'malformed', error: refused });
+      return {
+        error: 'internal',
+        message: error instanceof CommandDecodeError ? refused.message : 'malformed command',
+      };
     }
     const tx = new ApplyTx(this.overlay, group, kv);
-    const keys = new ContextKeys(command.contextId);
-    const txn = new ContextTxn(tx, keys, command.now, await this.recordsFor(group, tx, keys));
-    const result = await execute(txn, command);
-    const changed = txn.finish();
+    let keys: ContextKeys;
+    let txn: ContextTxn;
+    let result: CommandResult;
+    let changed: ContextRecords | undefined;
+    try {
+      keys = new ContextKeys(command.contextId);
+      txn = new ContextTxn(tx, keys, command.now, await this.recordsFor(group, tx, keys));
+      result = await execute(txn, command);
+      changed = txn.finish();
+    } catch (error) {
+      if (isLocalFailure(error)) throw error;
+      // Nothing of the command left this try: its writes and records are dropped with tx and txn.
+      this.refused({ group, index: entry.index, reason: 'failed', error: asError(error) });
+      return { error: 'internal', message: 'The command could not be applied; no replica applied it' };
+    }
     tx.commit(entry.index, batch);
-    if (changed !== undefined) this.cache.set(keys.contextId, { group, ...changed });
+    if (changed !== undefined) this.cacheApplied(group, keys.contextId, changed);
     this.bumpEpoch(group);
     if (this.onEvent !== undefined) {
       for (const event of txn.events) this.onEvent({ group, contextId: keys.contextId, event });
     }
     return result;
+  }
+
+  /**
+   * Caches what a command committed. After the commit nothing may throw for the entry's sake (its
+   * writes are in the batch already): if weighing the records fails, the context is left uncached
+   * and read back from the store next time.
+   */
+  private cacheApplied(group: number, contextId: string, changed: ContextRecords): void {
+    try {
+      this.cache.set(contextId, { group, ...changed });
+    } catch {
+      this.cache.delete(contextId);
+    }
+  }
+
+  private refused(refusal: RefusedEntry): void {
+    try {
+      this.onRefusedEntry?.(refusal);
+    } catch {
+      // Logging must not decide an entry's fate.
+    }
   }
 
   private async recordsFor(
