@@ -23,7 +23,7 @@ import type {
   StateMachine,
 } from '../../raft/api.js';
 import type { GroupId, SnapshotMeta } from '../../raft/core/types.js';
-import { RaftHost } from '../../raft/host.js';
+import { RaftHost } from '../../raft/host/index.js';
 import { encodeCommand } from '../../src/context/commands.js';
 import type { Command } from '../../src/context/commands.js';
 import type { CommandResult } from '../../src/context/results.js';

@@ -18,9 +18,9 @@ import type {
   ReadOutcome,
   StateMachine,
   TransportHandlers,
-} from './api.js';
-import { applyConfChange } from './core/conf.js';
-import { RawNode } from './core/raw-node.js';
+} from '../api.js';
+import { applyConfChange } from '../core/conf.js';
+import { RawNode } from '../core/raw-node.js';
 import {
   EntryKind,
   MessageType,
@@ -39,9 +39,9 @@ import {
   type Ready,
   type SnapshotMeta,
   type Term,
-} from './core/types.js';
-import { PrefixedWriteBatch, StoreGroupKv } from './storage/group-kv.js';
-import { GroupLogIndex, recoverGroupLog } from './storage/group-log.js';
+} from '../core/types.js';
+import { PrefixedWriteBatch, StoreGroupKv } from '../storage/group-kv.js';
+import { GroupLogIndex, recoverGroupLog } from '../storage/group-log.js';
 import {
   KeyKind,
   appliedStateKey,
@@ -53,7 +53,7 @@ import {
   logBatchFirstIndex,
   logMetaKey,
   prefixRange,
-} from './storage/keys.js';
+} from '../storage/keys.js';
 import {
   decodeAppliedState,
   decodeHardState,
@@ -62,8 +62,8 @@ import {
   encodeHardState,
   encodeSnapshotMeta,
   type AppliedState,
-} from './storage/record-codec.js';
-import { snapshotChunks } from './storage/snapshot-stream.js';
+} from '../storage/record-codec.js';
+import { snapshotChunks } from '../storage/snapshot-stream.js';
 
 /**
  * Applied entries a lone-member group keeps in memory (and in its stored log) before compacting:
