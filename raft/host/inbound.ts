@@ -5,6 +5,7 @@
 
 import type { GroupMessage } from '../api.js';
 import { MessageType, type GroupId, type Message, type NodeId } from '../core/types.js';
+import type { Groups } from './groups.js';
 import type { GroupReplica, InboundSnapshot } from './replica.js';
 import type { MutableStats } from './stats.js';
 
@@ -15,11 +16,10 @@ interface UnknownGroupInput {
 }
 
 export interface InboundContext<Result> {
-  readonly replicas: ReadonlyMap<GroupId, GroupReplica<Result>>;
+  /** The hosted groups; a group with input is marked for the next turn. */
+  readonly groups: Pick<Groups<Result>, 'get' | 'markDirty'>;
   readonly stats: MutableStats;
   readonly inboundQueueMax: number;
-  /** Tells the next turn that the group has input. */
-  readonly markDirty: (replica: GroupReplica<Result>) => void;
   /** Tells an idle loop that there is work. */
   readonly wake: () => void;
 }
@@ -38,7 +38,7 @@ export class Inbound<Result> {
   }
 
   onMessages(from: NodeId, batch: readonly GroupMessage[]): void {
-    const { stats, replicas } = this.context;
+    const { stats, groups } = this.context;
     stats.messagesReceived += batch.length;
     for (const { group, message } of batch) {
       // Snapshots arrive only through onSnapshot, with their data.
@@ -46,10 +46,10 @@ export class Inbound<Result> {
         stats.messagesDropped += 1;
         continue;
       }
-      const replica = replicas.get(group);
+      const replica = groups.get(group);
       if (replica !== undefined) {
         replica.inbox.push(message);
-        this.context.markDirty(replica);
+        groups.markDirty(replica);
       } else {
         this.unknownEntry(group, from).messages.push(message);
       }
@@ -66,14 +66,14 @@ export class Inbound<Result> {
     pairs: readonly (readonly [Uint8Array, Uint8Array])[],
   ): Promise<boolean> {
     if (message.type !== MessageType.Snap || message.snapshot === undefined) return Promise.resolve(false);
-    const replica = this.context.replicas.get(group);
+    const replica = this.context.groups.get(group);
     const pendingUnknown = this.unknownInbox.get(group)?.snapshot;
     if (replica?.inboundSnapshot !== undefined || pendingUnknown !== undefined) return Promise.resolve(false);
     return new Promise<boolean>((resolve) => {
       const inbound: InboundSnapshot = { message, pairs, resolve, stepped: false };
       if (replica !== undefined) {
         replica.inboundSnapshot = inbound;
-        this.context.markDirty(replica);
+        this.context.groups.markDirty(replica);
       } else {
         this.unknownEntry(group, from).snapshot = inbound;
       }
@@ -99,7 +99,7 @@ export class Inbound<Result> {
       this.count += messages.length;
       if (snapshot !== undefined && replica.inboundSnapshot === undefined) replica.inboundSnapshot = snapshot;
       else snapshot?.resolve(false);
-      this.context.markDirty(replica);
+      this.context.groups.markDirty(replica);
     }
     this.unknownInbox.clear();
   }

@@ -7,8 +7,9 @@
 //
 // This file is the public surface and the turn itself; each phase of a turn lives in its own file:
 // inbound.ts (delivery), feed.ts (feed, collect), outbox.ts (send early, hold, flush), apply.ts
-// (apply, settle), write-batch.ts (persist, install), compaction.ts, recovery.ts (where replicas come
-// from and go), with the replica and its waiters in replica.ts and requests.ts.
+// (apply, settle), write-batch.ts (persist, install), advance.ts, compaction.ts. The replica and its
+// waiters are in replica.ts and requests.ts, the hosted groups in groups.ts, and where a replica
+// comes from (recovery, bootstrap, adoption) and how it is deleted in recovery.ts.
 
 import type {
   DrivableHost,
@@ -21,12 +22,13 @@ import type {
   ReadOutcome,
   TransportHandlers,
 } from '../api.js';
-import { fail } from '../core/invariant.js';
-import type { ConfChange, ConfState, GroupId, NodeId, RaftConfig, Ready } from '../core/types.js';
+import type { ConfChange, ConfState, GroupId, NodeId, RaftConfig } from '../core/types.js';
 import { StoreGroupKv } from '../storage/group-kv.js';
+import { advance, type AdvanceContext } from './advance.js';
 import { applyAndResolve, type ApplyContext } from './apply.js';
 import { maybeCompact } from './compaction.js';
 import { collectReadys, feed, ReadContexts, type FeedContext } from './feed.js';
+import { Groups } from './groups.js';
 import { Inbound } from './inbound.js';
 import { Outbox } from './outbox.js';
 import {
@@ -38,13 +40,10 @@ import {
   recoverGroups,
   writeBootstrapPoint,
 } from './recovery.js';
-import { GroupReplica, installsSnapshot, type GroupInit, type Proposal, type ReadyWork } from './replica.js';
+import { installsSnapshot, type GroupReplica, type Proposal } from './replica.js';
 import { Requests, failure, type Request } from './requests.js';
 import { zeroStats, type MutableStats, type RaftHostStats } from './stats.js';
 import { WriteBatch } from './write-batch.js';
-
-export { DEFAULT_REQUEST_TIMEOUT_MS } from './requests.js';
-export type { RaftHostStats } from './stats.js';
 
 /** A request for a group: refused (host closed, group not hosted here), or admitted to its replica. */
 type Admission<Result> =
@@ -52,10 +51,8 @@ type Admission<Result> =
   | { readonly ok: false; readonly refused: Failure };
 
 export class RaftHost<Result = unknown> implements DrivableHost<Result> {
-  private readonly replicas = new Map<GroupId, GroupReplica<Result>>();
-  /** Groups with something for the next turn: queued input, or a core that may have a Ready. */
-  private readonly dirty = new Set<GroupReplica<Result>>();
-  private readonly led = new Set<GroupReplica<Result>>();
+  private readonly hosted: Groups<Result>;
+  /** Groups being bootstrapped or deleted: their messages are not adopted as a new replica meanwhile. */
   private readonly bootstrapping = new Map<GroupId, Promise<void>>();
   private readonly stats_: MutableStats = zeroStats();
   private readonly hostSeed: number;
@@ -66,6 +63,7 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
   private readonly writes: WriteBatch<Result>;
   private readonly feedContext: FeedContext<Result>;
   private readonly applyContext: ApplyContext<Result>;
+  private readonly advanceContext: AdvanceContext<Result>;
 
   private deferredTicks = 0;
   private turnInFlight: Promise<void> | undefined;
@@ -79,13 +77,13 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
     this.hostSeed = Math.floor(options.random() * 0x1_0000_0000);
     const readContexts = new ReadContexts(options.random);
     const stats = this.stats_;
-    const markDirty = (replica: GroupReplica<Result>): void => this.markDirty(replica);
+    const groups = new Groups<Result>(options.nodeId, store);
+    this.hosted = groups;
     this.requests = new Requests(options.now);
     this.inbound = new Inbound({
-      replicas: this.replicas,
+      groups,
       stats,
       inboundQueueMax: limits.inboundQueueMax,
-      markDirty,
       wake: () => this.wake(),
     });
     this.outbox = new Outbox({
@@ -102,6 +100,7 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
       readContexts,
     };
     this.applyContext = { stateMachine, stats, unflushed: this.writes.unflushed };
+    this.advanceContext = { self: options.nodeId, groups, apply: this.applyContext };
   }
 
   /** Recovers every group found in the store and starts the transport with this host's handlers. */
@@ -110,7 +109,7 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
     await recoverGroups(
       options.store,
       (group) => host.coreConfig(group),
-      (group, init) => host.addReplica(group, init),
+      (group, init) => host.hosted.add(group, init),
     );
     await options.transport.start(host.handlers());
     return host;
@@ -154,41 +153,41 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
     return new Promise<ReadOutcome>((resolve) => {
       const request = this.requests.create<ReadOutcome>(options?.timeoutMs, 'read', resolve);
       replica.reads.push({ request, index: 0 });
-      this.markDirty(replica);
+      this.hosted.markDirty(replica);
       this.wake();
     });
   }
 
   leaderOf(group: GroupId): NodeId | null {
-    return this.replicas.get(group)?.leader ?? null;
+    return this.hosted.get(group)?.leader ?? null;
   }
 
   status(group: GroupId): GroupStatus | undefined {
-    const replica = this.replicas.get(group);
+    const replica = this.hosted.get(group);
     return replica === undefined ? undefined : { ...replica.core.status(), group };
   }
 
   groups(): readonly GroupId[] {
-    return [...this.replicas.keys()].sort((a, b) => a - b);
+    return this.hosted.ids().sort((a, b) => a - b);
   }
 
   transferLeader(group: GroupId, to: NodeId): void {
-    const replica = this.replicas.get(group);
+    const replica = this.hosted.get(group);
     if (replica === undefined || this.closed) return;
     replica.transfers.push(to);
-    this.markDirty(replica);
+    this.hosted.markDirty(replica);
     this.wake();
   }
 
   groupKv(group: GroupId): GroupKv {
-    return this.replicas.get(group)?.kv ?? new StoreGroupKv(this.store, group);
+    return this.hosted.get(group)?.kv ?? new StoreGroupKv(this.store, group);
   }
 
   // -------------------------------------------------------------------------------------------
   // DrivableHost
 
   async bootstrapGroup(group: GroupId, voters: readonly NodeId[]): Promise<void> {
-    if (this.replicas.has(group)) return;
+    if (this.hosted.has(group)) return;
     const inFlight = this.bootstrapping.get(group);
     if (inFlight !== undefined) return inFlight;
     const done = this.writeBootstrap(group, voters).finally(() => this.bootstrapping.delete(group));
@@ -200,13 +199,13 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
     if (this.closed || this.failed) return;
     // A core is never ticked between its ready() and advance(): a turn in flight takes the tick later.
     if (this.turnInFlight !== undefined) this.deferredTicks += 1;
-    else this.tickGroups(1);
+    else this.hosted.tick(1);
     this.requests.expire(this.options.now(), failure('TIMEOUT', 'request timed out'));
   }
 
   hasWork(): boolean {
     if (this.closed || this.failed) return false;
-    return this.dirty.size > 0 || this.writes.hasWork || this.inbound.hasUnknown || this.deferredTicks > 0;
+    return this.hosted.anyDirty || this.writes.hasWork || this.inbound.hasUnknown || this.deferredTicks > 0;
   }
 
   async turn(): Promise<void> {
@@ -241,12 +240,10 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
   async forgetGroup(group: GroupId): Promise<boolean> {
     // Detached between turns, synchronously, so no turn touches the replica again.
     while (this.turnInFlight !== undefined) await this.turnInFlight;
-    const replica = this.replicas.get(group);
+    const replica = this.hosted.get(group);
     if (replica === undefined || replica.isLeader || this.closed || this.failed) return false;
     if (this.bootstrapping.has(group)) return false;
-    this.replicas.delete(group);
-    this.dirty.delete(replica);
-    this.led.delete(replica);
+    this.hosted.remove(replica);
     replica.inboundSnapshot?.resolve(false);
     replica.inboundSnapshot = undefined;
     this.writes.forget(group, replica);
@@ -294,9 +291,8 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
     this.stats_.turns += 1;
     // Feed: input queued since the last turn goes into the cores, then each core hands over its Ready.
     this.inbound.adoptUnknownGroups((group, from) => this.adopt(group, from));
-    this.reportUnreachable();
-    const work = [...this.dirty];
-    this.dirty.clear();
+    this.hosted.reportUnreachable(this.options.transport.drainUnreachable());
+    const work = this.hosted.takeDirty();
     for (const replica of work) feed(replica, this.feedContext);
     const readys = collectReadys(work);
     // Send early: a leader's replication leaves before its own write (outbox.ts).
@@ -313,20 +309,14 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
     );
     // Persist: one store write for the whole turn (write-batch.ts).
     const { installs, flushed } = await this.writes.persist(readys);
-    for (const { replica, ready } of readys) this.observeSoftState(replica, ready);
+    for (const { replica, ready } of readys) this.hosted.observeSoftState(replica, ready);
     // Hold: what had to wait for the write now waits in the outbox for the next flush.
     this.outbox.hold(readys);
     // Install: received snapshots are in the store; their groups now stand at them.
     await this.writes.finishInstalls(installs);
     await Promise.all(installing.map((item) => applyAndResolve(this.applyContext, item)));
-    // Advance: every Ready goes back to its core.
-    const alone: ReadyWork<Result>[] = [];
-    for (const item of readys) {
-      item.replica.core.advance(item.ready);
-      if (this.commitsAlone(item)) alone.push(item);
-      else if (item.replica.core.hasReady()) this.markDirty(item.replica);
-    }
-    await this.commitAlone(alone);
+    // Advance: every Ready goes back to its core; a lone member applies what that committed (advance.ts).
+    await advance(readys, this.advanceContext);
     // Compact: cores are between Readys again, so compaction and deferred ticks may touch them.
     for (const replica of flushed) {
       if (maybeCompact(replica, this.options, this.writes.compactionOps)) this.stats_.compactions += 1;
@@ -334,76 +324,10 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
     if (this.deferredTicks > 0) {
       const ticks = this.deferredTicks;
       this.deferredTicks = 0;
-      this.tickGroups(ticks);
+      this.hosted.tick(ticks);
     }
     // With no turn to follow, nothing would carry the held messages: they leave now.
     if (!this.hasWork()) this.outbox.flush();
-  }
-
-  /**
-   * A group whose only member is this node committed the entries it just persisted the moment advance()
-   * counted our own copy: nothing else has to happen before they apply.
-   */
-  private commitsAlone({ replica, ready }: ReadyWork<Result>): boolean {
-    return (
-      ready.entries.length > 0 &&
-      replica.isLeader &&
-      replica.isLoneMember(this.options.nodeId) &&
-      replica.core.hasReady()
-    );
-  }
-
-  /**
-   * Applies and resolves, in this same turn, what lone-member groups committed when advance() counted
-   * the entries this turn persisted, instead of waiting a whole turn (one more store write) for it.
-   * Nothing was stepped since advance(), so such a Ready holds only committed entries and a commit-only
-   * hard state, which is never written (see WriteBatch.persist); the applied record goes with the
-   * next write.
-   */
-  private async commitAlone(alone: readonly ReadyWork<Result>[]): Promise<void> {
-    if (alone.length === 0) return;
-    const readys = alone.map(({ replica }) => ({ replica, ready: replica.core.ready() }));
-    for (const { replica, ready } of readys) {
-      if (
-        ready.entries.length > 0 ||
-        ready.snapshot !== undefined ||
-        ready.messages.length > 0 ||
-        ready.mustSync
-      ) {
-        fail(`group ${replica.group}: a lone member's commit Ready carries more than commits`);
-      }
-      this.observeSoftState(replica, ready);
-    }
-    await Promise.all(readys.map((item) => applyAndResolve(this.applyContext, item)));
-    for (const { replica, ready } of readys) {
-      replica.core.advance(ready);
-      if (replica.core.hasReady()) this.markDirty(replica);
-    }
-  }
-
-  private observeSoftState(replica: GroupReplica<Result>, ready: Ready): void {
-    const soft = ready.softState;
-    if (soft === undefined) return;
-    replica.leader = soft.leader;
-    replica.isLeader = soft.role === 'leader';
-    if (replica.isLeader) this.led.add(replica);
-    else this.led.delete(replica);
-  }
-
-  private tickGroups(ticks: number): void {
-    for (const replica of this.replicas.values()) {
-      for (let i = 0; i < ticks; i += 1) replica.core.tick();
-      if (replica.core.hasReady()) this.markDirty(replica);
-    }
-  }
-
-  private reportUnreachable(): void {
-    const peers = this.options.transport.drainUnreachable();
-    if (peers.length === 0) return;
-    for (const replica of this.led) {
-      for (const peer of peers) replica.core.reportUnreachable(peer);
-      this.markDirty(replica);
-    }
   }
 
   // -------------------------------------------------------------------------------------------
@@ -423,38 +347,28 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
 
   /** A snapshot transfer ended: the core hears the outcome next turn, if the replica is still here. */
   private snapshotSent(replica: GroupReplica<Result>, peer: NodeId, ok: boolean): void {
-    if (this.closed || this.failed || this.replicas.get(replica.group) !== replica) return;
+    if (this.closed || this.failed || !this.hosted.hosts(replica)) return;
     replica.snapshotReports.push({ peer, ok });
-    this.markDirty(replica);
+    this.hosted.markDirty(replica);
     this.wake();
   }
 
   // -------------------------------------------------------------------------------------------
-  // Replicas: creation and registration (their initial state comes from recovery.ts).
+  // Replicas: creation (their initial state comes from recovery.ts).
 
   private async writeBootstrap(group: GroupId, voters: readonly NodeId[]): Promise<void> {
     const point = await writeBootstrapPoint(this.store, group, voters);
-    if (this.replicas.has(group) || this.closed) return;
-    this.addReplica(group, bootstrappedGroup(this.coreConfig(group), group, point));
+    if (this.hosted.has(group) || this.closed) return;
+    this.hosted.add(group, bootstrappedGroup(this.coreConfig(group), group, point));
     this.wake();
   }
 
   /** The replica for input to a group this node does not have: created if the application accepts it. */
   private adopt(group: GroupId, from: NodeId): GroupReplica<Result> | undefined {
-    const replica = this.replicas.get(group);
+    const replica = this.hosted.get(group);
     const accept = this.options.acceptUnknownGroup?.(group, from) ?? false;
     if (replica !== undefined || !accept || this.bootstrapping.has(group)) return replica;
-    return this.addReplica(group, emptyGroup(this.coreConfig(group), group));
-  }
-
-  private addReplica(group: GroupId, init: GroupInit): GroupReplica<Result> {
-    const replica = new GroupReplica<Result>(group, this.store, init);
-    this.replicas.set(group, replica);
-    const voters = init.applied.conf.voters;
-    // A lone voter needs no election round trip: it leads in milliseconds.
-    if (voters.length === 1 && voters[0] === this.options.nodeId) replica.core.campaign();
-    this.markDirty(replica);
-    return replica;
+    return this.hosted.add(group, emptyGroup(this.coreConfig(group), group));
   }
 
   private coreConfig(group: GroupId): RaftConfig {
@@ -480,22 +394,18 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
       this.requests.queuedProposals += 1;
       this.stats_.proposals += 1;
       replica.proposals.push(build(request));
-      this.markDirty(replica);
+      this.hosted.markDirty(replica);
       this.wake();
     });
   }
 
   private admit(group: GroupId): Admission<Result> {
     if (this.closed || this.failed) return { ok: false, refused: failure('SHUTTING_DOWN', 'host is closed') };
-    const replica = this.replicas.get(group);
+    const replica = this.hosted.get(group);
     if (replica === undefined) {
       return { ok: false, refused: failure('NO_GROUP', `group ${group} is not hosted here`) };
     }
     return { ok: true, replica };
-  }
-
-  private markDirty(replica: GroupReplica<Result>): void {
-    this.dirty.add(replica);
   }
 
   private wake(): void {
@@ -505,7 +415,7 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
   /** Shutdown or failure: every waiter gets SHUTTING_DOWN, every queued snapshot `false`. */
   private settleEverything(): void {
     this.requests.settleAll(failure('SHUTTING_DOWN', 'host is closing'));
-    for (const replica of this.replicas.values()) {
+    for (const replica of this.hosted.all()) {
       replica.inboundSnapshot?.resolve(false);
       replica.inboundSnapshot = undefined;
     }
