@@ -1,4 +1,4 @@
-// Crash and restart with the real Raft host (raft/host.ts) carrying the context state machine.
+// Crash and restart with the real Raft host (raft/host/) carrying the context state machine.
 //
 // The host writes a group's state-machine writes and its applied index in one store batch, and on
 // restart hands the state machine only entries above the recovered applied index; the state machine
