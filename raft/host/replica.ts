@@ -62,7 +62,10 @@ export interface InboundSnapshot {
 export interface ReadyWork<Result> {
   readonly replica: GroupReplica<Result>;
   readonly ready: Ready;
-  /** Messages that may leave only once this Ready is durable (all of them unless sendEarly ran). */
+  /**
+   * Messages that may leave only once this Ready is durable: all of them, unless Outbox.sendEarly
+   * sent some before the write.
+   */
   afterPersist?: readonly Message[];
 }
 
