@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { GroupId, NodeId } from '../raft/core/types.js';
-import type { RaftHostStats } from '../raft/host.js';
+import type { RaftHostStats } from '../raft/host/index.js';
 import { launchRaftProcess, type LaunchedProcess } from '../raft/process/launcher.js';
 import { runLoad, type LoadResult } from '../raft/process/load.js';
 import { defaultLimits, startRaftNode, type NodeStatus } from '../raft/process/raft-node.js';

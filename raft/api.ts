@@ -208,8 +208,8 @@ export interface ConsensusHost<Result = unknown> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Constructing a host. `RaftHost` (host.ts) implements ConsensusHost plus the driving calls below;
-// `startHostLoop` (driver.ts) drives it in real time, the simulator drives it by hand.
+// Constructing a host. `RaftHost` (host/raft-host.ts) implements ConsensusHost plus the driving calls
+// below; `startHostLoop` (driver.ts) drives it in real time, the simulator drives it by hand.
 
 export interface RaftHostOptions<Result> {
   readonly nodeId: NodeId;

@@ -3,7 +3,7 @@
 
 export type * from './api.js';
 export * from './core/types.js';
-export { DEFAULT_REQUEST_TIMEOUT_MS, RaftHost, type RaftHostStats } from './host.js';
+export { DEFAULT_REQUEST_TIMEOUT_MS, RaftHost, type RaftHostStats } from './host/index.js';
 export { startHostLoop, type HostLoop, type LoopDrivableHost } from './driver.js';
 export { openLevelStore } from './storage/level-store.js';
 export { StorageCorruptionError } from './storage/checksum-frame.js';

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 
 import type { RaftHostLimits } from '../raft/api.js';
 import { startHostLoop } from '../raft/driver.js';
-import { RaftHost } from '../raft/host.js';
+import { RaftHost } from '../raft/host/index.js';
 import { openLevelStore } from '../raft/storage/level-store.js';
 import { createGrpcTransport } from '../raft/transport/grpc-transport.js';
 import type { Config } from './config/config.js';
@@ -29,7 +29,7 @@ import { startHttpServer } from './http/server.js';
 import type { Logger } from './logger.js';
 import { meteredService } from './metered-service.js';
 import { createMetrics, type Metrics, type ProposalOutcome } from './metrics.js';
-import type { RaftHostStats } from '../raft/host.js';
+import type { RaftHostStats } from '../raft/host/index.js';
 import { defaultGroupCount } from './routing.js';
 import type { Readiness } from './service.js';
 import { createTokenEstimator } from './tokens/create-token-estimator.js';

@@ -7,7 +7,7 @@
 import type { GroupStatus, RaftHostLimits } from '../api.js';
 import type { GroupId, NodeId } from '../core/types.js';
 import { startHostLoop, type HostLoop } from '../driver.js';
-import { RaftHost, type RaftHostStats } from '../host.js';
+import { RaftHost, type RaftHostStats } from '../host/index.js';
 import { openLevelStore } from '../storage/level-store.js';
 import { createGrpcTransport, type GrpcTransport } from '../transport/grpc-transport.js';
 import type { LinkError } from '../transport/peer-link.js';

@@ -1,4 +1,4 @@
-// Crash and restart with the real Raft host (raft/host.ts) carrying the context state machine.
+// Crash and restart with the real Raft host (raft/host/) carrying the context state machine.
 //
 // The host writes a group's state-machine writes and its applied index in one store batch, and on
 // restart hands the state machine only entries above the recovered applied index; the state machine
@@ -23,7 +23,7 @@ import type {
   StateMachine,
 } from '../../raft/api.js';
 import type { GroupId, SnapshotMeta } from '../../raft/core/types.js';
-import { RaftHost } from '../../raft/host.js';
+import { RaftHost } from '../../raft/host/index.js';
 import { encodeCommand } from '../../src/context/commands.js';
 import type { Command } from '../../src/context/commands.js';
 import type { CommandResult } from '../../src/context/results.js';

@@ -1,6 +1,6 @@
-// The byte accounting compaction relies on (host.ts, logRetainBytes): for any retained log, the data
-// bytes of a range are the sum of its retained entries', and indexKeepingBytes names the lowest index whose
-// following entries up to `high` fit the budget, never one below the compaction point.
+// The byte accounting compaction relies on (host/compaction.ts, logRetainBytes): for any retained log,
+// the data bytes of a range are the sum of its retained entries', and indexKeepingBytes names the lowest
+// index whose following entries up to `high` fit the budget, never one below the compaction point.
 
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';

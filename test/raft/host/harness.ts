@@ -16,7 +16,7 @@ import type {
   TransportHandlers,
 } from '../../../raft/api.js';
 import type { GroupId, Message, NodeId, SnapshotMeta } from '../../../raft/core/types.js';
-import { RaftHost } from '../../../raft/host.js';
+import { RaftHost } from '../../../raft/host/index.js';
 import { MemoryStore } from '../storage/memory-store.js';
 
 // ---------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { KvStore, ProposeOutcome } from '../../../raft/api.js';
 import { startHostLoop, type HostLoop } from '../../../raft/driver.js';
-import { RaftHost } from '../../../raft/host.js';
+import { RaftHost } from '../../../raft/host/index.js';
 import { openLevelStore } from '../../../raft/storage/level-store.js';
 import { appliedData, bytes, MemoryNetwork, RecordingStateMachine, seeded, testLimits } from './harness.js';
 

@@ -12,7 +12,7 @@ import type {
   TransportHandlers,
 } from '../../../raft/api.js';
 import { MessageType, type Message, type NodeId } from '../../../raft/core/types.js';
-import { RaftHost } from '../../../raft/host.js';
+import { RaftHost } from '../../../raft/host/index.js';
 import { MemoryStore } from '../storage/memory-store.js';
 import { RecordingStateMachine, seeded, testLimits } from './harness.js';
 

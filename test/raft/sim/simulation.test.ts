@@ -16,7 +16,7 @@
 // shows the checkers catch it: the simulator can fail.
 
 import { afterAll, describe, expect, it } from 'vitest';
-import { RaftHost } from '../../../raft/host.js';
+import { RaftHost } from '../../../raft/host/index.js';
 import type { OpenHost } from './cluster.js';
 import {
   DEFAULT_WEIGHTS,
