@@ -227,6 +227,11 @@ export interface RaftHostOptions<Result> {
   readonly limits: RaftHostLimits;
   /** Called when a store write fails or an invariant breaks. Production: log and exit(1). */
   readonly onFatal: (error: Error) => void;
+  /**
+   * Asked before each proposal: a reason refuses it (OVERLOADED) before it reaches the log, e.g. while
+   * the store's disk is nearly full. Membership changes are never refused (they free space).
+   */
+  readonly refuseProposals?: () => string | undefined;
   /** Whether to create a replica for a group this node does not have when a message for it arrives. */
   readonly acceptUnknownGroup?: (group: GroupId, from: NodeId) => boolean;
   /** Timers for metrics: each is called as the work starts and returns the function that ends it. */

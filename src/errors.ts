@@ -21,6 +21,8 @@ export const ErrorCodes = {
   unsupported_media_type: 415,
   rate_limited: 429,
   internal: 500,
+  /** [ext] Free disk space on the accepting node is below its floor: writes are refused, reads go on. */
+  insufficient_storage: 507,
   raft_unavailable: 503,
   raft_timeout: 503,
   overloaded: 503,

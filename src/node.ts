@@ -26,6 +26,7 @@ import { createContextService } from './context/context-service.js';
 import type { CommandResult } from './context/results.js';
 import { ContextStateMachine } from './context/state-machine.js';
 import { startHttpServer } from './http/server.js';
+import { startDiskGuard } from './storage/disk-guard.js';
 import type { Logger } from './logger.js';
 import { meteredService } from './metered-service.js';
 import { createMetrics, type Metrics, type ProposalOutcome } from './metrics.js';
@@ -48,6 +49,8 @@ export interface StartNodeHooks {
    * failed must never be retried in place); in-process tests may record it instead.
    */
   readonly onFatal?: (error: Error) => void;
+  /** Free bytes of the data directory's file system (tests simulate a filling disk with it). */
+  readonly diskFreeBytes?: (dir: string) => Promise<number>;
 }
 
 /** The LevelDB directory inside the data directory (the node name file sits beside it). */
@@ -76,6 +79,19 @@ export const startNode = async (
   };
 
   try {
+    const disk = await startDiskGuard({
+      dir: config.dataDir,
+      floorBytes: config.diskFreeMinBytes,
+      ...(hooks.diskFreeBytes === undefined ? {} : { freeBytes: hooks.diskFreeBytes }),
+      onChange: (low, freeBytes) =>
+        low
+          ? log.error(
+              { freeBytes, floorBytes: config.diskFreeMinBytes },
+              'free disk space below the floor: refusing writes',
+            )
+          : log.info({ freeBytes }, 'free disk space above the floor again: taking writes'),
+    });
+    closers.push(async () => disk.stop());
     const store = await openLevelStore(join(config.dataDir, storeDirName));
     closers.push(() => store.close());
 
@@ -122,6 +138,8 @@ export const startNode = async (
       checkQuorum: config.raftCheckQuorum,
       limits: hostLimits(config),
       onFatal: fatal,
+      // Forwarded writes are proposed here too: a leader low on disk refuses them (503).
+      refuseProposals: () => disk.refusal(),
       ...(wiring === undefined ? {} : { acceptUnknownGroup: wiring.acceptUnknownGroup }),
       timers: {
         turn: () => metrics.raft.turnDurationSeconds.startTimer(),
@@ -209,6 +227,7 @@ export const startNode = async (
       },
       apiKeys: config.apiKeys,
       limits: { bodyBytesMax: config.bodyLimitBytes },
+      refuseWrites: () => disk.refusal(),
       load: {
         inflightRequestsMax: config.httpInflightRequestsMax,
         bufferedBytesMax: config.httpBufferedBytesMax,

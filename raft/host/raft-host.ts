@@ -127,6 +127,8 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
       // An empty Normal entry is Raft's no-op: it is never handed to the state machine.
       return Promise.reject(new RangeError('propose: data must not be empty'));
     }
+    const refusal = this.options.refuseProposals?.();
+    if (refusal !== undefined) return Promise.resolve({ ok: false, code: 'OVERLOADED', message: refusal });
     return this.enqueueProposal<ProposeOutcome<Result>>(group, options?.timeoutMs, (request) => ({
       kind: 'normal',
       data,

@@ -126,6 +126,14 @@ export const options = {
     default: 256 * MiB,
     doc: 'Request-body bytes held in memory by requests in flight; past it, 503 overloaded. At least body_limit_bytes.',
   }),
+  diskFreeMinBytes: spec({
+    kind: integer(0, 1024 * 1024 * MiB),
+    env: 'FASTPACA_DISK_FREE_MIN_BYTES',
+    flag: 'disk-free-min-bytes',
+    toml: 'raft.disk_free_min_bytes',
+    default: 256 * MiB,
+    doc: "Free bytes on the data directory's file system below which writes are refused (507, or 503 for a leader), before the store fails; 0 turns the check off.",
+  }),
   readPageBytesMax: spec({
     kind: integer(64 * 1024, 1024 * MiB),
     env: 'FASTPACA_READ_PAGE_BYTES_MAX',

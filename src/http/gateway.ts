@@ -52,6 +52,8 @@ export interface Gateway {
   authorize(req: HttpRequest): void;
   /** Throws ServiceError overloaded when more requests are in flight than the node takes. */
   admit(): void;
+  /** Throws ServiceError insufficient_storage while the node refuses writes. */
+  admitWrite(): void;
   /** Starts answering a request: attaches onAborted, so call it first, before any async work. */
   /** `method` (lower-case, as uWS reports it) matters only for HEAD, which gets no body. */
   begin(res: HttpResponse, route: string, method?: string): Exchange;
@@ -65,6 +67,7 @@ export interface GatewayOptions {
   readonly load: LoadLimits;
   readonly logger: HttpLogger;
   readonly onRequest: RequestObserver | undefined;
+  readonly refuseWrites?: (() => string | undefined) | undefined;
 }
 
 /** A refused body's rest still read before closing: twice the body limit, at least 4 MiB. */
@@ -124,6 +127,10 @@ export const createGateway = (options: GatewayOptions): Gateway => {
       if (authenticate !== undefined && !authenticate(req.getHeader('authorization'))) {
         throw new ServiceError('unauthorized', 'A valid API key is required (Authorization: Bearer <key>)');
       }
+    },
+    admitWrite: () => {
+      const refusal = options.refuseWrites?.();
+      if (refusal !== undefined) throw new ServiceError('insufficient_storage', refusal);
     },
     begin: (res, route, method) => new Exchange(res, route, hooks, method === 'head'),
     whenIdle: (timeoutMs) =>

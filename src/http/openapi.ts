@@ -149,6 +149,7 @@ const errorCodesOf = (route: RouteSpec): ErrorCode[] => {
       codes.add(code);
   }
   if (route.path.startsWith('/v1/')) for (const code of serviceErrors) codes.add(code);
+  if (route.path.startsWith('/v1/') && route.method !== 'get') codes.add('insufficient_storage');
   codes.add('internal');
   return [...codes];
 };

@@ -76,11 +76,13 @@ const dispatcher = (route: RouteSpec, handler: RouteHandler, gateway: Gateway): 
   const hasId = route.path.includes(':id');
   // Health, metrics and the OpenAPI document stay answerable when the node sheds /v1 load.
   const shed = route.path.startsWith('/v1/');
+  const writes = shed && route.method !== 'get';
   return (res, req) => {
     const exchange = gateway.begin(res, label);
     try {
       if (shed) gateway.admit();
       if (route.auth) gateway.authorize(req);
+      if (writes) gateway.admitWrite();
       const contextId = hasId ? decodeContextId(req.getParameter(0)) : '';
       const rawQuery = route.query === undefined ? '' : (req.getQuery() ?? '');
       const idempotencyKey = route.idempotencyKey === true ? req.getHeader('idempotency-key') : '';

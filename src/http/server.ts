@@ -29,6 +29,8 @@ export interface HttpServerOptions {
   readonly apiKeys: readonly string[];
   /** Missing fields take defaultRequestLimits. */
   readonly limits?: Partial<RequestLimits>;
+  /** Why this node refuses writes now (e.g. its disk is nearly full), or undefined. */
+  readonly refuseWrites?: () => string | undefined;
   /** The node's load limits; missing fields take defaultLoadLimits. */
   readonly load?: Partial<LoadLimits>;
   readonly logger: HttpLogger;
@@ -56,6 +58,7 @@ export const startHttpServer = async (options: HttpServerOptions): Promise<HttpS
     apiKeys: options.apiKeys,
     limits,
     load,
+    refuseWrites: options.refuseWrites,
     logger: options.logger,
     onRequest: options.onRequest,
   });

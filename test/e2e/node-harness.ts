@@ -23,6 +23,8 @@ export interface TestNode {
 export interface TestNodeOptions {
   readonly dataDir?: string;
   readonly env?: Readonly<Record<string, string>>;
+  /** Replaces the data directory's free-space probe (a simulated filling disk). */
+  readonly diskFreeBytes?: (dir: string) => Promise<number>;
   /** Seconds; bounded wait for every group to elect itself. */
   readonly readyTimeoutMs?: number;
 }
@@ -43,7 +45,10 @@ export const startTestNode = async (options: TestNodeOptions = {}): Promise<Test
   });
   const fatalErrors: Error[] = [];
   const logger = createLogger({ level: config.logLevel });
-  const node = await startNode(config, logger, { onFatal: (error) => fatalErrors.push(error) });
+  const node = await startNode(config, logger, {
+    onFatal: (error) => fatalErrors.push(error),
+    ...(options.diskFreeBytes === undefined ? {} : { diskFreeBytes: options.diskFreeBytes }),
+  });
   const base = `http://127.0.0.1:${node.httpPort}`;
   await waitReady(base, options.readyTimeoutMs ?? 10_000);
   return {

@@ -199,6 +199,7 @@ export interface ClusterOptions {
   readonly limits?: Partial<RaftHostLimits>;
   readonly acceptUnknownGroup?: boolean;
   readonly store?: (id: NodeId) => KvStore;
+  readonly refuseProposals?: () => string | undefined;
 }
 
 /** Several hosts on one MemoryNetwork, driven by hand. `clock` is every host's now(). */
@@ -254,6 +255,9 @@ export class Cluster {
       limits: testLimits(this.options.limits),
       onFatal: (error) => handle.fatal.push(error),
       ...(accept ? { acceptUnknownGroup: () => true } : {}),
+      ...(this.options.refuseProposals === undefined
+        ? {}
+        : { refuseProposals: this.options.refuseProposals }),
     });
     handle.host = host;
     return host;

@@ -32,6 +32,22 @@ describe('RaftHost limits and failures', () => {
     expect((await cluster.drive(host.propose(GROUP, bytes('4')))).ok).toBe(true);
   });
 
+  it('answers OVERLOADED with the reason while proposals are refused (a disk nearly full), then accepts again', async () => {
+    let refusal: string | undefined = 'disk nearly full';
+    const cluster = new Cluster({ ids: ['solo'], refuseProposals: () => refusal });
+    await cluster.start();
+    await cluster.host('solo').bootstrapGroup(GROUP, ['solo']);
+    await cluster.waitForLeader(GROUP);
+    const host = cluster.host('solo');
+    expect(await host.propose(GROUP, bytes('x'))).toEqual({
+      ok: false,
+      code: 'OVERLOADED',
+      message: 'disk nearly full',
+    });
+    refusal = undefined;
+    expect((await cluster.drive(host.propose(GROUP, bytes('y')))).ok).toBe(true);
+  });
+
   it('answers OVERLOADED once too many proposals are in flight in the cores', async () => {
     const cluster = await singleNode({ pendingProposalsMax: 1 });
     const host = cluster.host('solo');
