@@ -43,6 +43,8 @@ describe('large entries in a three-node cluster', () => {
     // shared cores can delay heartbeats past an election timeout.
     cluster = await createCluster(3, {
       FASTPACA_BODY_LIMIT_BYTES: String(BODY_LIMIT_BYTES),
+      // One tail page must hold four such messages (the default page budget is 16 MiB of them).
+      FASTPACA_READ_PAGE_BYTES_MAX: String(64 * MiB),
       // Writing ~50 MB three times over on two shared cores can take seconds; what this test is
       // about fails at once (a message over a peer's limit), not by being slow.
       FASTPACA_RAFT_PROPOSAL_TIMEOUT_MS: '15000',

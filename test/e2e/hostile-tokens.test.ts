@@ -2,6 +2,7 @@
 // 1,000,000 letters, counted by the server (no token_count). BPE merging is quadratic in a word's
 // length, so it took 598 s, and every other server-counted append on the node waited behind it. Now
 // the node answers it with an exact count, and a two-word append sent meanwhile is answered first.
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { startTestNode, type TestNode } from './node-harness.js';
@@ -85,4 +86,48 @@ describe('a server-counted append of one enormous word', () => {
     expect(big.body.token_estimate).toBeGreaterThan(400_000);
     expect(big.body.token_estimate).toBeLessThan(600_000);
   }, 60_000);
+});
+
+/** Text built to hurt a tokenizer: long runs of one class, combining marks, joiners, surrogates. */
+const pathologicalText = fc
+  .array(
+    fc.tuple(
+      fc.constantFrom(
+        'a',
+        'Zz',
+        '字',
+        '\u0301',
+        'e\u0301',
+        '!',
+        '🙂',
+        '👩\u200d👩\u200d👧',
+        ' ',
+        '\n',
+        '\t ',
+        '9',
+        '\ud800',
+        '<|endoftext|>',
+        'ab1',
+        "'s",
+      ),
+      fc.integer({ min: 1, max: 40_000 }),
+    ),
+    { minLength: 1, maxLength: 4 },
+  )
+  .map((runs) => runs.map(([unit, times]) => unit.repeat(times)).join(''))
+  .filter((text) => Buffer.byteLength(text) < 900 * 1024);
+
+describe('server-counted appends of pathological text', () => {
+  it('are all answered 201 with a positive count, and the node keeps answering', async () => {
+    await createContext('pathological');
+    await fc.assert(
+      fc.asyncProperty(pathologicalText, async (text) => {
+        const answer = await append('pathological', text);
+        expect(answer.status).toBe(201);
+        expect(answer.body.token_estimate).toBeGreaterThan(0);
+      }),
+      { numRuns: 25 },
+    );
+    expect((await append('pathological', 'still here')).body.token_estimate).toBe(2);
+  }, 120_000);
 });
