@@ -226,6 +226,7 @@ export const startNode = async (
         return { contentType: metrics.contentType, body: await metrics.render() };
       },
       apiKeys: config.apiKeys,
+      protectedMode: config.protectedMode,
       limits: { bodyBytesMax: config.bodyLimitBytes },
       refuseWrites: () => disk.refusal(),
       load: {

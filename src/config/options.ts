@@ -168,6 +168,15 @@ export const options = {
     doc: 'Bearer keys accepted on /v1 (several for rotation); empty disables auth (a warning is logged).',
   }),
 
+  protectedMode: spec({
+    kind: boolean(),
+    env: 'FASTPACA_PROTECTED_MODE',
+    flag: 'protected-mode',
+    toml: 'protected_mode',
+    default: true,
+    doc: 'Without an API key, serve /v1 to clients on this machine only (loopback); false serves an open API to the network.',
+  }),
+
   // --- cluster
   clusterSeed: spec({
     kind: clusterSeed(),

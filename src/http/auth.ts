@@ -2,6 +2,10 @@
 // crypto.timingSafeEqual, so neither the content nor the length of a key leaks through timing, and
 // every configured key is compared on every request (no early exit reveals which key matched or
 // how many are configured). Several keys are allowed so operators can rotate without downtime.
+//
+// Protected mode (as Redis has it): a node without an API key serves /v1 to clients on this
+// machine only, so starting one on a public address does not expose an open write API by accident.
+// Setting a key, or turning protected mode off, serves the network.
 
 import { createHash, timingSafeEqual } from 'node:crypto';
 
@@ -24,4 +28,20 @@ export const createAuthenticator = (apiKeys: readonly string[]): Authenticator |
     for (const keyDigest of keyDigests) matched = timingSafeEqual(presented, keyDigest) || matched;
     return matched;
   };
+};
+
+/**
+ * Whether a client at `remoteAddress` (as uWS reports it: "127.0.0.1", "::1", "::ffff:127.0.0.1")
+ * may use an API that has no key. Only loopback addresses may, while protected mode is on.
+ */
+export const allowedWithoutKey = (remoteAddress: string, protectedMode: boolean): boolean =>
+  !protectedMode || isLoopbackAddress(remoteAddress);
+
+const isLoopbackAddress = (address: string): boolean => {
+  const v4 = address.startsWith('::ffff:') ? address.slice('::ffff:'.length) : address;
+  return (
+    /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(v4) ||
+    /^(0{0,4}:){2,7}0{0,3}1$/.test(address) ||
+    address === '::1'
+  );
 };

@@ -13,7 +13,7 @@ import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 
 import { ServiceError } from '../errors.js';
 import type { RequestLimits } from '../schemas.js';
-import { createAuthenticator } from './auth.js';
+import { allowedWithoutKey, createAuthenticator } from './auth.js';
 import type { BodyRules } from './body-reader.js';
 import { Exchange } from './exchange.js';
 import type { ExchangeHooks, RequestObserver } from './exchange.js';
@@ -49,7 +49,7 @@ export interface Gateway {
    * Throws ServiceError unauthorized unless the request carries a configured key; a no-op when no
    * keys are configured. Call synchronously in the uWS handler: `req` dies when it returns.
    */
-  authorize(req: HttpRequest): void;
+  authorize(req: HttpRequest, res: HttpResponse): void;
   /** Throws ServiceError overloaded when more requests are in flight than the node takes. */
   admit(): void;
   /** Throws ServiceError insufficient_storage while the node refuses writes. */
@@ -63,6 +63,8 @@ export interface Gateway {
 
 export interface GatewayOptions {
   readonly apiKeys: readonly string[];
+  /** Without API keys, serve /v1 to loopback clients only (auth.ts). */
+  readonly protectedMode?: boolean;
   readonly limits: RequestLimits;
   readonly load: LoadLimits;
   readonly logger: HttpLogger;
@@ -123,9 +125,18 @@ export const createGateway = (options: GatewayOptions): Gateway => {
         });
       }
     },
-    authorize: (req) => {
-      if (authenticate !== undefined && !authenticate(req.getHeader('authorization'))) {
+    authorize: (req, res) => {
+      if (authenticate !== undefined) {
+        if (authenticate(req.getHeader('authorization'))) return;
         throw new ServiceError('unauthorized', 'A valid API key is required (Authorization: Bearer <key>)');
+      }
+      const remote = Buffer.from(res.getRemoteAddressAsText()).toString();
+      if (!allowedWithoutKey(remote, options.protectedMode ?? true)) {
+        throw new ServiceError(
+          'unauthorized',
+          'This node has no API key and serves /v1 to clients on its own machine only (protected mode): ' +
+            'set FASTPACA_API_KEY, or FASTPACA_PROTECTED_MODE=false to serve an open API',
+        );
       }
     },
     admitWrite: () => {

@@ -81,7 +81,7 @@ const dispatcher = (route: RouteSpec, handler: RouteHandler, gateway: Gateway): 
     const exchange = gateway.begin(res, label);
     try {
       if (shed) gateway.admit();
-      if (route.auth) gateway.authorize(req);
+      if (route.auth) gateway.authorize(req, res);
       if (writes) gateway.admitWrite();
       const contextId = hasId ? decodeContextId(req.getParameter(0)) : '';
       const rawQuery = route.query === undefined ? '' : (req.getQuery() ?? '');

@@ -27,6 +27,8 @@ export interface HttpServerOptions {
   readonly metrics: () => Promise<MetricsSnapshot>;
   /** Accepted Bearer keys (several during rotation); empty turns authentication off. */
   readonly apiKeys: readonly string[];
+  /** Without keys, serve /v1 to clients on this machine only (default true). */
+  readonly protectedMode?: boolean;
   /** Missing fields take defaultRequestLimits. */
   readonly limits?: Partial<RequestLimits>;
   /** Why this node refuses writes now (e.g. its disk is nearly full), or undefined. */
@@ -56,6 +58,7 @@ export const startHttpServer = async (options: HttpServerOptions): Promise<HttpS
   const load = resolveLimits({ ...defaultLoadLimits, ...options.load });
   const gateway = createGateway({
     apiKeys: options.apiKeys,
+    protectedMode: options.protectedMode ?? true,
     limits,
     load,
     refuseWrites: options.refuseWrites,
@@ -77,7 +80,13 @@ export const startHttpServer = async (options: HttpServerOptions): Promise<HttpS
   const listenSocket = await listen(app, host, options.port);
   const port = uWS.us_socket_local_port(listenSocket);
   if (options.apiKeys.length === 0) {
-    options.logger.warn({ type: 'http_auth_disabled' }, 'No API key configured: /v1 routes are open');
+    const protectedMode = options.protectedMode ?? true;
+    options.logger.warn(
+      { type: 'http_auth_disabled', protectedMode },
+      protectedMode
+        ? 'No API key configured: /v1 serves clients on this machine only (protected mode)'
+        : 'No API key configured and protected mode off: /v1 routes are open to the network',
+    );
   }
   options.logger.info({ type: 'http_listening', host, port }, 'HTTP gateway listening');
   return { port, close: closer(app, listenSocket, gateway, options.closeTimeoutMs ?? 5_000) };

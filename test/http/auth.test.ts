@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import type { TestServer } from './harness.js';
+import { allowedWithoutKey } from '../../src/http/auth.js';
 import { call, startTestServer } from './harness.js';
 
 describe('with API keys configured', () => {
@@ -90,5 +91,38 @@ describe('without API keys', () => {
     });
     expect(ignored.status).toBe(200);
     expect(server.logs.some((entry) => entry.level === 'warn')).toBe(true);
+  });
+});
+
+describe('protected mode (no API key)', () => {
+  it('serves /v1 without a key to loopback clients only, unless turned off', () => {
+    for (const local of ['127.0.0.1', '127.8.9.10', '::1', '0:0:0:0:0:0:0:1', '::ffff:127.0.0.1']) {
+      expect(allowedWithoutKey(local, true), local).toBe(true);
+    }
+    for (const remote of [
+      '10.0.0.1',
+      '192.168.1.20',
+      '::ffff:10.0.0.1',
+      'fd00::2',
+      '2001:db8::1',
+      '128.0.0.1',
+      '',
+    ]) {
+      expect(allowedWithoutKey(remote, true), remote).toBe(false);
+      expect(allowedWithoutKey(remote, false), remote).toBe(true);
+    }
+  });
+
+  it('answers a loopback client without a key, and says so in its start-up warning', async () => {
+    const server = await startTestServer({ apiKeys: [] });
+    try {
+      expect((await call(server.base, 'GET', '/v1/contexts/c/tail')).status).toBe(200);
+      const warning = server.logs.find(
+        (entry) => (entry.object as { type?: string }).type === 'http_auth_disabled',
+      );
+      expect(warning?.message).toMatch(/this machine only \(protected mode\)/);
+    } finally {
+      await server.close();
+    }
   });
 });
