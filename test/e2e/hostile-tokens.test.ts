@@ -5,6 +5,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import { randomLetters } from '../tokens/text-arbitraries.js';
 import { startTestNode, type TestNode } from './node-harness.js';
 
 let node: TestNode;
@@ -41,19 +42,6 @@ const createContext = async (id: string): Promise<void> => {
     body: JSON.stringify({ token_budget: 1_000_000 }),
   });
   expect(response.status).toBe(201);
-};
-
-/** Deterministic pseudo-random lowercase letters. */
-const randomLetters = (length: number, seed: number): string => {
-  let state = seed;
-  const letters = new Array<string>(length);
-  for (let i = 0; i < length; i++) {
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    letters[i] = String.fromCharCode(97 + ((state >>> 0) % 26));
-  }
-  return letters.join('');
 };
 
 describe('a server-counted append of one enormous word', () => {

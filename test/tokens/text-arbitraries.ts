@@ -125,3 +125,19 @@ export const anyText = fc
     { minLength: 1, maxLength: 4 },
   )
   .map((pieces) => pieces.join(''));
+
+/**
+ * Deterministic pseudo-random lowercase letters (xorshift32): one long "word" whose BPE cost is the
+ * worst case, the same on every run so a failure replays.
+ */
+export const randomLetters = (length: number, seed: number): string => {
+  let state = seed >>> 0 || 1;
+  const letters = new Array<string>(length);
+  for (let i = 0; i < length; i++) {
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    letters[i] = String.fromCharCode(97 + ((state >>> 0) % 26));
+  }
+  return letters.join('');
+};

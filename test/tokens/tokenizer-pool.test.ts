@@ -13,7 +13,7 @@ import {
   type FallbackEvent,
   type TokenizerPoolOptions,
 } from '../../src/tokens/tokenizer-pool.js';
-import { chatText } from './text-arbitraries.js';
+import { chatText, randomLetters } from './text-arbitraries.js';
 
 const exact = (text: string): number => countTokens(text, { disallowedSpecial: new Set() });
 
@@ -26,19 +26,6 @@ const countInSlices = (text: string, limits: LongRunLimits): number => {
     start = cut;
   }
   return total + exact(text.slice(start));
-};
-
-/** Deterministic pseudo-random lowercase letters (no Math.random in tests: failures must replay). */
-const randomLetters = (length: number, seed: number): string => {
-  let state = seed >>> 0 || 1;
-  const letters = new Array<string>(length);
-  for (let i = 0; i < length; i++) {
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    letters[i] = String.fromCharCode(97 + ((state >>> 0) % 26));
-  }
-  return letters.join('');
 };
 
 const small: LongRunLimits = { sliceLength: 16, exactRunMax: 48, exactBudget: 64 };
