@@ -16,6 +16,7 @@ import {
   serverOptions,
   transportService,
 } from './grpc-service.js';
+import { authenticateFirst, MAX_CONCURRENT_STREAMS } from './authenticate-first.js';
 import { createInboundService } from './inbound.js';
 import { PeerLink } from './peer-link.js';
 import type { LinkError, OutboundFrame } from './peer-link.js';
@@ -163,12 +164,21 @@ class GrpcTransportImpl implements GrpcTransport {
     if (this.server !== undefined || this.stopping.signal.aborted) {
       throw new Error('grpc transport: start called twice, or after stop');
     }
-    const server = new Server(serverOptions(this.options));
+    const checkSecret = createSecretCheck(this.options.clusterSecret);
+    const server = new Server({
+      ...serverOptions(this.options),
+      'grpc.max_concurrent_streams': MAX_CONCURRENT_STREAMS,
+      interceptors: [
+        authenticateFirst(checkSecret, () => {
+          this.counters.callsUnauthenticated += 1;
+        }),
+      ],
+    });
     server.addService(
       transportService,
       createInboundService({
         nodeId: this.options.nodeId,
-        checkSecret: createSecretCheck(this.options.clusterSecret),
+        checkSecret,
         handlers,
         stats: this.counters,
         snapshotBudget: new SnapshotBudget(this.options.snapshotBytesMax),
