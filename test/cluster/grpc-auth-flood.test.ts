@@ -4,7 +4,7 @@
 // one-node cluster, so the forwarding service's unary methods are served too); its RSS is read from
 // /proc while the flood runs.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { connect, type ClientHttp2Session } from 'node:http2';
+import { connect, type ClientHttp2Session, type IncomingHttpHeaders } from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -56,7 +56,7 @@ const floodCall = (session: ClientHttp2Session, path: string): Promise<CallEnd> 
     stream.on('response', (headers) => {
       grpcStatus ??= headers['grpc-status']?.toString();
     });
-    stream.on('trailers', (trailers) => {
+    stream.on('trailers', (trailers: IncomingHttpHeaders) => {
       grpcStatus ??= trailers['grpc-status']?.toString();
     });
     stream.on('error', () => {});
