@@ -227,6 +227,8 @@ export const startNode = async (
       },
       apiKeys: config.apiKeys,
       protectedMode: config.protectedMode,
+      ratePerKey: config.ratePerKey,
+      rateBurst: config.rateBurst,
       limits: { bodyBytesMax: config.bodyLimitBytes },
       refuseWrites: () => disk.refusal(),
       load: {

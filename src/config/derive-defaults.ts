@@ -7,6 +7,7 @@ export interface DerivedInputs {
   readonly port: number;
   readonly clusterSeed: readonly unknown[];
   readonly archiverEnabled: boolean;
+  readonly ratePerKey: number;
 }
 
 export interface DerivedDefault {
@@ -24,5 +25,6 @@ export const deriveDefaults = (resolved: DerivedInputs): ReadonlyMap<OptionKey, 
       { value: resolved.clusterSeed.length > 0 ? 3 : 1, how: '3 with a cluster seed, else 1' },
     ],
     ['migrateOnBoot', { value: resolved.archiverEnabled, how: 'same as archiver.enabled' }],
+    ['rateBurst', { value: Math.max(1, resolved.ratePerKey), how: 'rate_per_key, at least 1' }],
     ['tokenizerWorkers', { value: defaultTokenizerWorkers(), how: 'CPU count - 1, between 1 and 4' }],
   ]);

@@ -80,6 +80,7 @@ const derivedInputs = (values: Readonly<Record<string, unknown>>): DerivedInputs
   port: Number(values['port']),
   clusterSeed: Array.isArray(values['clusterSeed']) ? values['clusterSeed'] : [],
   archiverEnabled: values['archiverEnabled'] === true,
+  ratePerKey: Number(values['ratePerKey'] ?? 0),
 });
 
 const finish = (values: Record<string, unknown>, sources: ReadonlyMap<OptionKey, ResolvedSource>): Config => {

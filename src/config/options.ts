@@ -168,6 +168,23 @@ export const options = {
     doc: 'Bearer keys accepted on /v1 (several for rotation); empty disables auth (a warning is logged).',
   }),
 
+  ratePerKey: spec({
+    kind: integer(0, 1_000_000),
+    env: 'FASTPACA_RATE_PER_KEY',
+    flag: 'rate-per-key',
+    toml: 'http.rate_per_key',
+    default: 0,
+    doc: 'Requests per second each API key may make on this node (429 rate_limited with Retry-After past it); 0: no limit.',
+  }),
+  rateBurst: spec({
+    kind: integer(1, 10_000_000),
+    env: 'FASTPACA_RATE_BURST',
+    flag: 'rate-burst',
+    toml: 'http.rate_burst',
+    derivedDefault: 'rate_per_key (one second of requests), at least 1',
+    example: 100,
+    doc: 'Requests an API key may make at once after a quiet spell, when rate_per_key is set.',
+  }),
   protectedMode: spec({
     kind: boolean(),
     env: 'FASTPACA_PROTECTED_MODE',

@@ -9,8 +9,8 @@
 
 import { createHash, timingSafeEqual } from 'node:crypto';
 
-/** Returns whether an Authorization header value carries a configured key. */
-export type Authenticator = (authorizationHeader: string) => boolean;
+/** The index of the configured key an Authorization header value carries, or -1. */
+export type Authenticator = (authorizationHeader: string) => number;
 
 const bearerPrefix = 'bearer ';
 
@@ -22,10 +22,12 @@ export const createAuthenticator = (apiKeys: readonly string[]): Authenticator |
   if (keyDigests.length === 0) return undefined;
   return (authorizationHeader) => {
     // The auth scheme is case-insensitive (RFC 9110 §11.1); the key is not.
-    if (authorizationHeader.slice(0, bearerPrefix.length).toLowerCase() !== bearerPrefix) return false;
+    if (authorizationHeader.slice(0, bearerPrefix.length).toLowerCase() !== bearerPrefix) return -1;
     const presented = digest(authorizationHeader.slice(bearerPrefix.length).trim());
-    let matched = false;
-    for (const keyDigest of keyDigests) matched = timingSafeEqual(presented, keyDigest) || matched;
+    let matched = -1;
+    keyDigests.forEach((keyDigest, index) => {
+      if (timingSafeEqual(presented, keyDigest)) matched = index;
+    });
     return matched;
   };
 };

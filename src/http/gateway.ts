@@ -14,6 +14,7 @@ import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import { ServiceError } from '../errors.js';
 import type { RequestLimits } from '../schemas.js';
 import { allowedWithoutKey, createAuthenticator } from './auth.js';
+import { createRateLimiter } from './rate-limit.js';
 import type { BodyRules } from './body-reader.js';
 import { Exchange } from './exchange.js';
 import type { ExchangeHooks, RequestObserver } from './exchange.js';
@@ -65,6 +66,10 @@ export interface GatewayOptions {
   readonly apiKeys: readonly string[];
   /** Without API keys, serve /v1 to loopback clients only (auth.ts). */
   readonly protectedMode?: boolean;
+  /** Requests per second per API key (429 past it); 0 or absent: no limit. */
+  readonly ratePerKey?: number;
+  /** Requests a key may make at once after a quiet spell (default: one second's worth). */
+  readonly rateBurst?: number;
   readonly limits: RequestLimits;
   readonly load: LoadLimits;
   readonly logger: HttpLogger;
@@ -77,6 +82,11 @@ const lingerBytesFor = (bodyBytesMax: number): number => Math.max(4 * 1024 * 102
 
 export const createGateway = (options: GatewayOptions): Gateway => {
   const authenticate = createAuthenticator(options.apiKeys);
+  const rates = createRateLimiter(
+    options.apiKeys.length,
+    options.ratePerKey ?? 0,
+    options.rateBurst ?? Math.max(1, options.ratePerKey ?? 0),
+  );
   let inflight = 0;
   let bufferedBytes = 0;
   let idleWaiters: (() => void)[] = [];
@@ -127,8 +137,17 @@ export const createGateway = (options: GatewayOptions): Gateway => {
     },
     authorize: (req, res) => {
       if (authenticate !== undefined) {
-        if (authenticate(req.getHeader('authorization'))) return;
-        throw new ServiceError('unauthorized', 'A valid API key is required (Authorization: Bearer <key>)');
+        const key = authenticate(req.getHeader('authorization'));
+        if (key < 0) {
+          throw new ServiceError('unauthorized', 'A valid API key is required (Authorization: Bearer <key>)');
+        }
+        const waitSeconds = rates?.take(key);
+        if (waitSeconds !== undefined) {
+          throw new ServiceError('rate_limited', 'This API key is over its request rate; retry later', {
+            retryAfterSeconds: waitSeconds,
+          });
+        }
+        return;
       }
       const remote = Buffer.from(res.getRemoteAddressAsText()).toString();
       if (!allowedWithoutKey(remote, options.protectedMode ?? true)) {

@@ -29,6 +29,9 @@ export interface HttpServerOptions {
   readonly apiKeys: readonly string[];
   /** Without keys, serve /v1 to clients on this machine only (default true). */
   readonly protectedMode?: boolean;
+  /** Requests per second per API key (429 past it); 0 or absent: no limit. */
+  readonly ratePerKey?: number;
+  readonly rateBurst?: number;
   /** Missing fields take defaultRequestLimits. */
   readonly limits?: Partial<RequestLimits>;
   /** Why this node refuses writes now (e.g. its disk is nearly full), or undefined. */
@@ -59,6 +62,8 @@ export const startHttpServer = async (options: HttpServerOptions): Promise<HttpS
   const gateway = createGateway({
     apiKeys: options.apiKeys,
     protectedMode: options.protectedMode ?? true,
+    ...(options.ratePerKey === undefined ? {} : { ratePerKey: options.ratePerKey }),
+    ...(options.rateBurst === undefined ? {} : { rateBurst: options.rateBurst }),
     limits,
     load,
     refuseWrites: options.refuseWrites,
