@@ -7,7 +7,7 @@
 
 import type { ConsensusHost, Failure, GroupKv, ProposeOutcome, ReadOutcome } from '../raft/api.js';
 import type { GroupId, NodeId } from '../raft/core/types.js';
-import { PEER_MESSAGE_BYTES_MAX } from '../raft/transport/grpc-service.js';
+import { PEER_MESSAGE_BYTES_MAX } from '../net/grpc.js';
 import { encodeCommand } from './context/commands.js';
 import type { Command } from './context/commands.js';
 import type { CommandResult } from './context/results.js';

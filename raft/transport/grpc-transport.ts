@@ -7,7 +7,7 @@ import { Server, ServerCredentials } from '@grpc/grpc-js';
 import type { ServiceDefinition, UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { GroupMessage, SnapshotChunk, Transport, TransportHandlers } from '../api.js';
 import type { NodeId } from '../core/types.js';
-import { createSecretCheck } from './auth.js';
+import { createSecretCheck } from '../../net/auth.js';
 import type { BackoffMs } from './backoff.js';
 import { encodeFrame } from './codec.js';
 import {
@@ -15,7 +15,7 @@ import {
   PEER_MESSAGE_BYTES_MAX,
   serverOptions,
   transportService,
-} from './grpc-service.js';
+} from '../../net/grpc.js';
 import { createInboundService } from './inbound.js';
 import { PeerLink } from './peer-link.js';
 import type { LinkError, OutboundFrame } from './peer-link.js';

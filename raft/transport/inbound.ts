@@ -12,9 +12,9 @@ import type {
 } from '@grpc/grpc-js';
 import type { TransportHandlers } from '../api.js';
 import type { NodeId } from '../core/types.js';
-import type { SecretCheck } from './auth.js';
+import type { SecretCheck } from '../../net/auth.js';
 import { CodecError, decodeFrame, decodeSnapshotChunk, encodeSnapshotAnswer } from './codec.js';
-import { HELLO } from './grpc-service.js';
+import { HELLO } from '../../net/grpc.js';
 import { SnapshotAssembly } from './snapshot-assembly.js';
 import type { CompleteSnapshot, SnapshotBudget } from './snapshot-assembly.js';
 import type { TransportStats } from './transport-stats.js';

@@ -8,10 +8,10 @@
 import { Client, credentials, status } from '@grpc/grpc-js';
 import type { ClientDuplexStream, ServiceError } from '@grpc/grpc-js';
 import type { NodeId } from '../core/types.js';
-import { secretMetadata } from './auth.js';
+import { secretMetadata } from '../../net/auth.js';
 import { backoffDelayMs } from './backoff.js';
 import type { BackoffMs } from './backoff.js';
-import { clientOptions, deserializeBytes, serializeBytes, STREAM_PATH } from './grpc-service.js';
+import { clientOptions, deserializeBytes, serializeBytes, STREAM_PATH } from '../../net/grpc.js';
 import type { TransportStats } from './transport-stats.js';
 
 /** Why a link failed, for logs (never carries the secret). */

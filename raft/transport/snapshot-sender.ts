@@ -6,10 +6,10 @@ import { Client, credentials, status } from '@grpc/grpc-js';
 import type { ClientWritableStream } from '@grpc/grpc-js';
 import type { SnapshotChunk } from '../api.js';
 import type { NodeId } from '../core/types.js';
-import { secretMetadata } from './auth.js';
+import { secretMetadata } from '../../net/auth.js';
 import { decodeSnapshotAnswer, encodeSnapshotChunk } from './codec.js';
-import { clientOptions, deserializeBytes, serializeBytes, SNAPSHOT_PATH } from './grpc-service.js';
-import type { ChannelTuning } from './grpc-service.js';
+import { clientOptions, deserializeBytes, serializeBytes, SNAPSHOT_PATH } from '../../net/grpc.js';
+import type { ChannelTuning } from '../../net/grpc.js';
 import type { LinkError } from './peer-link.js';
 
 export interface SnapshotSendOptions extends ChannelTuning {

@@ -7,7 +7,7 @@ import type { TemplatedApp } from 'uWebSockets.js';
 
 import type { DrivableHost, StateMachine } from '../../raft/api.js';
 import type { GroupId, NodeId } from '../../raft/core/types.js';
-import { createSecretCheck } from '../../raft/transport/auth.js';
+import { createSecretCheck } from '../../net/auth.js';
 import type { ExtraGrpcService } from '../../raft/transport/grpc-transport.js';
 import type { Config } from '../config/config.js';
 import type { CommandResult } from '../context/results.js';

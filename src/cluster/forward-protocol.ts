@@ -15,7 +15,7 @@ import { Packr } from 'msgpackr';
 
 import type { FailureCode, ProposeOutcome } from '../../raft/api.js';
 import type { GroupId } from '../../raft/core/types.js';
-import { bytesMethod } from '../../raft/transport/grpc-service.js';
+import { bytesMethod } from '../../net/grpc.js';
 import type { CommandResult } from '../context/results.js';
 import { serviceCallMethod } from './remote-call-protocol.js';
 

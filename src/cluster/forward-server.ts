@@ -15,7 +15,7 @@ import type {
 
 import type { ProposeOutcome } from '../../raft/api.js';
 import type { GroupId } from '../../raft/core/types.js';
-import type { SecretCheck } from '../../raft/transport/auth.js';
+import type { SecretCheck } from '../../net/auth.js';
 import type { CommandResult } from '../context/results.js';
 import { decodeForwardRequest, encodeForwardOutcome, ForwardCodecError } from './forward-protocol.js';
 import { handleForwardStream } from './forward-stream.js';

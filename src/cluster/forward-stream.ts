@@ -15,15 +15,15 @@ import { Client, credentials, status } from '@grpc/grpc-js';
 import type { ClientDuplexStream, ServerDuplexStream, ServiceError } from '@grpc/grpc-js';
 
 import type { GroupId, NodeId } from '../../raft/core/types.js';
-import { secretMetadata } from '../../raft/transport/auth.js';
-import type { SecretCheck } from '../../raft/transport/auth.js';
+import { secretMetadata } from '../../net/auth.js';
+import type { SecretCheck } from '../../net/auth.js';
 import {
   clientOptions,
   deserializeBytes,
   PEER_BATCH_BYTES_TARGET,
   PEER_MESSAGE_BYTES_MAX,
   serializeBytes,
-} from '../../raft/transport/grpc-service.js';
+} from '../../net/grpc.js';
 import type { ForwardResult, Forwarder } from './forward-client.js';
 import {
   checkForwardOutcome,

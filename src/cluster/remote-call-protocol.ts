@@ -11,7 +11,7 @@
 
 import type { MethodDefinition } from '@grpc/grpc-js';
 
-import { bytesMethod } from '../../raft/transport/grpc-service.js';
+import { bytesMethod } from '../../net/grpc.js';
 import { ErrorCodes } from '../errors.js';
 import type { ErrorCode } from '../errors.js';
 

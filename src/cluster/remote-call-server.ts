@@ -7,7 +7,7 @@ import { status } from '@grpc/grpc-js';
 import type { sendUnaryData, ServerUnaryCall } from '@grpc/grpc-js';
 
 import type { GroupId } from '../../raft/core/types.js';
-import type { SecretCheck } from '../../raft/transport/auth.js';
+import type { SecretCheck } from '../../net/auth.js';
 import type { ContextPut } from '../domain.js';
 import { isServiceError } from '../errors.js';
 import { groupOf } from '../routing.js';

@@ -8,13 +8,13 @@ import { Client, credentials, status } from '@grpc/grpc-js';
 import type { ServiceError as GrpcError } from '@grpc/grpc-js';
 
 import type { NodeId } from '../../raft/core/types.js';
-import { secretMetadata } from '../../raft/transport/auth.js';
+import { secretMetadata } from '../../net/auth.js';
 import {
   clientOptions,
   deserializeBytes,
   PEER_MESSAGE_BYTES_MAX,
   serializeBytes,
-} from '../../raft/transport/grpc-service.js';
+} from '../../net/grpc.js';
 
 export type UnaryResult =
   | { readonly kind: 'answer'; readonly bytes: Uint8Array }

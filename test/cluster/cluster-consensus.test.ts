@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { ConsensusHost, GroupKv, ProposeOutcome, ReadOutcome } from '../../raft/api.js';
 import type { GroupId, NodeId } from '../../raft/core/types.js';
 import { createGrpcTransport, type GrpcTransport } from '../../raft/transport/grpc-transport.js';
-import { createSecretCheck } from '../../raft/transport/auth.js';
+import { createSecretCheck } from '../../net/auth.js';
 import { createClusterConsensus } from '../../src/cluster/cluster-consensus.js';
 import { ForwardClients, type ForwardResult, type Forwarder } from '../../src/cluster/forward-client.js';
 import {

@@ -3,7 +3,7 @@
 
 import { Metadata } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
-import { createSecretCheck, SECRET_METADATA_KEY, secretMetadata } from '../../../raft/transport/auth.js';
+import { createSecretCheck, SECRET_METADATA_KEY, secretMetadata } from '../../net/auth.js';
 
 const withValues = (...values: string[]): Metadata => {
   const metadata = new Metadata();
