@@ -1,19 +1,11 @@
-// The gRPC service between fastpaca hosts, defined in code (no protobuf step). Messages are opaque
-// bytes at this layer: the codec (codec.ts) encodes frames and chunks before they reach grpc-js,
-// so encoding errors surface in our code rather than inside a stream, and the send queue can hold
-// ready-to-write bytes.
-//
-//   Stream   (bidi)   client → server: frames. server → client: one HELLO once the call passed
-//                     authentication, so the client knows the stream really is up.
-//   Snapshot (client) client → server: snapshot chunks in order. server → client: the answer.
+// gRPC between fastpaca nodes, shared by the Raft transport (raft/transport/) and the cluster's
+// forwarding and remote calls (src/cluster/remote/). Services are defined in code (no protobuf
+// step) and messages are opaque bytes at this layer: each protocol's codec encodes them before they
+// reach grpc-js, so encoding errors surface in our code rather than inside a stream, and a send
+// queue can hold ready-to-write bytes. Also here: the one message-size limit every node agrees on,
+// and the channel options of servers and clients.
 
-import type { ChannelOptions, MethodDefinition, ServiceDefinition } from '@grpc/grpc-js';
-
-export const STREAM_PATH = '/fastpaca.raft.v1.Transport/Stream';
-export const SNAPSHOT_PATH = '/fastpaca.raft.v1.Transport/Snapshot';
-
-/** The server's first message on a Stream call. */
-export const HELLO = Buffer.from([1]);
+import type { ChannelOptions, MethodDefinition } from '@grpc/grpc-js';
 
 /** Room for gRPC and codec framing around a payload of maxFrameBytes. */
 const MESSAGE_SLACK_BYTES = 64 * 1024;
@@ -50,11 +42,6 @@ export const bytesMethod = (
   responseSerialize: serializeBytes,
   responseDeserialize: deserializeBytes,
 });
-
-export const transportService: ServiceDefinition = {
-  Stream: bytesMethod(STREAM_PATH, true, true),
-  Snapshot: bytesMethod(SNAPSHOT_PATH, true, false),
-};
 
 export interface ChannelTuning {
   readonly maxFrameBytes: number;

@@ -10,12 +10,8 @@ import type { NodeId } from '../core/types.js';
 import { createSecretCheck } from '../../net/auth.js';
 import type { BackoffMs } from './backoff.js';
 import { encodeFrame } from './codec.js';
-import {
-  PEER_BATCH_BYTES_TARGET,
-  PEER_MESSAGE_BYTES_MAX,
-  serverOptions,
-  transportService,
-} from '../../net/grpc.js';
+import { PEER_BATCH_BYTES_TARGET, PEER_MESSAGE_BYTES_MAX, serverOptions } from '../../net/grpc.js';
+import { transportService } from './grpc-service.js';
 import { createInboundService } from './inbound.js';
 import { PeerLink } from './peer-link.js';
 import type { LinkError, OutboundFrame } from './peer-link.js';

@@ -8,7 +8,8 @@ import type { SnapshotChunk } from '../api.js';
 import type { NodeId } from '../core/types.js';
 import { secretMetadata } from '../../net/auth.js';
 import { decodeSnapshotAnswer, encodeSnapshotChunk } from './codec.js';
-import { clientOptions, deserializeBytes, serializeBytes, SNAPSHOT_PATH } from '../../net/grpc.js';
+import { clientOptions, deserializeBytes, serializeBytes } from '../../net/grpc.js';
+import { SNAPSHOT_PATH } from './grpc-service.js';
 import type { ChannelTuning } from '../../net/grpc.js';
 import type { LinkError } from './peer-link.js';
 

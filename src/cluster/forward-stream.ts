@@ -12,18 +12,13 @@
 //                    [[id, outcome] | [id, null, "unsent" | "ambiguous", reason], ...]
 
 import { Client, credentials, status } from '@grpc/grpc-js';
-import type { ClientDuplexStream, ServerDuplexStream, ServiceError } from '@grpc/grpc-js';
+import type { ServerDuplexStream } from '@grpc/grpc-js';
 
 import type { GroupId, NodeId } from '../../raft/core/types.js';
-import { secretMetadata } from '../../net/auth.js';
 import type { SecretCheck } from '../../net/auth.js';
-import {
-  clientOptions,
-  deserializeBytes,
-  PEER_BATCH_BYTES_TARGET,
-  PEER_MESSAGE_BYTES_MAX,
-  serializeBytes,
-} from '../../net/grpc.js';
+import { clientOptions, PEER_BATCH_BYTES_TARGET, PEER_MESSAGE_BYTES_MAX } from '../../net/grpc.js';
+import { dialHelloStream, sendHello } from '../../net/hello-stream.js';
+import type { HelloStream } from '../../net/hello-stream.js';
 import type { ForwardResult, Forwarder } from './forward-client.js';
 import {
   checkForwardOutcome,
@@ -34,11 +29,6 @@ import {
   packr,
 } from './forward-protocol.js';
 import type { LocalPropose } from './forward-server.js';
-
-/** The server's first message: authentication passed, the stream is up. Not a msgpack array. */
-const HELLO = Buffer.from([1]);
-
-const isHello = (bytes: Uint8Array): boolean => bytes.length === 1 && bytes[0] === 1;
 
 /** Extra time the caller waits beyond the leader's own proposal timeout, for the answer to travel. */
 const answerSlackMs = 1_000;
@@ -122,7 +112,7 @@ export const handleForwardStream = (
     open = false;
     call.end();
   });
-  call.write(HELLO);
+  sendHello(call);
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -161,7 +151,7 @@ export interface ForwardStreamOptions {
 class PeerForwardStream {
   private state: StreamState = 'backoff';
   private readonly client: Client;
-  private call: ClientDuplexStream<Uint8Array, Uint8Array> | undefined;
+  private stream: HelloStream | undefined;
   /** Not yet written: unsent if the stream breaks. */
   private queued: PendingForward[] = [];
   /** Written, not answered: ambiguous if the stream breaks. */
@@ -171,7 +161,6 @@ class PeerForwardStream {
   private retryAtMs = 0;
   private lastProblem = 'not connected yet';
   private flushScheduled = false;
-  private connectTimer: NodeJS.Timeout | undefined;
   private readonly sweepTimer: NodeJS.Timeout;
 
   constructor(
@@ -220,33 +209,17 @@ class PeerForwardStream {
 
   private dial(): void {
     this.state = 'connecting';
-    const call = this.client.makeBidiStreamRequest<Uint8Array, Uint8Array>(
-      FORWARD_STREAM_PATH,
-      serializeBytes,
-      deserializeBytes,
-      secretMetadata(this.options.clusterSecret),
-    );
-    this.call = call;
-    const current = (): boolean => this.call === call;
-    call.on('data', (bytes: Uint8Array) => {
-      if (!current()) return;
-      if (this.state === 'connecting' && isHello(bytes)) this.opened();
-      else this.receive(bytes);
+    this.stream = dialHelloStream(this.client, {
+      path: FORWARD_STREAM_PATH,
+      clusterSecret: this.options.clusterSecret,
+      connectTimeoutMs: this.options.connectTimeoutMs,
+      onOpen: () => this.opened(),
+      onMessage: (bytes) => this.receive(bytes),
+      onBroken: ({ code, details }) => this.broken(`${status[code] ?? code}: ${details}`),
     });
-    call.on('error', (error: ServiceError) => {
-      if (current()) this.broken(`${status[error.code] ?? error.code}: ${error.details}`);
-    });
-    call.on('end', () => {
-      if (current()) this.broken('UNAVAILABLE: forward stream ended by the leader');
-    });
-    this.connectTimer = setTimeout(() => {
-      if (current() && this.state === 'connecting') this.broken('DEADLINE_EXCEEDED: no answer to the dial');
-    }, this.options.connectTimeoutMs);
-    this.connectTimer.unref();
   }
 
   private opened(): void {
-    clearTimeout(this.connectTimer);
     this.state = 'open';
     this.failures = 0;
     this.flush();
@@ -263,7 +236,7 @@ class PeerForwardStream {
   }
 
   private flush(): void {
-    const call = this.call;
+    const call = this.stream?.call;
     if (this.state !== 'open' || call === undefined) return;
     while (this.queued.length > 0) {
       const batch = this.queued.splice(0, this.batchLength());
@@ -302,10 +275,9 @@ class PeerForwardStream {
   }
 
   private broken(reason: string): void {
-    clearTimeout(this.connectTimer);
-    const call = this.call;
-    this.call = undefined;
-    call?.cancel();
+    const stream = this.stream;
+    this.stream = undefined;
+    stream?.cancel();
     this.lastProblem = reason;
     this.fail(reason);
     this.failures += 1;
