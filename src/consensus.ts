@@ -5,8 +5,15 @@
 // src/cluster/cluster-consensus.ts behind the same interface (a write for a group led elsewhere
 // becomes a gRPC call to its leader), so the service never changes.
 
-import type { ConsensusHost, Failure, GroupKv, ProposeOutcome, ReadOutcome } from '../raft/api.js';
-import type { GroupId, NodeId } from '../raft/core/types.js';
+import type {
+  ConsensusHost,
+  Failure,
+  GroupKv,
+  ProposeOutcome,
+  ReadOutcome,
+  GroupId,
+  NodeId,
+} from '../raft/index.js';
 import { PEER_MESSAGE_BYTES_MAX } from '../net/grpc.js';
 import { encodeCommand } from './context/commands.js';
 import type { Command } from './context/commands.js';

@@ -9,8 +9,14 @@
 // won its index) or a forward that never reached the leader. A timed-out or cut-off attempt may
 // still commit, so it is answered as a timeout rather than retried into a duplicate.
 
-import type { ConsensusHost, Failure, ProposeOutcome, ReadOutcome } from '../../raft/api.js';
-import type { GroupId, NodeId } from '../../raft/core/types.js';
+import type {
+  ConsensusHost,
+  Failure,
+  ProposeOutcome,
+  ReadOutcome,
+  GroupId,
+  NodeId,
+} from '../../raft/index.js';
 import { encodeEntry } from '../consensus.js';
 import type { Consensus } from '../consensus.js';
 import type { CommandResult } from '../context/results.js';

@@ -5,10 +5,8 @@
 
 import type { TemplatedApp } from 'uWebSockets.js';
 
-import type { DrivableHost, StateMachine } from '../../raft/api.js';
-import type { GroupId, NodeId } from '../../raft/core/types.js';
+import type { DrivableHost, StateMachine, GroupId, NodeId, ExtraGrpcService } from '../../raft/index.js';
 import { createSecretCheck } from '../../net/auth.js';
-import type { ExtraGrpcService } from '../../raft/transport/grpc-transport.js';
 import type { Config } from '../config/config.js';
 import type { CommandResult } from '../context/results.js';
 import type { Gateway } from '../http/gateway.js';

@@ -7,7 +7,7 @@
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 
-import type { NodeId } from '../../raft/core/types.js';
+import type { NodeId } from '../../raft/index.js';
 import type { SeedPeer } from '../config/cluster-seed.js';
 import type { MemberView } from './internal-protocol.js';
 import { clusterSecretHeader, helloPath, joinPath, parseHello } from './internal-protocol.js';

@@ -14,8 +14,7 @@
 // Every joined node makes sure the member list names it (formed nodes register themselves right
 // after bootstrapping), and probing continues (more slowly) after joining, picking up moved peers.
 
-import type { DrivableHost } from '../../raft/api.js';
-import type { GroupId, NodeId } from '../../raft/core/types.js';
+import type { DrivableHost, GroupId, NodeId } from '../../raft/index.js';
 import type { SeedPeer } from '../config/cluster-seed.js';
 import type { Logger } from '../logger.js';
 import type { JoinRequest, Member, ProbeOptions, ProbeResult } from './discovery.js';

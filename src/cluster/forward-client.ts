@@ -3,8 +3,7 @@
 // "unsent" means the leader never received the proposal, so retrying cannot duplicate it;
 // "ambiguous" means it may have been proposed, so only the client (with an idempotency key) may retry.
 
-import type { ProposeOutcome } from '../../raft/api.js';
-import type { GroupId, NodeId } from '../../raft/core/types.js';
+import type { ProposeOutcome, GroupId, NodeId } from '../../raft/index.js';
 import type { CommandResult } from '../context/results.js';
 import {
   decodeForwardOutcome,

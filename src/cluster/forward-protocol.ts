@@ -13,8 +13,7 @@
 import type { ServiceDefinition } from '@grpc/grpc-js';
 import { Packr } from 'msgpackr';
 
-import type { FailureCode, ProposeOutcome } from '../../raft/api.js';
-import type { GroupId } from '../../raft/core/types.js';
+import type { FailureCode, ProposeOutcome, GroupId } from '../../raft/index.js';
 import { bytesMethod } from '../../net/grpc.js';
 import type { CommandResult } from '../context/results.js';
 import { serviceCallMethod } from './remote-call-protocol.js';

@@ -13,8 +13,7 @@ import type {
   UntypedServiceImplementation,
 } from '@grpc/grpc-js';
 
-import type { ProposeOutcome } from '../../raft/api.js';
-import type { GroupId } from '../../raft/core/types.js';
+import type { ProposeOutcome, GroupId } from '../../raft/index.js';
 import type { SecretCheck } from '../../net/auth.js';
 import type { CommandResult } from '../context/results.js';
 import { decodeForwardRequest, encodeForwardOutcome, ForwardCodecError } from './forward-protocol.js';

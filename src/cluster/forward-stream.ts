@@ -14,7 +14,7 @@
 import { Client, credentials, status } from '@grpc/grpc-js';
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 
-import type { GroupId, NodeId } from '../../raft/core/types.js';
+import type { GroupId, NodeId } from '../../raft/index.js';
 import type { SecretCheck } from '../../net/auth.js';
 import { clientOptions, PEER_BATCH_BYTES_TARGET, PEER_MESSAGE_BYTES_MAX } from '../../net/grpc.js';
 import { dialHelloStream, sendHello } from '../../net/hello-stream.js';

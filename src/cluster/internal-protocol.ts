@@ -2,7 +2,7 @@
 // node's view of the cluster). They live beside the public API on the HTTP port, because the seed
 // names HTTP ports; they need the cluster secret, never an API key.
 
-import type { NodeId } from '../../raft/core/types.js';
+import type { NodeId } from '../../raft/index.js';
 import { incarnationPattern } from '../config/node-name.js';
 
 export const helloPath = '/internal/v1/cluster/hello';

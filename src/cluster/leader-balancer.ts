@@ -4,8 +4,7 @@
 // and rounds are rate-limited so a restarted node gets its groups back gradually rather than in one
 // burst of elections.
 
-import type { ConsensusHost } from '../../raft/api.js';
-import type { GroupId, NodeId } from '../../raft/core/types.js';
+import type { ConsensusHost, GroupId, NodeId } from '../../raft/index.js';
 import { preferredLeader } from './placement.js';
 
 /** Entries the preferred replica may still lack: the core finishes the catch-up before handing over. */

@@ -3,7 +3,7 @@
 // no-op for an applied change, a `conflict` error for a refused one) so meta proposals travel the
 // same host and forwarding paths as context commands.
 
-import type { AppliedEntry, GroupKv, GroupWriteBatch } from '../../raft/api.js';
+import type { AppliedEntry, GroupKv, GroupWriteBatch } from '../../raft/index.js';
 import type { CommandResult } from '../context/results.js';
 import type { ClusterMember } from './membership.js';
 import {

@@ -14,7 +14,7 @@
 // it and then says so (`purge`). Before that, a new incarnation under the name would inherit the old
 // learner's progress in the meta group and could be promoted to voter while its log is empty.
 
-import type { NodeId } from '../../raft/core/types.js';
+import type { NodeId } from '../../raft/index.js';
 
 export type MemberState = 'active' | 'leaving' | 'removed';
 

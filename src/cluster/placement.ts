@@ -4,7 +4,7 @@
 
 import { createHash } from 'node:crypto';
 
-import type { GroupId, NodeId } from '../../raft/core/types.js';
+import type { GroupId, NodeId } from '../../raft/index.js';
 
 /** Replicas per group (all members when there are fewer). */
 export const replicationFactor = 3;

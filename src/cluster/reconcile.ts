@@ -5,8 +5,7 @@
 // fewer voters than it will end with, so it never drops below the replication factor. A leader
 // that must leave hands leadership to a caught-up wanted voter first; that voter then removes it.
 
-import type { GroupStatus } from '../../raft/api.js';
-import type { NodeId } from '../../raft/core/types.js';
+import type { GroupStatus, NodeId } from '../../raft/index.js';
 
 export type ReconcileStep =
   | { readonly kind: 'add_learner'; readonly node: NodeId }

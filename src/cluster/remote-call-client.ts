@@ -3,7 +3,7 @@
 // failure classified by what the caller may conclude: "unsent" means the peer never ran the
 // operation; "ambiguous" means it may have (only a read may then be tried elsewhere).
 
-import type { NodeId } from '../../raft/core/types.js';
+import type { NodeId } from '../../raft/index.js';
 import type { ServiceCallAnswer, ServiceCallRequest } from './remote-call-protocol.js';
 import {
   decodeServiceAnswer,

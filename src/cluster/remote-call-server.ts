@@ -6,7 +6,7 @@
 import { status } from '@grpc/grpc-js';
 import type { sendUnaryData, ServerUnaryCall } from '@grpc/grpc-js';
 
-import type { GroupId } from '../../raft/core/types.js';
+import type { GroupId } from '../../raft/index.js';
 import type { SecretCheck } from '../../net/auth.js';
 import type { ContextPut } from '../domain.js';
 import { isServiceError } from '../errors.js';

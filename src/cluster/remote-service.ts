@@ -9,7 +9,7 @@
 // (placement moved it, or it is still catching up) answers "not here" and the next one is tried;
 // a read may also be retried elsewhere after any transport failure, a PUT only when it was unsent.
 
-import type { GroupId, NodeId } from '../../raft/core/types.js';
+import type { GroupId, NodeId } from '../../raft/index.js';
 import { failureToServiceError } from '../consensus.js';
 import type { ContextView, LlmContextView, MessagesPage, StoredMessage } from '../domain.js';
 import { ServiceError } from '../errors.js';

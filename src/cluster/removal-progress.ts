@@ -3,7 +3,7 @@
 // membership, since a replica that was removed may never hear of its own removal. A group with no
 // reachable leader is unknown, so a removal is only reported done when every group is known.
 
-import type { NodeId } from '../../raft/core/types.js';
+import type { NodeId } from '../../raft/index.js';
 
 export interface GroupViewLike {
   readonly group: number;

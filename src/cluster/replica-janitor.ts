@@ -7,8 +7,7 @@
 // has not heard of a later move back here (which the local replica, having caught up under the
 // newer leader, has) would otherwise have a current voter's data deleted.
 
-import type { ConsensusHost } from '../../raft/api.js';
-import type { GroupId, NodeId } from '../../raft/core/types.js';
+import type { ConsensusHost, GroupId, NodeId } from '../../raft/index.js';
 import type { Logger } from '../logger.js';
 import { clusterSecretHeader, statusPath } from './internal-protocol.js';
 import type { NodeStatusLike } from './removal-progress.js';

@@ -5,8 +5,7 @@
 // snapshot to the new replica, so only a bounded number of groups per node move at once, leaving
 // the appends room; steps that finish a move are never held back.
 
-import type { ConsensusHost, GroupStatus } from '../../raft/api.js';
-import type { ConfChange, ConfState, GroupId, NodeId } from '../../raft/core/types.js';
+import type { ConsensusHost, GroupStatus, ConfChange, ConfState, GroupId, NodeId } from '../../raft/index.js';
 import type { Logger } from '../logger.js';
 import type { ClusterMember } from './membership.js';
 import { activeIds, currentMembers } from './membership.js';

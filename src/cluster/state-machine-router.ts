@@ -2,8 +2,15 @@
 // call by group id: the meta group to the membership state machine, every other group to the
 // context state machine.
 
-import type { AppliedEntry, GroupKv, GroupWriteBatch, StateMachine } from '../../raft/api.js';
-import type { GroupId, Index, SnapshotMeta } from '../../raft/core/types.js';
+import type {
+  AppliedEntry,
+  GroupKv,
+  GroupWriteBatch,
+  StateMachine,
+  GroupId,
+  Index,
+  SnapshotMeta,
+} from '../../raft/index.js';
 import type { CommandResult } from '../context/results.js';
 import type { MembershipStateMachine } from './membership-state-machine.js';
 

@@ -7,14 +7,9 @@
 import { Client, credentials, status } from '@grpc/grpc-js';
 import type { ServiceError as GrpcError } from '@grpc/grpc-js';
 
-import type { NodeId } from '../../raft/core/types.js';
+import type { NodeId } from '../../raft/index.js';
 import { secretMetadata } from '../../net/auth.js';
-import {
-  clientOptions,
-  deserializeBytes,
-  PEER_MESSAGE_BYTES_MAX,
-  serializeBytes,
-} from '../../net/grpc.js';
+import { clientOptions, deserializeBytes, PEER_MESSAGE_BYTES_MAX, serializeBytes } from '../../net/grpc.js';
 
 export type UnaryResult =
   | { readonly kind: 'answer'; readonly bytes: Uint8Array }

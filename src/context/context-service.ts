@@ -3,7 +3,7 @@
 // bodies or ServiceErrors. Reads wait for the group's ReadIndex barrier, then read the local state
 // machine, so they are linearizable.
 
-import type { GroupKv } from '../../raft/api.js';
+import type { GroupKv } from '../../raft/index.js';
 import { proposed, readable } from '../consensus.js';
 import type { Consensus } from '../consensus.js';
 import type {
