@@ -14,3 +14,5 @@ export {
   type GrpcTransport,
   type GrpcTransportOptions,
 } from './transport/grpc-transport.js';
+export type { LinkError } from './transport/peer-link.js';
+export type { TransportStats } from './transport/transport-stats.js';

@@ -1,4 +1,4 @@
-// Entry point of the raft process (dist/raft/process/main.js): starts a RaftNode and its control
+// Entry point of the raft process (dist/bench/raft-process/main.js): starts a RaftNode and its control
 // server, then prints ONE line to stdout, {"event":"ready","nodeId",...,"raftPort","httpPort"}, which
 // is how a parent learns the bound ports. Logs go to stderr. SIGTERM/SIGINT close it in order; a
 // storage failure (onFatal) exits at once with code 1, as the host's contract requires.

@@ -12,7 +12,7 @@
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { GroupId } from '../core/types.js';
+import type { GroupId } from '../../raft/index.js';
 import { runLoad } from './load.js';
 import type { RaftNode } from './raft-node.js';
 

@@ -6,7 +6,7 @@
 //   [--reconnect-initial-ms 100] [--reconnect-max-ms 5000]
 
 import { parseArgs } from 'node:util';
-import type { NodeId } from '../core/types.js';
+import type { NodeId } from '../../raft/index.js';
 import { defaultLimits } from './raft-node.js';
 import type { RaftNodeOptions } from './raft-node.js';
 

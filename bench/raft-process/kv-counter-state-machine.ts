@@ -5,8 +5,15 @@
 // The summary record is written in the host's apply batch, atomically with the applied index; the
 // entry bytes themselves live only in the Raft log (written once).
 
-import type { AppliedEntry, GroupKv, GroupWriteBatch, StateMachine } from '../api.js';
-import type { GroupId, Index, SnapshotMeta } from '../core/types.js';
+import type {
+  AppliedEntry,
+  GroupKv,
+  GroupWriteBatch,
+  StateMachine,
+  GroupId,
+  Index,
+  SnapshotMeta,
+} from '../../raft/index.js';
 
 /** What a proposer gets back: the group's applied-entry count including this entry. */
 export interface KvCounterResult {

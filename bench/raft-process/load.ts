@@ -4,8 +4,7 @@
 // node after a quorum persisted it (no HTTP or client in the way). Latencies are returned as raw
 // microsecond samples so several processes' results can be merged into one distribution.
 
-import type { ConsensusHost } from '../api.js';
-import type { GroupId } from '../core/types.js';
+import type { ConsensusHost, GroupId } from '../../raft/index.js';
 
 export interface LoadOptions {
   readonly durationMs: number;

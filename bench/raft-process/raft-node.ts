@@ -4,14 +4,23 @@
 // restarted process recovers from its data dir). Used in-process by the benchmark and, behind a small
 // HTTP control server (main.ts), as a separate process by the real-I/O tests.
 
-import type { GroupStatus, RaftHostLimits } from '../api.js';
-import type { GroupId, NodeId } from '../core/types.js';
-import { startHostLoop, type HostLoop } from '../driver.js';
-import { RaftHost, type RaftHostStats } from '../host/index.js';
-import { openLevelStore } from '../storage/level-store.js';
-import { createGrpcTransport, type GrpcTransport } from '../transport/grpc-transport.js';
-import type { LinkError } from '../transport/peer-link.js';
-import type { TransportStats } from '../transport/transport-stats.js';
+import type {
+  GroupStatus,
+  RaftHostLimits,
+  GroupId,
+  NodeId,
+  LinkError,
+  TransportStats,
+} from '../../raft/index.js';
+import {
+  createGrpcTransport,
+  openLevelStore,
+  RaftHost,
+  startHostLoop,
+  type GrpcTransport,
+  type HostLoop,
+  type RaftHostStats,
+} from '../../raft/index.js';
 import { KvCounterStateMachine, type KvCounterResult } from './kv-counter-state-machine.js';
 
 export interface RaftNodeOptions {

@@ -1,4 +1,4 @@
-// Starts a raft process (dist/raft/process/main.js) as a child of this one and waits for its ready
+// Starts a raft process (dist/bench/raft-process/main.js) as a child of this one and waits for its ready
 // line, which carries the bound ports. Shared by the real-I/O tests and the Raft benchmark; callers
 // track the returned pid and stop it themselves (stop() or SIGKILL), so nothing outlives them.
 
@@ -6,15 +6,15 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import type { NodeId } from '../core/types.js';
+import type { NodeId } from '../../raft/index.js';
 
 /**
- * The compiled entry point: beside this file once built (dist/raft/process/), or under dist/ when this
+ * The compiled entry point: beside this file once built (dist/bench/raft-process/), or under dist/ when this
  * module runs from source (vitest); the child always runs compiled code.
  */
 export const defaultMainJs = (): string => {
   const beside = resolve(import.meta.dirname, 'main.js');
-  return existsSync(beside) ? beside : resolve(import.meta.dirname, '../../dist/raft/process/main.js');
+  return existsSync(beside) ? beside : resolve(import.meta.dirname, '../../dist/bench/raft-process/main.js');
 };
 
 export interface LaunchOptions {
