@@ -4,9 +4,14 @@
 // learner, catch-up, promote, remove), then drops the node from the member list and waits until
 // the membership group has let it go too. Every wait is bounded by --timeout.
 
-import { clusterSecretHeader, forgetPath, leavePath, statusPath } from '../cluster/internal-protocol.js';
-import type { NodeStatusLike } from '../cluster/removal-progress.js';
-import { removalProgress } from '../cluster/removal-progress.js';
+import {
+  clusterSecretHeader,
+  forgetPath,
+  leavePath,
+  statusPath,
+} from '../cluster/membership/internal-protocol.js';
+import type { NodeStatusLike } from '../cluster/membership/removal-progress.js';
+import { removalProgress } from '../cluster/membership/removal-progress.js';
 import { exitCodes } from './exit-codes.js';
 
 export interface RemoveIo {

@@ -4,8 +4,8 @@
 // machine, so they are linearizable.
 
 import type { GroupKv } from '../../raft/index.js';
-import { proposed, readable } from '../consensus.js';
-import type { Consensus } from '../consensus.js';
+import { proposed, readable } from './consensus.js';
+import type { Consensus } from './consensus.js';
 import type {
   AppendRequest,
   AppendResult,
@@ -17,10 +17,10 @@ import type {
   MessageInput,
   MessagesPage,
   StoredMessage,
-} from '../domain.js';
-import { ServiceError } from '../errors.js';
-import { groupOf, validateContextId } from '../routing.js';
-import type { ContextService, PutContextResult } from '../service.js';
+} from '../api/domain.js';
+import { ServiceError } from '../api/errors.js';
+import { groupOf, validateContextId } from './routing.js';
+import type { ContextService, PutContextResult } from '../api/service.js';
 import type { TokenEstimator } from '../tokens/types.js';
 import type { Command, ContextDefaults, MessageDraft } from './commands.js';
 import { jsonEqual } from './json-equal.js';

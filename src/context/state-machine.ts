@@ -14,8 +14,8 @@
 // that finds its generation gone simply starts over from the newer records.
 
 import type { AppliedEntry, GroupKv, GroupWriteBatch, StateMachine } from '../../raft/index.js';
-import type { LlmContextView, MessagesPage, Segment, StoredMessage } from '../domain.js';
-import type { ContextView } from '../domain.js';
+import type { LlmContextView, MessagesPage, Segment, StoredMessage } from '../api/domain.js';
+import type { ContextView } from '../api/domain.js';
 import { applyAppend } from './apply-append.js';
 import { applyCompact } from './apply-compact.js';
 import { applyDeleteContext, applyPatchMetadata, applyPutContext } from './apply-config.js';

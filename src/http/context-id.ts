@@ -2,7 +2,7 @@
 // control characters or "/", URL-encoded; anything else is 400 invalid_context_id before the
 // service sees it, so ids that reach Raft are always well-formed.
 
-import { ServiceError } from '../errors.js';
+import { ServiceError } from '../api/errors.js';
 
 const idBytesMax = 256;
 

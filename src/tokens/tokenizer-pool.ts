@@ -20,7 +20,7 @@
 // unbounded memory.
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
-import { ServiceError } from '../errors.js';
+import { ServiceError } from '../api/errors.js';
 import type { SupportedEncoding } from './estimator-spec.js';
 import { chars4Count } from './chars4.js';
 import { FifoQueue } from './fifo-queue.js';

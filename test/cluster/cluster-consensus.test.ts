@@ -11,16 +11,20 @@ import type { ConsensusHost, GroupKv, ProposeOutcome, ReadOutcome } from '../../
 import type { GroupId, NodeId } from '../../raft/core/types.js';
 import { createGrpcTransport, type GrpcTransport } from '../../raft/transport/grpc-transport.js';
 import { createSecretCheck } from '../../net/auth.js';
-import { createClusterConsensus } from '../../src/cluster/cluster-consensus.js';
-import { ForwardClients, type ForwardResult, type Forwarder } from '../../src/cluster/forward-client.js';
+import { createClusterConsensus } from '../../src/cluster/remote/cluster-consensus.js';
+import {
+  ForwardClients,
+  type ForwardResult,
+  type Forwarder,
+} from '../../src/cluster/remote/forward-client.js';
 import {
   decodeForwardOutcome,
   decodeForwardRequest,
   encodeForwardOutcome,
   encodeForwardRequest,
   forwardService,
-} from '../../src/cluster/forward-protocol.js';
-import { createForwardService } from '../../src/cluster/forward-server.js';
+} from '../../src/cluster/remote/forward-protocol.js';
+import { createForwardService } from '../../src/cluster/remote/forward-server.js';
 import type { Command } from '../../src/context/commands.js';
 import type { CommandResult } from '../../src/context/results.js';
 

@@ -4,7 +4,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { ServiceError } from '../../src/errors.js';
+import { ServiceError } from '../../src/api/errors.js';
 import type { TestServer } from './harness.js';
 import { call, startTestServer } from './harness.js';
 
