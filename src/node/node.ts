@@ -85,7 +85,13 @@ export const startNode = async (
         log.error({ group, index, reason, err: error }, 'committed entry refused'),
     });
     const wiring = clustered
-      ? prepareCluster(config, nodeId, await resolveIncarnation(config.dataDir), defaultGroupCount, log)
+      ? prepareCluster({
+          config,
+          nodeId,
+          incarnation: await resolveIncarnation(config.dataDir),
+          groupCount: defaultGroupCount,
+          logger: log,
+        })
       : undefined;
     const transport = createGrpcTransport({
       nodeId,

@@ -1,46 +1,44 @@
-// The cluster side of a node, assembled around its Raft host: forwarding (both directions),
-// formation, leader balancing and the internal HTTP endpoints. node.ts builds the pieces in two
-// steps because the transport (which carries the forwarding service) must exist before the host,
-// and the host before anything that proposes.
+// The cluster side of a node, assembled around its Raft host from the pieces of the other rooms:
+// forwarding and remote calls (remote/), membership and formation (membership/), placement and
+// replica moves (placement/), and the rounds and peer list that tie them together (this folder).
+// node.ts builds it in two steps because the transport (which carries the forwarding service) must
+// exist before the host, and the host before anything that proposes.
 
 import type { TemplatedApp } from 'uWebSockets.js';
 
-import type { DrivableHost, StateMachine, GroupId, NodeId, ExtraGrpcService } from '../../../raft/index.js';
 import { createSecretCheck } from '../../../net/auth.js';
+import type { DrivableHost, ExtraGrpcService, GroupId, NodeId, StateMachine } from '../../../raft/index.js';
+import type { ContextService, Readiness } from '../../api/service.js';
 import type { Config } from '../../config/config.js';
 import type { CommandResult } from '../../context/results.js';
 import type { Gateway } from '../../http/gateway.js';
+import { logThrottle } from '../../telemetry/log-throttle.js';
 import type { Logger } from '../../telemetry/logger.js';
-import { ServiceError } from '../../api/errors.js';
-import { failureToServiceError } from '../../context/consensus.js';
-import type { ContextService, Readiness } from '../../api/service.js';
-import type { ClusterConsensus } from '../remote/cluster-consensus.js';
-import { createClusterConsensus } from '../remote/cluster-consensus.js';
-import { StreamForwarder } from '../remote/forward-stream.js';
-import { forwardService } from '../remote/forward-protocol.js';
-import type { LocalPropose } from '../remote/forward-server.js';
-import { createForwardService } from '../remote/forward-server.js';
+import { clusterStatus, helloAnswer } from '../membership/cluster-status.js';
+import type { ClusterStatusSource } from '../membership/cluster-status.js';
+import { joinHostPort } from '../membership/discovery.js';
 import type { Formation } from '../membership/formation.js';
 import { startFormation } from '../membership/formation.js';
-import type { ClusterStatus, GroupView, MemberView, StatusMember } from '../membership/internal-protocol.js';
 import { registerInternalRoutes } from '../membership/internal-routes.js';
-import { balanceLeadersOnce } from '../placement/leader-balancer.js';
-import { joinHostPort } from '../membership/discovery.js';
-import type { ClusterMember, MembershipCommand } from '../membership/membership.js';
-import {
-  activeIds,
-  applyMembership,
-  currentMembers,
-  encodeMembershipCommand,
-  namesIncarnation,
-} from '../membership/membership.js';
+import { createMemberChanges } from '../membership/member-changes.js';
+import { activeIds, currentMembers, namesIncarnation } from '../membership/membership.js';
 import { MembershipStateMachine } from '../membership/membership-state-machine.js';
 import { replicationFactor, votersFor } from '../placement/placement.js';
 import { createReplicaJanitor } from '../placement/replica-janitor.js';
-import { createReplicaMover, desiredFor } from '../placement/replica-mover.js';
+import { createReplicaMover } from '../placement/replica-mover.js';
+import { createServing } from '../placement/serving.js';
+import type { ClusterConsensus } from '../remote/cluster-consensus.js';
+import { createClusterConsensus } from '../remote/cluster-consensus.js';
+import { forwardService } from '../remote/forward-protocol.js';
+import type { LocalPropose } from '../remote/forward-server.js';
+import { createForwardService } from '../remote/forward-server.js';
+import { StreamForwarder } from '../remote/forward-stream.js';
 import { RemoteCallClients } from '../remote/remote-call-client.js';
 import type { LocalServiceTarget } from '../remote/remote-call-server.js';
 import { createRemoteService } from '../remote/remote-service.js';
+import { createPeerDirectory } from './peer-directory.js';
+import type { RoundIntervals } from './rounds.js';
+import { startRounds } from './rounds.js';
 import { routeStateMachines } from './state-machine-router.js';
 
 export type ClusterConfig = Pick<
@@ -53,18 +51,19 @@ export type ClusterConfig = Pick<
   | 'raftElectionTicks'
 >;
 
-export interface ClusterTuning {
-  /** Leadership balancing rounds. Default 1000 ms; the first waits one round after joining. */
-  readonly balanceIntervalMs?: number;
-  /** Transfers started per round. Default 32: a node that won ~40 extra groups at formation hands them
-   * over within two rounds. */
-  readonly transfersPerRound?: number;
-  /** Replica-move rounds (reconcile.ts). Default 200 ms. */
-  readonly moveIntervalMs?: number;
+export interface ClusterTuning extends RoundIntervals {
   /** Groups one node moves at once. Default 8. */
   readonly movesMax?: number;
-  /** How often to look for replicas that moved away, to delete them. Default 2000 ms. */
-  readonly janitorIntervalMs?: number;
+}
+
+export interface ClusterOptions {
+  readonly config: ClusterConfig;
+  readonly nodeId: NodeId;
+  /** This node's data directory incarnation (config/node-name.ts). */
+  readonly incarnation: string;
+  readonly groupCount: number;
+  readonly logger: Logger;
+  readonly tuning?: ClusterTuning;
 }
 
 /** Step 1, before the host exists: the forwarding service the transport must carry. */
@@ -114,15 +113,8 @@ export interface ClusterRuntime {
   close(): Promise<void>;
 }
 
-export const prepareCluster = (
-  config: ClusterConfig,
-  nodeId: NodeId,
-  /** This node's data directory incarnation (config/node-name.ts). */
-  incarnation: string,
-  groupCount: number,
-  logger: Logger,
-  tuning: ClusterTuning = {},
-): ClusterWiring => {
+export const prepareCluster = (options: ClusterOptions): ClusterWiring => {
+  const { config, groupCount } = options;
   const forwarder = new StreamForwarder({ clusterSecret: config.clusterSecret });
   const remoteCalls = new RemoteCallClients({ clusterSecret: config.clusterSecret });
   let localPropose: LocalPropose | undefined;
@@ -145,23 +137,19 @@ export const prepareCluster = (
     forget?: (group: GroupId) => Promise<boolean>,
   ): ClusterRuntime => {
     localPropose = (group, data, timeoutMs) => host.propose(group, data, { timeoutMs });
-    runtime = createRuntime(
-      config,
-      nodeId,
-      incarnation,
-      groupCount,
-      logger,
-      tuning,
+    runtime = createRuntime({
+      ...options,
+      tuning: options.tuning ?? {},
       host,
       transport,
       forwarder,
+      remoteCalls,
       membership,
       forget,
-      remoteCalls,
-      (target) => {
+      serveToPeers: (target) => {
         serviceTarget = target;
       },
-    );
+    });
     return runtime;
   };
   return {
@@ -177,194 +165,77 @@ interface Runtime extends ClusterRuntime {
   acceptsReplicaFrom(group: GroupId, from: NodeId): boolean;
 }
 
-const memberView = (member: ClusterMember): MemberView => ({
-  node_id: member.nodeId,
-  host: member.host,
-  http_port: member.httpPort,
-  raft_port: member.raftPort,
-  state: member.state,
-  ...(member.incarnation === undefined ? {} : { incarnation: member.incarnation }),
-});
+interface RuntimeOptions extends ClusterOptions {
+  readonly tuning: ClusterTuning;
+  readonly host: DrivableHost<CommandResult>;
+  readonly transport: ClusterTransport;
+  readonly forwarder: StreamForwarder;
+  readonly remoteCalls: RemoteCallClients;
+  readonly membership: MembershipStateMachine;
+  /** Deletes a local replica; without it, replicas moved away stay on disk. */
+  readonly forget: ((group: GroupId) => Promise<boolean>) | undefined;
+  /** Hands the service peers may call to the forwarding service (remote-call-server.ts). */
+  readonly serveToPeers: (target: LocalServiceTarget) => void;
+}
 
-const createRuntime = (
-  config: ClusterConfig,
-  nodeId: NodeId,
-  incarnation: string,
-  groupCount: number,
-  logger: Logger,
-  tuning: ClusterTuning,
-  host: DrivableHost<CommandResult>,
-  transport: ClusterTransport,
-  forwarder: StreamForwarder,
-  membership: MembershipStateMachine,
-  forget: ((group: GroupId) => Promise<boolean>) | undefined,
-  remoteCalls: RemoteCallClients,
-  serveToPeers: (target: LocalServiceTarget) => void,
-): Runtime => {
+const createRuntime = (options: RuntimeOptions): Runtime => {
+  const { config, nodeId, groupCount, logger, tuning, host, transport, membership, forget } = options;
   const metaGroup = groupCount;
-  /**
-   * A local replica counts while placement still wants it here, or while it leads (a leader's view
-   * is current). One that was moved away may never hear of its removal: its leader goes stale.
-   */
-  const serves = (group: GroupId): boolean => {
-    if (host.leaderOf(group) === nodeId) return true;
-    const members = membership.members();
-    if (members.length > 0 && !placedHere(group, members)) return false;
-    return host.leaderOf(group) !== null || host.status(group) !== undefined;
-  };
-  /** Per group, whether placement wants a replica here; cached (it hashes) until the list changes. */
-  const placed = new Map<GroupId, boolean>();
-  const placedHere = (group: GroupId, members: readonly ClusterMember[]): boolean => {
-    let here = placed.get(group);
-    if (here === undefined) {
-      const desired = desiredFor(group, metaGroup, members);
-      here = desired.voters.includes(nodeId) || desired.learners.includes(nodeId);
-      placed.set(group, here);
-    }
-    return here;
-  };
-  membership.onChange(() => placed.clear());
+  const { serves, placedHere } = createServing({ nodeId, host, membership, metaGroup });
+  let formation: Formation | undefined;
+  const directory = createPeerDirectory({
+    nodeId,
+    membership,
+    formation: () => formation,
+    channels: [transport, options.forwarder, options.remoteCalls],
+  });
+  const replicasOf = (group: GroupId): readonly NodeId[] => votersFor(group, activeIds(membership.members()));
+  // At most one line per peer and reason every 10 s: a dead leader is retried many times.
+  const mayLogPeerProblem = logThrottle();
+  const peerProblem =
+    (type: string, message: string) =>
+    (peer: NodeId, reason: string): void => {
+      if (mayLogPeerProblem(`${peer}\u0000${reason}`)) logger.warn({ type, peer, reason }, message);
+    };
+
   const electionTimeoutMs = config.raftElectionTicks * config.raftTickMs;
-  const forwardProblemsLogged = new Map<string, number>();
   const consensus = createClusterConsensus({
     nodeId,
     host,
-    forwarder,
+    forwarder: options.forwarder,
     proposeTimeoutMs: config.raftProposalTimeoutMs,
     readTimeoutMs: config.raftProposalTimeoutMs,
     // Elections take one to two election timeouts; past about twice that, a missing leader means
     // the group lost its quorum, and waiting longer only delays the 503.
     leaderWaitMs: Math.min(config.raftProposalTimeoutMs, 3 * electionTimeoutMs),
-    onForwardProblem: (peer, reason) => {
-      // At most one line per peer and reason every 10 s: a dead leader is retried many times.
-      const key = `${peer}\u0000${reason}`;
-      const now = Date.now();
-      if (now - (forwardProblemsLogged.get(key) ?? 0) < 10_000) return;
-      forwardProblemsLogged.set(key, now);
-      logger.warn({ type: 'forward_failed', peer, reason }, 'forwarding a write to the leader failed');
-    },
-    replicasOf: (group) => votersFor(group, activeIds(membership.members())),
-    serves: (group) => serves(group),
+    onForwardProblem: peerProblem('forward_failed', 'forwarding a write to the leader failed'),
+    replicasOf,
+    serves,
   });
 
-  let formation: Formation | undefined;
   const timers: NodeJS.Timeout[] = [];
   let closed = false;
   /** Data groups only: the meta group is reported on its own. */
   const groups = (): readonly GroupId[] => host.groups().filter((group) => group !== metaGroup);
-
-  /** Peers from the seed and hello answers, overlaid by the member list (which knows every node). */
-  const peers = (): Map<NodeId, string> => {
-    const all = new Map(formation?.peers() ?? new Map<NodeId, string>());
-    for (const member of membership.members()) {
-      if (member.nodeId === nodeId) continue;
-      // A removed node's Raft traffic is no longer welcome (even if the seed still names it).
-      if (member.state === 'removed') all.delete(member.nodeId);
-      else all.set(member.nodeId, joinHostPort(member.host, member.raftPort));
-    }
-    return all;
+  const statusSource: ClusterStatusSource = {
+    nodeId,
+    metaGroup,
+    host,
+    membership,
+    formation: () => formation,
+    peers: () => directory.peers(),
+    groups,
+    raftPort: () => transport.port(),
   };
-  let peersKey = '';
-  const publishPeers = (): void => {
-    const current = peers();
-    const key = JSON.stringify([...current].sort());
-    if (key === peersKey) return;
-    peersKey = key;
-    transport.setPeers(current);
-    forwarder.setPeers(current);
-    remoteCalls.setPeers(current);
-  };
-  membership.onChange(() => publishPeers());
-
-  const groupView = (group: GroupId): GroupView => {
-    const groupStatus = host.status(group);
-    return {
-      group,
-      voters: [...(groupStatus?.conf.voters ?? [])].sort(),
-      learners: [...(groupStatus?.conf.learners ?? [])].sort(),
-      leader: host.leaderOf(group),
-      term: groupStatus?.term ?? 0,
-      commit: groupStatus?.commit ?? 0,
-      applied: groupStatus?.applied ?? 0,
-    };
-  };
-
-  const status = (): ClusterStatus => {
-    // Every peer this node talks to, and everyone on the member list (itself, removed nodes too).
-    const members = new Map<NodeId, StatusMember>();
-    for (const [id, address] of peers()) members.set(id, { node_id: id, raft_address: address });
-    for (const member of membership.members()) {
-      members.set(member.nodeId, {
-        node_id: member.nodeId,
-        raft_address: joinHostPort(member.host, member.raftPort),
-        http_address: joinHostPort(member.host, member.httpPort),
-        state: member.state,
-        ...(member.incarnation === undefined ? {} : { incarnation: member.incarnation }),
-      });
-    }
-    return {
-      node_id: nodeId,
-      joined: formation?.joined() ?? false,
-      members: [...members.values()].sort((a, b) =>
-        a.node_id < b.node_id ? -1 : a.node_id > b.node_id ? 1 : 0,
-      ),
-      groups: groups().map(groupView),
-      ...(host.status(metaGroup) === undefined ? {} : { meta: groupView(metaGroup) }),
-    };
-  };
-
-  /** Proposes a membership change to the meta group (forwarded to its leader); throws a ServiceError. */
-  const changeMembers = async (command: MembershipCommand): Promise<void> => {
-    if (formation?.joined() !== true) {
-      throw new ServiceError('raft_unavailable', 'This node has not joined the cluster yet', {
-        retryAfterSeconds: 1,
-      });
-    }
-    // A join the member list as this node knows it refuses already is answered without a meta entry:
-    // a refused node asks again every second. An accepted one is decided by the meta group's apply.
-    if (command.type === 'join' && membership.loaded()) {
-      const preview = applyMembership(membership.members(), command, replicationFactor).outcome;
-      if (!preview.ok) throw new ServiceError('conflict', preview.reason);
-    }
-    const outcome = await consensus.proposeBytes(metaGroup, encodeMembershipCommand(command));
-    if (!outcome.ok) throw failureToServiceError(outcome);
-    if ('error' in outcome.result) throw new ServiceError('conflict', outcome.result.message);
-  };
-  const requireMember = (id: NodeId): void => {
-    if (!membership.members().some((member) => member.nodeId === id))
-      throw new ServiceError('not_found', `Node ${JSON.stringify(id)} is not a cluster member`);
-  };
-
-  /**
-   * As the meta group's leader (its applied conf is then the authority): reports each removed member
-   * the meta group no longer counts, so its name may come back as a new incarnation (membership.ts).
-   * A removed member is never added back, so the report cannot go stale.
-   */
-  let purging = false;
-  const purgeGone = (): void => {
-    const meta = host.status(metaGroup);
-    if (purging || meta?.role !== 'leader' || !membership.loaded()) return;
-    const counted = new Set([...meta.conf.voters, ...meta.conf.learners]);
-    const gone = membership
-      .members()
-      .filter(
-        (member) => member.state === 'removed' && member.purged !== true && !counted.has(member.nodeId),
-      );
-    if (gone.length === 0) return;
-    purging = true;
-    void Promise.all(
-      gone.map(({ nodeId: id }) =>
-        changeMembers({ type: 'purge', nodeId: id }).catch((error: unknown) =>
-          logger.warn(
-            { type: 'member_purge_failed', node: id, err: error },
-            'reporting a removed node gone failed',
-          ),
-        ),
-      ),
-    ).finally(() => {
-      purging = false;
-    });
-  };
+  const memberChanges = createMemberChanges({
+    metaGroup,
+    host,
+    consensus,
+    membership,
+    replicationFactor,
+    joined: () => formation?.joined() === true,
+    logger,
+  });
 
   const mover = createReplicaMover({
     nodeId,
@@ -401,50 +272,26 @@ const createRuntime = (
           logger,
         });
 
-  /** After a restart or a snapshot install, the member list is read back from the meta replica. */
-  let loading = false;
-  const loadMembership = (): void => {
-    if (loading || membership.loaded() || host.status(metaGroup) === undefined) return;
-    loading = true;
-    membership
-      .load(host.groupKv(metaGroup))
-      .catch((error: unknown) => logger.error({ err: error }, 'reading the member list failed'))
-      .finally(() => {
-        loading = false;
-      });
-  };
-
   return {
     consensus,
     extendHttp: (app, gateway) =>
       registerInternalRoutes(app, gateway, {
         clusterSecret: config.clusterSecret,
-        hello: () => {
-          const formedWith = formation?.formedWith();
-          const joined = formation?.joined() ?? false;
-          return {
-            nodeId,
-            raftPort: transport.port(),
-            joined,
-            members: membership.members().map(memberView),
-            ...(formedWith === undefined ? {} : { formedWith }),
-            ...(joined || formedWith !== undefined ? {} : { known: formation?.memberIds() ?? [nodeId] }),
-          };
-        },
-        status,
-        join: (member) => changeMembers({ type: 'join', member }),
+        hello: () => helloAnswer(statusSource),
+        status: () => clusterStatus(statusSource),
+        join: (member) => memberChanges.change({ type: 'join', member }),
         leave: async (id) => {
-          requireMember(id);
-          await changeMembers({ type: 'leave', nodeId: id });
+          memberChanges.requireMember(id);
+          await memberChanges.change({ type: 'leave', nodeId: id });
         },
         forget: async (id) => {
-          requireMember(id);
-          await changeMembers({ type: 'forget', nodeId: id });
+          memberChanges.requireMember(id);
+          await memberChanges.change({ type: 'forget', nodeId: id });
         },
       }),
     servingGroups: () => host.groups().filter(serves),
     remoteService: (local) => {
-      serveToPeers({
+      options.serveToPeers({
         service: local,
         serves,
         groupCount,
@@ -454,24 +301,18 @@ const createRuntime = (
       return createRemoteService({
         nodeId,
         local,
-        caller: remoteCalls,
+        caller: options.remoteCalls,
         groupCount,
         serves,
-        replicasOf: (group) => votersFor(group, activeIds(membership.members())),
+        replicasOf,
         // Longer than what the hosting node may spend (a PUT reads, then proposes), so its own
         // answer (a raft_timeout, say) arrives rather than this node's deadline.
         timeoutMs: 2 * config.raftProposalTimeoutMs + 1_000,
-        onProblem: (peer, reason) => {
-          const key = `${peer}\u0000${reason}`;
-          const now = Date.now();
-          if (now - (forwardProblemsLogged.get(key) ?? 0) < 10_000) return;
-          forwardProblemsLogged.set(key, now);
-          logger.warn({ type: 'remote_call_failed', peer, reason }, 'a remote service call to a peer failed');
-        },
+        onProblem: peerProblem('remote_call_failed', 'a remote service call to a peer failed'),
       });
     },
     acceptsReplicaFrom: (_group, from) =>
-      formation?.acceptsReplicas() === true && from !== nodeId && peers().has(from),
+      formation?.acceptsReplicas() === true && from !== nodeId && directory.peers().has(from),
     readiness: () => {
       if (formation === undefined) return { ready: false, reason: 'starting' };
       const waiting = formation.waitingReason();
@@ -479,6 +320,7 @@ const createRuntime = (
     },
     start: (httpPort) => {
       if (closed || formation !== undefined) return;
+      const { incarnation } = options;
       formation = startFormation({
         nodeId,
         incarnation,
@@ -488,52 +330,33 @@ const createRuntime = (
         groupCount,
         metaGroup,
         host,
-        onPeers: () => publishPeers(),
+        onPeers: () => directory.publish(),
         selfPorts: () => ({ httpPort, raftPort: transport.port() }),
         registered: () => namesIncarnation(membership.members(), nodeId, incarnation),
         logger,
       });
-      const started = formation;
-      timers.push(setInterval(() => consensus.observeLeaders(groups()), Math.max(10, config.raftTickMs)));
-      const balanceIntervalMs = tuning.balanceIntervalMs ?? 1_000;
-      let roundsJoined = 0;
       timers.push(
-        setInterval(() => {
-          if (!started.joined()) return;
-          // Let the first elections settle before moving leaders around.
-          roundsJoined += 1;
-          if (roundsJoined < 2) return;
-          balanceLeadersOnce(host, nodeId, tuning.transfersPerRound ?? 32, (group, voters) => {
-            // A group whose voters are not yet placement's may be handed to a voter about to go.
-            const members = membership.members();
-            if (members.length === 0) return false;
-            const wanted = desiredFor(group, metaGroup, members).voters;
-            return voters.length !== wanted.length || voters.some((node) => !wanted.includes(node));
-          });
-        }, balanceIntervalMs),
+        ...startRounds({
+          nodeId,
+          metaGroup,
+          host,
+          formation,
+          membership,
+          memberChanges,
+          mover,
+          janitor,
+          observeLeaders: () => consensus.observeLeaders(groups()),
+          observeIntervalMs: Math.max(10, config.raftTickMs),
+          intervals: tuning,
+        }),
       );
-      timers.push(
-        setInterval(() => {
-          loadMembership();
-          if (!started.joined()) return;
-          mover.round();
-          purgeGone();
-        }, tuning.moveIntervalMs ?? 200),
-      );
-      if (janitor !== undefined) {
-        timers.push(
-          setInterval(() => {
-            if (started.joined()) void janitor.round();
-          }, tuning.janitorIntervalMs ?? 2_000),
-        );
-      }
     },
     close: async () => {
       closed = true;
       for (const timer of timers.splice(0)) clearInterval(timer);
       await formation?.close();
-      forwarder.close();
-      remoteCalls.close();
+      options.forwarder.close();
+      options.remoteCalls.close();
     },
   };
 };
