@@ -10,6 +10,7 @@ import { Type } from '@sinclair/typebox';
 import type { TObject, TSchema } from '@sinclair/typebox';
 
 import { ErrorCodes } from './errors.js';
+import { contextIdBytesMax } from './identifiers.js';
 
 /** Size limits of one request, enforced before anything reaches the service. */
 export interface RequestLimits {
@@ -37,7 +38,6 @@ export const defaultRequestLimits: RequestLimits = {
 };
 
 const safeIntegerMax = Number.MAX_SAFE_INTEGER;
-const contextIdBytesMax = 256;
 const pageLimitMax = 1_000;
 
 export const policyStrategies = ['last_n', 'skip_parts', 'manual'] as const;

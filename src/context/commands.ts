@@ -13,7 +13,7 @@
 
 import type { ContextPut, JsonObject, MessagePart, Policy } from '../api/domain.js';
 import { ServiceError } from '../api/errors.js';
-import { validateContextId } from './routing.js';
+import { validateContextId } from '../api/identifiers.js';
 import { decodeTagged, encodeTagged } from './codec.js';
 import { validateContextPut } from './validation.js';
 import { wireShapeProblem } from './wire-shape.js';

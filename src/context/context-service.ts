@@ -19,7 +19,8 @@ import type {
   StoredMessage,
 } from '../api/domain.js';
 import { ServiceError } from '../api/errors.js';
-import { groupOf, validateContextId } from './routing.js';
+import { validateContextId, validateIdempotencyKey } from '../api/identifiers.js';
+import { groupOf } from './routing.js';
 import type { ContextService, PutContextResult } from '../api/service.js';
 import type { TokenEstimator } from '../tokens/types.js';
 import type { Command, ContextDefaults, MessageDraft } from './commands.js';
@@ -34,13 +35,10 @@ import { queryInteger, validateContextPut, validateMessage, validateMetadata } f
 export interface ContextServiceLimits {
   /** Largest `limit` of a tail or export page. */
   readonly pageLimitMax: number;
-  /** Longest idempotency key, in UTF-8 bytes (it becomes part of a store key). */
-  readonly idempotencyKeyBytesMax: number;
 }
 
 export const defaultContextServiceLimits: ContextServiceLimits = {
   pageLimitMax: 1_000,
-  idempotencyKeyBytesMax: 1_024,
 };
 
 /** The state machine's read side, as the service uses it. */
@@ -161,15 +159,7 @@ export const createContextService = (options: ContextServiceOptions): ContextSer
       const group = route(id);
       validateMessage(request.message, 'invalid_message');
       const key = request.idempotency_key ?? request.message.id;
-      if (
-        key !== undefined &&
-        (key === '' || Buffer.byteLength(key, 'utf8') > limits.idempotencyKeyBytesMax)
-      ) {
-        throw new ServiceError(
-          'invalid_message',
-          `Idempotency key must be 1 to ${limits.idempotencyKeyBytesMax} bytes`,
-        );
-      }
+      if (key !== undefined) validateIdempotencyKey(key);
       const command: Command = {
         type: 'append',
         contextId: id,

@@ -1,14 +1,11 @@
-// Which Raft group owns a context, and which context ids are acceptable at all.
+// Which Raft group owns a context (which ids are acceptable at all: api/identifiers.ts).
 //
 // The mapping is part of the on-disk format: every replica and every future release must send a
 // given id to the same group, or its history would be split across groups. It is therefore frozen
 // as FNV-1a 32 over the id's UTF-8 bytes, reduced modulo the group count. Never change it; a new
 // mapping needs a migration that moves contexts between groups.
 
-import { ServiceError } from '../api/errors.js';
-
 export const defaultGroupCount = 256;
-export const contextIdBytesMax = 256;
 
 const fnvOffsetBasis = 0x811c9dc5;
 const fnvPrime = 0x01000193;
@@ -30,21 +27,3 @@ export const groupOf = (contextId: string, groupCount: number = defaultGroupCoun
   if (!Number.isInteger(groupCount) || groupCount < 1) throw new RangeError(`groupCount ${groupCount}`);
   return fnv1a32(utf8.encode(contextId)) % groupCount;
 };
-
-// \p{Cc} covers C0, DEL and C1; \p{Cs} under the u flag matches only lone surrogates, which UTF-8
-// cannot encode (they would be stored as U+FFFD and no longer match the id the client sent).
-const forbiddenCharacters = /[\p{Cc}\p{Cs}/]/u;
-
-/** Throws ServiceError invalid_context_id unless `id` is 1–256 bytes of UTF-8 without control chars or "/". */
-export const validateContextId = (id: string): void => {
-  if (typeof id !== 'string' || id.length === 0) throw invalidContextId('must not be empty');
-  const bytes = Buffer.byteLength(id, 'utf8');
-  if (bytes > contextIdBytesMax)
-    throw invalidContextId(`is ${bytes} bytes; the limit is ${contextIdBytesMax}`);
-  if (forbiddenCharacters.test(id)) {
-    throw invalidContextId('must not contain control characters, unpaired surrogates or "/"');
-  }
-};
-
-const invalidContextId = (reason: string): ServiceError =>
-  new ServiceError('invalid_context_id', `The context id ${reason}`);

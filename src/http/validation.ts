@@ -17,6 +17,7 @@ import type {
 } from '../api/domain.js';
 import type { ErrorCode } from '../api/errors.js';
 import { ServiceError } from '../api/errors.js';
+import { validateIdempotencyKey } from '../api/identifiers.js';
 import type { RequestLimits, RequestSchemas } from '../api/schemas.js';
 import {
   buildPolicyConfigSchemas,
@@ -129,9 +130,7 @@ export const createValidators = (limits: RequestLimits): RequestValidators => {
       const valid = validated(append, body);
       const message = toMessageInput(valid.message, 'message', append, jsonChecks);
       const key = idempotencyKeyHeader === '' ? valid.message.id : idempotencyKeyHeader;
-      if (key !== undefined && key.length > limits.nameLengthMax) {
-        throw invalid(append, `Idempotency-Key must be at most ${limits.nameLengthMax} characters`);
-      }
+      if (key !== undefined) validateIdempotencyKey(key);
       const request: Mutable<AppendRequest> = { message };
       if (valid.if_version !== undefined) request.if_version = valid.if_version;
       if (key !== undefined) request.idempotency_key = key;

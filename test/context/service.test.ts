@@ -396,6 +396,21 @@ describe('context service: idempotent appends', () => {
     expect((await s.service.getContext('c')).last_seq).toBe(2);
   });
 
+  it('accepts idempotency keys of 1 to 256 bytes of UTF-8 and refuses longer or empty ones', async () => {
+    const twoByte = '\u00e9'.repeat(128);
+    await s.service.append('c', { message: text('a'), idempotency_key: twoByte });
+    await rejection(
+      s.service.append('c', { message: text('b'), idempotency_key: `${twoByte}k` }),
+      'invalid_message',
+      400,
+    );
+    await rejection(
+      s.service.append('c', { message: text('b'), idempotency_key: '' }),
+      'invalid_message',
+      400,
+    );
+  });
+
   it('uses message.id as the key when no Idempotency-Key is given', async () => {
     const message = { ...text('hi'), id: 'msg-1' };
     expect(await s.service.append('c', { message })).toMatchObject({ seq: 1, replayed: false });

@@ -9,11 +9,14 @@
 // (placement moved it, or it is still catching up) answers "not here" and the next one is tried;
 // a read may also be retried elsewhere after any transport failure, a PUT only when it was unsent.
 
+import { setTimeout as sleep } from 'node:timers/promises';
+
 import type { GroupId, NodeId } from '../../../raft/index.js';
 import { failureToServiceError } from '../../context/consensus.js';
 import type { ContextView, LlmContextView, MessagesPage, StoredMessage } from '../../api/domain.js';
 import { ServiceError } from '../../api/errors.js';
-import { groupOf, validateContextId } from '../../context/routing.js';
+import { validateContextId } from '../../api/identifiers.js';
+import { groupOf } from '../../context/routing.js';
 import type { ContextService, PutContextResult } from '../../api/service.js';
 import type { RemoteCaller } from './remote-call-client.js';
 import { readOnlyOperations } from './remote-call-protocol.js';
@@ -37,8 +40,6 @@ export interface RemoteServiceOptions {
   /** A call failed in a way worth logging (unreachable peer, wrong secret, bad answer). */
   readonly onProblem?: (peer: NodeId, reason: string) => void;
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 export const createRemoteService = (options: RemoteServiceOptions): ContextService => {
   const { local, caller, nodeId } = options;
