@@ -4,6 +4,8 @@
 // learner, catch-up, promote, remove), then drops the node from the member list and waits until
 // the membership group has let it go too. Every wait is bounded by --timeout.
 
+import { setTimeout as sleep } from 'node:timers/promises';
+
 import {
   clusterSecretHeader,
   forgetPath,
@@ -53,8 +55,6 @@ const describeFailure = (error: unknown): string => {
   const code = (cause as { code?: unknown }).code;
   return typeof code === 'string' ? `${code} (${cause.message})` : cause.message;
 };
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 export const clusterRemove = async (options: RemoveOptions, io: RemoveIo): Promise<number> => {
   let base: URL;

@@ -9,6 +9,8 @@
 // won its index) or a forward that never reached the leader. A timed-out or cut-off attempt may
 // still commit, so it is answered as a timeout rather than retried into a duplicate.
 
+import { setTimeout as sleep } from 'node:timers/promises';
+
 import type {
   ConsensusHost,
   Failure,
@@ -55,8 +57,6 @@ export interface ClusterConsensusOptions {
    */
   readonly serves?: (group: GroupId) => boolean;
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 const timeout = (message: string): Failure => ({ ok: false, code: 'TIMEOUT', message });
 

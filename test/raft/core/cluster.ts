@@ -16,6 +16,7 @@ import type {
   Ready,
   SnapshotMeta,
 } from '../../../raft/core/types.js';
+import { seededRandom } from '../../../raft/core/random.js';
 
 /** What one node has on disk, plus what its state machine applied (for checking). */
 export interface Disk {
@@ -45,16 +46,7 @@ export interface ClusterOptions {
 }
 
 /** A small deterministic PRNG (mulberry32): tests replay exactly from a seed. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom };
 
 export const bytes = (text: string): Uint8Array => new TextEncoder().encode(text);
 export const text = (data: Uint8Array): string => new TextDecoder().decode(data);
