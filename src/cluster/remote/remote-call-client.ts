@@ -1,9 +1,9 @@
-// The caller's side of remote service calls: one gRPC client per peer (its own connection, apart
-// from the Raft and forwarding streams, so a large read answer never delays a heartbeat), and each
-// failure classified by what the caller may conclude: "unsent" means the peer never ran the
-// operation; "ambiguous" means it may have (only a read may then be tried elsewhere).
+// The caller's side of remote service calls: a unary call per operation (unary-peer-clients.ts),
+// its answer decoded, or why there is none (peer-call.ts): only a read may be tried elsewhere after
+// an ambiguous failure.
 
 import type { NodeId } from '../../../raft/index.js';
+import type { PeerCallFailure } from './peer-call.js';
 import type { ServiceCallAnswer, ServiceCallRequest } from './remote-call-protocol.js';
 import {
   decodeServiceAnswer,
@@ -15,9 +15,7 @@ import { UnaryPeerClients } from './unary-peer-clients.js';
 import type { UnaryPeerClientsOptions } from './unary-peer-clients.js';
 
 export type ServiceCallResult =
-  | { readonly kind: 'answer'; readonly answer: ServiceCallAnswer }
-  | { readonly kind: 'unsent'; readonly reason: string }
-  | { readonly kind: 'ambiguous'; readonly reason: string };
+  { readonly kind: 'answer'; readonly answer: ServiceCallAnswer } | PeerCallFailure;
 
 export interface RemoteCaller {
   call(peer: NodeId, request: ServiceCallRequest, timeoutMs: number): Promise<ServiceCallResult>;

@@ -1,8 +1,6 @@
 // Unary gRPC calls to peers: one client per peer (its own connection, apart from the Raft and
 // forwarding streams, so a large answer never delays a heartbeat), kept in step with the peer list,
-// and every failure classified by what the caller may conclude. "unsent" means the peer never ran
-// the call (refused before it, or never reached it), so retrying cannot repeat it; "ambiguous" means
-// it may have run.
+// and every failure classified by what the caller may conclude (peer-call.ts).
 
 import { Client, credentials, status } from '@grpc/grpc-js';
 import type { ServiceError as GrpcError } from '@grpc/grpc-js';
@@ -15,11 +13,9 @@ import {
   PEER_MESSAGE_BYTES_MAX,
   serializeBytes,
 } from '../../../net/grpc.js';
+import type { PeerCallFailure } from './peer-call.js';
 
-export type UnaryResult =
-  | { readonly kind: 'answer'; readonly bytes: Uint8Array }
-  | { readonly kind: 'unsent'; readonly reason: string }
-  | { readonly kind: 'ambiguous'; readonly reason: string };
+export type UnaryResult = { readonly kind: 'answer'; readonly bytes: Uint8Array } | PeerCallFailure;
 
 export interface UnaryPeerClientsOptions {
   readonly clusterSecret: string | undefined;
