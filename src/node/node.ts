@@ -196,7 +196,7 @@ export const startNode = async (
       leaderGroups: () => host.groups().filter((group) => host.leaderOf(group) === nodeId).length,
       groupsWithoutLeader: () => host.groups().filter((group) => host.leaderOf(group) === null).length,
       maxTerm: () => Math.max(0, ...host.groups().map((group) => host.status(group)?.term ?? 0)),
-      proposalQueueDepth: () => 0,
+      proposalQueueDepth: () => host.proposalQueueDepth(),
     });
 
     const syncRaftCounters = raftCounterSync(metrics);
