@@ -7,7 +7,7 @@
 
 import type { ChannelOptions, MethodDefinition } from '@grpc/grpc-js';
 
-/** Room for gRPC and codec framing around a payload of maxFrameBytes. */
+/** Room for gRPC and codec framing around a payload of frameBytesMax. */
 const MESSAGE_SLACK_BYTES = 64 * 1024;
 
 /**
@@ -44,20 +44,20 @@ export const bytesMethod = (
 });
 
 export interface ChannelTuning {
-  readonly maxFrameBytes: number;
+  readonly frameBytesMax: number;
   readonly reconnectBackoffMs: { readonly initial: number; readonly max: number };
 }
 
 /** Options shared by the server and every client channel. */
-const messageLimits = (maxFrameBytes: number): ChannelOptions => ({
-  'grpc.max_send_message_length': maxFrameBytes + MESSAGE_SLACK_BYTES,
-  'grpc.max_receive_message_length': maxFrameBytes + MESSAGE_SLACK_BYTES,
+const messageLimits = (frameBytesMax: number): ChannelOptions => ({
+  'grpc.max_send_message_length': frameBytesMax + MESSAGE_SLACK_BYTES,
+  'grpc.max_receive_message_length': frameBytesMax + MESSAGE_SLACK_BYTES,
 });
 
-export const serverOptions = (tuning: ChannelTuning): ChannelOptions => messageLimits(tuning.maxFrameBytes);
+export const serverOptions = (tuning: ChannelTuning): ChannelOptions => messageLimits(tuning.frameBytesMax);
 
 export const clientOptions = (tuning: ChannelTuning): ChannelOptions => ({
-  ...messageLimits(tuning.maxFrameBytes),
+  ...messageLimits(tuning.frameBytesMax),
   // Our own backoff paces redials; the channel's (default up to 120 s) must not stretch it.
   'grpc.initial_reconnect_backoff_ms': tuning.reconnectBackoffMs.initial,
   'grpc.max_reconnect_backoff_ms': tuning.reconnectBackoffMs.max,

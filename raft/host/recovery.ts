@@ -68,10 +68,10 @@ export const coreConfig = (options: CoreOptions, hostSeed: number, group: GroupI
   random: seededRandom(mix32(hostSeed ^ Math.imul(group + 1, 0x9e3779b9))),
   preVote: options.preVote,
   checkQuorum: options.checkQuorum,
-  maxInflightMsgs: options.limits.inflightMsgsMax,
-  maxInflightBytes: options.limits.inflightBytesMax,
-  maxMsgBytes: options.limits.msgBytesMax,
-  maxUncommittedBytes: options.limits.uncommittedBytesMax,
+  inflightMsgsMax: options.limits.inflightMsgsMax,
+  inflightBytesMax: options.limits.inflightBytesMax,
+  msgBytesMax: options.limits.msgBytesMax,
+  uncommittedBytesMax: options.limits.uncommittedBytesMax,
 });
 
 // ---------------------------------------------------------------------------------------------

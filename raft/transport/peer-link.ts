@@ -22,7 +22,7 @@ export interface PeerLinkOptions {
   readonly peer: NodeId;
   readonly address: string;
   readonly clusterSecret: string | undefined;
-  readonly maxFrameBytes: number;
+  readonly frameBytesMax: number;
   readonly reconnectBackoffMs: BackoffMs;
   /** A dial not confirmed by the server within this long counts as failed (a black-holed peer). */
   readonly connectTimeoutMs: number;

@@ -125,9 +125,9 @@ const writeChunks = async (
     // The receiver refused (or the call failed) early: stop reading the source.
     if (started.settled()) break;
     const bytes = encodeSnapshotChunk(options.nodeId, chunk);
-    if (bytes.byteLength > options.maxFrameBytes) {
+    if (bytes.byteLength > options.frameBytesMax) {
       started.call.cancel();
-      return { code: status.RESOURCE_EXHAUSTED, details: 'snapshot chunk larger than maxFrameBytes' };
+      return { code: status.RESOURCE_EXHAUSTED, details: 'snapshot chunk larger than frameBytesMax' };
     }
     if (!started.call.write(bytes)) await Promise.race([drained(started.call), started.whenSettled]);
   }

@@ -132,7 +132,7 @@ type StreamState = 'connecting' | 'open' | 'backoff' | 'closed';
 export interface ForwardStreamOptions {
   readonly clusterSecret: string | undefined;
   /** Largest message either way. Default PEER_MESSAGE_BYTES_MAX (one command of any accepted size fits). */
-  readonly maxMessageBytes?: number;
+  readonly messageBytesMax?: number;
   /**
    * Requests written together are cut into messages of at most this many command bytes; a single
    * larger command travels alone. The leader's limit is on one message, not on how many requests
@@ -171,7 +171,7 @@ class PeerForwardStream {
       address,
       credentials.createInsecure(),
       clientOptions({
-        maxFrameBytes: options.maxMessageBytes,
+        frameBytesMax: options.messageBytesMax,
         reconnectBackoffMs: options.reconnectBackoffMs,
       }),
     );
@@ -335,7 +335,7 @@ export class StreamForwarder implements Forwarder {
   constructor(options: ForwardStreamOptions) {
     this.options = {
       clusterSecret: options.clusterSecret,
-      maxMessageBytes: options.maxMessageBytes ?? PEER_MESSAGE_BYTES_MAX,
+      messageBytesMax: options.messageBytesMax ?? PEER_MESSAGE_BYTES_MAX,
       batchBytesTarget: options.batchBytesTarget ?? PEER_BATCH_BYTES_TARGET,
       inFlightMax: options.inFlightMax ?? 8_192,
       connectTimeoutMs: options.connectTimeoutMs ?? 2_000,

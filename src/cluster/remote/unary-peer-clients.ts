@@ -20,7 +20,7 @@ export type UnaryResult = { readonly kind: 'answer'; readonly bytes: Uint8Array 
 export interface UnaryPeerClientsOptions {
   readonly clusterSecret: string | undefined;
   /** Largest request or answer. Default PEER_MESSAGE_BYTES_MAX (a page of large messages fits). */
-  readonly maxMessageBytes?: number;
+  readonly messageBytesMax?: number;
 }
 
 /** grpc-js failures that happen before a call is sent on a connection. */
@@ -28,11 +28,11 @@ const unsentDetails = ['No connection established', 'Channel closed before call 
 
 export class UnaryPeerClients {
   private readonly clients = new Map<NodeId, { readonly address: string; readonly client: Client }>();
-  private readonly maxMessageBytes: number;
+  private readonly messageBytesMax: number;
   private closed = false;
 
   constructor(private readonly options: UnaryPeerClientsOptions) {
-    this.maxMessageBytes = options.maxMessageBytes ?? PEER_MESSAGE_BYTES_MAX;
+    this.messageBytesMax = options.messageBytesMax ?? PEER_MESSAGE_BYTES_MAX;
   }
 
   /** Peer gRPC addresses; clients of peers that left or moved are closed. */
@@ -49,7 +49,7 @@ export class UnaryPeerClients {
         address,
         credentials.createInsecure(),
         clientOptions({
-          maxFrameBytes: this.maxMessageBytes,
+          frameBytesMax: this.messageBytesMax,
           reconnectBackoffMs: { initial: 100, max: 1_000 },
         }),
       );

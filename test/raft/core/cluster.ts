@@ -36,10 +36,10 @@ export interface ClusterOptions {
   readonly checkQuorum?: boolean;
   readonly electionTicks?: number;
   readonly heartbeatTicks?: number;
-  readonly maxInflightMsgs?: number;
-  readonly maxInflightBytes?: number;
-  readonly maxMsgBytes?: number;
-  readonly maxUncommittedBytes?: number;
+  readonly inflightMsgsMax?: number;
+  readonly inflightBytesMax?: number;
+  readonly msgBytesMax?: number;
+  readonly uncommittedBytesMax?: number;
   readonly seed?: number;
   /** Overrides the per-node random source (e.g. a constant to pin election timeouts). */
   readonly random?: (id: NodeId) => () => number;
@@ -291,10 +291,10 @@ export class Cluster {
       random: o.random?.(id) ?? seededRandom(seed),
       preVote: o.preVote ?? false,
       checkQuorum: o.checkQuorum ?? false,
-      maxInflightMsgs: o.maxInflightMsgs ?? 256,
-      maxInflightBytes: o.maxInflightBytes ?? 0,
-      maxMsgBytes: o.maxMsgBytes ?? 1024 * 1024,
-      maxUncommittedBytes: o.maxUncommittedBytes ?? 0,
+      inflightMsgsMax: o.inflightMsgsMax ?? 256,
+      inflightBytesMax: o.inflightBytesMax ?? 0,
+      msgBytesMax: o.msgBytesMax ?? 1024 * 1024,
+      uncommittedBytesMax: o.uncommittedBytesMax ?? 0,
     };
   }
 }
