@@ -13,6 +13,10 @@ export type SecretCheck = (metadata: Metadata) => boolean;
 
 const digest = (value: string): Buffer => createHash('sha256').update(value, 'utf8').digest();
 
+/** True when `offered` is the secret (always, with no secret): for secrets not sent as gRPC metadata. */
+export const secretMatches = (secret: string | undefined, offered: string): boolean =>
+  secret === undefined || timingSafeEqual(digest(offered), digest(secret));
+
 /** With no secret (an explicitly insecure transport) every call is accepted. */
 export const createSecretCheck = (secret: string | undefined): SecretCheck => {
   if (secret === undefined) return () => true;

@@ -1,10 +1,9 @@
 // Registers the internal cluster endpoints on the HTTP server (through startHttpServer's `extend`).
-// Each checks the cluster secret header in constant time; API keys play no part here.
-
-import { createHash, timingSafeEqual } from 'node:crypto';
+// Each checks the cluster secret header in constant time (net/auth.ts); API keys play no part here.
 
 import type { TemplatedApp } from 'uWebSockets.js';
 
+import { secretMatches } from '../../../net/auth.js';
 import { ServiceError } from '../../api/errors.js';
 import type { Gateway } from '../../http/gateway.js';
 import { jsonReply } from '../../http/reply.js';
@@ -31,12 +30,6 @@ export interface InternalRoutesOptions {
   readonly leave: (nodeId: string) => Promise<void>;
   readonly forget: (nodeId: string) => Promise<void>;
 }
-
-const digest = (value: string): Buffer => createHash('sha256').update(value, 'utf8').digest();
-
-/** True when `offered` is the secret; equal-length digests keep the comparison constant-time. */
-export const secretMatches = (secret: string | undefined, offered: string): boolean =>
-  secret === undefined || timingSafeEqual(digest(secret), digest(offered));
 
 export const registerInternalRoutes = (
   app: TemplatedApp,
