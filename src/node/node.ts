@@ -18,14 +18,13 @@ import type { Config } from '../config/config.js';
 import { ConfigError } from '../config/config-error.js';
 import { resolveIncarnation, resolveNodeName } from '../config/node-name.js';
 import { prepareCluster } from '../cluster/runtime/cluster-runtime.js';
-import { createLocalConsensus, type Consensus } from '../context/consensus.js';
+import { createLocalConsensus } from '../context/consensus.js';
 import { createContextService } from '../context/context-service.js';
 import type { CommandResult } from '../context/results.js';
 import { ContextStateMachine } from '../context/state-machine.js';
 import { startHttpServer } from '../http/server.js';
 import type { Logger } from '../telemetry/logger.js';
-import { meteredService } from '../context/metered-service.js';
-import { createMetrics, type Metrics, type ProposalOutcome } from '../telemetry/metrics.js';
+import { createMetrics, type Metrics } from '../telemetry/metrics.js';
 import { defaultGroupCount } from '../context/routing.js';
 import type { Readiness } from '../api/service.js';
 import { createTokenEstimator } from '../tokens/create-token-estimator.js';
@@ -158,23 +157,22 @@ export const startNode = async (
     });
     closers.push(() => estimator.close());
 
-    const consensus = countedProposals(
+    const consensus =
       cluster?.consensus ??
-        createLocalConsensus(host, {
-          proposeTimeoutMs: config.raftProposalTimeoutMs,
-          readTimeoutMs: config.raftProposalTimeoutMs,
-        }),
-      metrics,
-    );
+      createLocalConsensus(host, {
+        proposeTimeoutMs: config.raftProposalTimeoutMs,
+        readTimeoutMs: config.raftProposalTimeoutMs,
+      });
     const localService = createContextService({
       consensus,
       stateMachine,
       estimator,
       clock: () => new Date(),
       groupCount: defaultGroupCount,
+      metrics,
     });
     // In a cluster, reads of groups hosted elsewhere are run by a node that hosts them.
-    const service = meteredService(cluster?.remoteService(localService) ?? localService, metrics);
+    const service = cluster?.remoteService(localService) ?? localService;
 
     let closing = false;
     const readiness = (): Readiness => {
@@ -287,13 +285,3 @@ const raftCounterSync = (metrics: Metrics): ((stats: RaftHostStats) => void) => 
     last = stats;
   };
 };
-
-/** Counts every proposal's outcome (fastpaca_raft_proposals_total). */
-const countedProposals = (consensus: Consensus, metrics: Metrics): Consensus => ({
-  ...consensus,
-  propose: async (group, command) => {
-    const outcome = await consensus.propose(group, command);
-    metrics.recordProposal(outcome.ok ? 'ok' : (outcome.code.toLowerCase() as ProposalOutcome));
-    return outcome;
-  },
-});
