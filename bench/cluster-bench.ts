@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { defaultGroupCount, groupOf } from '../src/routing.js';
+import { defaultGroupCount, groupOf } from '../src/context/routing.js';
 import { RawHttpConnection } from './raw-http.js';
 import {
   medianOfRuns,

@@ -1,7 +1,7 @@
 // The Raft benchmark: durable proposals per second and their latency, with real LevelDB (sync) and,
 // for the replicated case, real gRPC between processes on 127.0.0.1.
 //   single      one process (this one), 256 single-member groups, proposals made in-process
-//   replicated  three processes (dist/raft/process/main.js), 256 groups replicated 3 ways, leaders
+//   replicated  three processes (dist/bench/raft-process/main.js), 256 groups replicated 3 ways, leaders
 //               spread evenly; each process drives closed-loop proposals to the groups it leads, with
 //               the total concurrency split by the number of groups each leads
 // A proposal counts when propose() resolved ok: committed by a quorum's fsync and applied on the
@@ -16,11 +16,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import type { GroupId, NodeId } from '../raft/core/types.js';
-import type { RaftHostStats } from '../raft/host/index.js';
-import { launchRaftProcess, type LaunchedProcess } from '../raft/process/launcher.js';
-import { runLoad, type LoadResult } from '../raft/process/load.js';
-import { defaultLimits, startRaftNode, type NodeStatus } from '../raft/process/raft-node.js';
+import type { GroupId, NodeId, RaftHostStats } from '../raft/index.js';
+import { launchRaftProcess, type LaunchedProcess } from './raft-process/launcher.js';
+import { runLoad, type LoadResult } from './raft-process/load.js';
+import { defaultLimits, startRaftNode, type NodeStatus } from './raft-process/raft-node.js';
 import { median, newLatencyHistogram, percentileMs, round } from './stats.js';
 
 interface BenchOptions {

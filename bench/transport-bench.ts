@@ -9,11 +9,8 @@
 //   npm run build && node dist/bench/transport-bench.js [--duration-ms 2000] [--runs 3]
 
 import { parseArgs } from 'node:util';
-import type { GroupMessage } from '../raft/api.js';
-import { EntryKind, MessageType } from '../raft/core/types.js';
-import type { Entry } from '../raft/core/types.js';
-import { createGrpcTransport } from '../raft/transport/grpc-transport.js';
-import type { GrpcTransport } from '../raft/transport/grpc-transport.js';
+import { createGrpcTransport, EntryKind, MessageType } from '../raft/index.js';
+import type { Entry, GroupMessage, GrpcTransport } from '../raft/index.js';
 
 interface Scenario {
   readonly name: string;

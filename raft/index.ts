@@ -1,5 +1,6 @@
 // The public surface of raft/: the seams (api.ts), the vocabulary (core/types.ts), the host, its
-// real-time driver and the LevelDB store. The service imports from here only.
+// real-time driver, the LevelDB store and the gRPC transport. Everything outside raft/ (src/, the
+// raft process harness in bench/) imports from here only; tests may reach inside.
 
 export type * from './api.js';
 export * from './core/types.js';
@@ -7,3 +8,11 @@ export { DEFAULT_REQUEST_TIMEOUT_MS, RaftHost, type RaftHostStats } from './host
 export { startHostLoop, type HostLoop, type LoopDrivableHost } from './driver.js';
 export { openLevelStore } from './storage/level-store.js';
 export { StorageCorruptionError } from './storage/checksum-frame.js';
+export {
+  createGrpcTransport,
+  type ExtraGrpcService,
+  type GrpcTransport,
+  type GrpcTransportOptions,
+} from './transport/grpc-transport.js';
+export type { LinkError } from './transport/peer-link.js';
+export type { TransportStats } from './transport/transport-stats.js';

@@ -148,9 +148,9 @@ export class RawNode implements RawNodeApi {
   propose(data: Uint8Array): ProposeResult {
     const refusal = this.proposalRefusal();
     if (refusal !== undefined) return refusal;
-    const maxBytes = this.config.maxUncommittedBytes;
+    const bytesMax = this.config.uncommittedBytesMax;
     // An empty tail always accepts one entry, however large, so a big proposal is never stuck forever.
-    if (maxBytes > 0 && this.uncommittedBytes > 0 && this.uncommittedBytes + data.byteLength > maxBytes) {
+    if (bytesMax > 0 && this.uncommittedBytes > 0 && this.uncommittedBytes + data.byteLength > bytesMax) {
       return { ok: false, code: 'OVERLOADED' };
     }
     const entry = this.appendEntry(EntryKind.Normal, data);
@@ -461,7 +461,7 @@ export class RawNode implements RawNodeApi {
   }
 
   private newProgress(next: Index): Progress {
-    return new Progress(next, this.config.maxInflightMsgs, this.config.maxInflightBytes);
+    return new Progress(next, this.config.inflightMsgsMax, this.config.inflightBytesMax);
   }
 
   private selfProgress(): Progress {
@@ -811,7 +811,7 @@ export class RawNode implements RawNodeApi {
   }
 
   /**
-   * Sends the follower an App from its next index: entries when it has room (at most maxMsgBytes, at
+   * Sends the follower an App from its next index: entries when it has room (at most msgBytesMax, at
    * least one entry), an empty one only when `sendIfEmpty` (to carry commit or resynchronise), or a
    * snapshot when the entries it needs are compacted away. Returns whether anything was sent.
    */
@@ -824,7 +824,7 @@ export class RawNode implements RawNodeApi {
     if (prevTerm === undefined) return this.maybeSendSnapshot(to, pr);
     // A full window sends only empty Apps (see handleHeartbeatResponse).
     const throttled = pr.state === 'replicate' && pr.inflights.full();
-    const entries = throttled ? noEntries : log.slice(pr.next, this.config.maxMsgBytes);
+    const entries = throttled ? noEntries : log.slice(pr.next, this.config.msgBytesMax);
     if (entries.length === 0 && !sendIfEmpty) return false;
     this.send({
       type: MessageType.App,
@@ -1004,10 +1004,10 @@ function validateConfig(config: RaftConfig): void {
     'electionTicks must be > heartbeatTicks',
   );
   invariant(
-    Number.isInteger(config.maxInflightMsgs) && config.maxInflightMsgs >= 1,
-    'maxInflightMsgs must be >= 1',
+    Number.isInteger(config.inflightMsgsMax) && config.inflightMsgsMax >= 1,
+    'inflightMsgsMax must be >= 1',
   );
-  invariant(config.maxInflightBytes >= 0, 'maxInflightBytes must be >= 0');
-  invariant(config.maxMsgBytes > 0, 'maxMsgBytes must be > 0');
-  invariant(config.maxUncommittedBytes >= 0, 'maxUncommittedBytes must be >= 0');
+  invariant(config.inflightBytesMax >= 0, 'inflightBytesMax must be >= 0');
+  invariant(config.msgBytesMax > 0, 'msgBytesMax must be > 0');
+  invariant(config.uncommittedBytesMax >= 0, 'uncommittedBytesMax must be >= 0');
 }

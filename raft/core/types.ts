@@ -131,7 +131,7 @@ export type ProposeResult =
   | { readonly ok: false; readonly code: 'TRANSFERRING' }
   /** A membership change is already pending, or this leader has not yet committed an entry of its term. */
   | { readonly ok: false; readonly code: 'CONF_CHANGE_PENDING' }
-  /** The in-memory uncommitted tail is over `maxUncommittedBytes`. */
+  /** The in-memory uncommitted tail is over `uncommittedBytesMax`. */
   | { readonly ok: false; readonly code: 'OVERLOADED' };
 
 export interface ProgressStatus {
@@ -167,13 +167,13 @@ export interface RaftConfig {
   readonly preVote: boolean;
   readonly checkQuorum: boolean;
   /** Flow control: at most this many App messages in flight to one follower ... */
-  readonly maxInflightMsgs: number;
+  readonly inflightMsgsMax: number;
   /** ... and at most this many entry bytes in flight to one follower (0 = unbounded). */
-  readonly maxInflightBytes: number;
+  readonly inflightBytesMax: number;
   /** Upper bound on entry bytes in one App message (at least one entry is always sent). */
-  readonly maxMsgBytes: number;
+  readonly msgBytesMax: number;
   /** Proposals are refused with OVERLOADED while the uncommitted tail exceeds this (0 = unbounded). */
-  readonly maxUncommittedBytes: number;
+  readonly uncommittedBytesMax: number;
 }
 
 /** What the host recovered from storage for one group, handed to the core at construction. */

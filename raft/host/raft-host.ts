@@ -286,6 +286,11 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
     return { ...this.stats_ };
   }
 
+  /** Proposals accepted and waiting for the next turn to feed them to their groups (a gauge). */
+  proposalQueueDepth(): number {
+    return this.requests.queuedProposals;
+  }
+
   // -------------------------------------------------------------------------------------------
   // The turn.
 

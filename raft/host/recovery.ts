@@ -41,6 +41,7 @@ import {
   type AppliedState,
 } from '../storage/record-codec.js';
 import type { GroupInit } from './replica.js';
+import { seededRandom } from '../core/random.js';
 
 export const EMPTY_CONF: ConfState = { voters: [], learners: [] };
 
@@ -52,18 +53,6 @@ const mix32 = (value: number): number => {
   x = Math.imul(x ^ (x >>> 16), 0x85ebca6b);
   x = Math.imul(x ^ (x >>> 13), 0xc2b2ae35);
   return (x ^ (x >>> 16)) >>> 0;
-};
-
-/** mulberry32: small, fast and good enough for election jitter. */
-const seededRandom = (seed: number): (() => number) => {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 0x1_0000_0000;
-  };
 };
 
 export type CoreOptions = Pick<
@@ -79,10 +68,10 @@ export const coreConfig = (options: CoreOptions, hostSeed: number, group: GroupI
   random: seededRandom(mix32(hostSeed ^ Math.imul(group + 1, 0x9e3779b9))),
   preVote: options.preVote,
   checkQuorum: options.checkQuorum,
-  maxInflightMsgs: options.limits.inflightMsgsMax,
-  maxInflightBytes: options.limits.inflightBytesMax,
-  maxMsgBytes: options.limits.msgBytesMax,
-  maxUncommittedBytes: options.limits.uncommittedBytesMax,
+  inflightMsgsMax: options.limits.inflightMsgsMax,
+  inflightBytesMax: options.limits.inflightBytesMax,
+  msgBytesMax: options.limits.msgBytesMax,
+  uncommittedBytesMax: options.limits.uncommittedBytesMax,
 });
 
 // ---------------------------------------------------------------------------------------------

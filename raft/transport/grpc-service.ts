@@ -1,84 +1,17 @@
-// The gRPC service between fastpaca hosts, defined in code (no protobuf step). Messages are opaque
-// bytes at this layer: the codec (codec.ts) encodes frames and chunks before they reach grpc-js,
-// so encoding errors surface in our code rather than inside a stream, and the send queue can hold
-// ready-to-write bytes.
+// The Raft transport's gRPC service between hosts (net/grpc.ts has the byte methods it is built of):
 //
 //   Stream   (bidi)   client → server: frames. server → client: one HELLO once the call passed
-//                     authentication, so the client knows the stream really is up.
+//                     authentication (net/hello-stream.ts), so the client knows the stream is up.
 //   Snapshot (client) client → server: snapshot chunks in order. server → client: the answer.
 
-import type { ChannelOptions, MethodDefinition, ServiceDefinition } from '@grpc/grpc-js';
+import type { ServiceDefinition } from '@grpc/grpc-js';
+
+import { bytesMethod } from '../../net/grpc.js';
 
 export const STREAM_PATH = '/fastpaca.raft.v1.Transport/Stream';
 export const SNAPSHOT_PATH = '/fastpaca.raft.v1.Transport/Snapshot';
-
-/** The server's first message on a Stream call. */
-export const HELLO = Buffer.from([1]);
-
-/** Room for gRPC and codec framing around a payload of maxFrameBytes. */
-const MESSAGE_SLACK_BYTES = 64 * 1024;
-
-/**
- * Default limit of one message on a channel between nodes. Batches are cut far smaller (frames,
- * forwarded requests), so this bounds only what cannot be cut: one Raft entry as large as a request
- * body may make it, a snapshot pair that holds one, an answer. It is the same on every node,
- * whatever each one's configuration, so an entry one node accepted can always reach the others: a
- * leader whose entry no frame could carry would resend it forever and wedge its group. Peers are
- * authenticated, so the limit guards against bugs, not attackers.
- */
-export const PEER_MESSAGE_BYTES_MAX = 256 * 1024 * 1024;
-
-/** Default size batches are cut to before they become one message (a frame, a forward batch). */
-export const PEER_BATCH_BYTES_TARGET = 8 * 1024 * 1024;
-
-export const serializeBytes = (bytes: Uint8Array): Buffer =>
-  Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-
-export const deserializeBytes = (bytes: Buffer): Buffer => bytes;
-
-/** A method whose messages are opaque bytes (our codecs encode them), unary or streamed either way. */
-export const bytesMethod = (
-  path: string,
-  requestStream: boolean,
-  responseStream: boolean,
-): MethodDefinition<Uint8Array, Uint8Array> => ({
-  path,
-  requestStream,
-  responseStream,
-  requestSerialize: serializeBytes,
-  requestDeserialize: deserializeBytes,
-  responseSerialize: serializeBytes,
-  responseDeserialize: deserializeBytes,
-});
 
 export const transportService: ServiceDefinition = {
   Stream: bytesMethod(STREAM_PATH, true, true),
   Snapshot: bytesMethod(SNAPSHOT_PATH, true, false),
 };
-
-export interface ChannelTuning {
-  readonly maxFrameBytes: number;
-  readonly reconnectBackoffMs: { readonly initial: number; readonly max: number };
-}
-
-/** Options shared by the server and every client channel. */
-const messageLimits = (maxFrameBytes: number): ChannelOptions => ({
-  'grpc.max_send_message_length': maxFrameBytes + MESSAGE_SLACK_BYTES,
-  'grpc.max_receive_message_length': maxFrameBytes + MESSAGE_SLACK_BYTES,
-});
-
-export const serverOptions = (tuning: ChannelTuning): ChannelOptions => messageLimits(tuning.maxFrameBytes);
-
-export const clientOptions = (tuning: ChannelTuning): ChannelOptions => ({
-  ...messageLimits(tuning.maxFrameBytes),
-  // Our own backoff paces redials; the channel's (default up to 120 s) must not stretch it.
-  'grpc.initial_reconnect_backoff_ms': tuning.reconnectBackoffMs.initial,
-  'grpc.max_reconnect_backoff_ms': tuning.reconnectBackoffMs.max,
-  // Detect a peer that vanished without closing its socket (power loss, partition).
-  'grpc.keepalive_time_ms': 10_000,
-  'grpc.keepalive_timeout_ms': 5_000,
-  'grpc.keepalive_permit_without_calls': 1,
-  // One connection per client object: the Raft stream and a snapshot transfer must not share a
-  // TCP connection (a large snapshot would delay heartbeats), nor two transports in one process.
-  'grpc.use_local_subchannel_pool': 1,
-});

@@ -7,15 +7,11 @@ import { Server, ServerCredentials } from '@grpc/grpc-js';
 import type { ServiceDefinition, UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { GroupMessage, SnapshotChunk, Transport, TransportHandlers } from '../api.js';
 import type { NodeId } from '../core/types.js';
-import { createSecretCheck } from './auth.js';
+import { createSecretCheck } from '../../net/auth.js';
 import type { BackoffMs } from './backoff.js';
 import { encodeFrame } from './codec.js';
-import {
-  PEER_BATCH_BYTES_TARGET,
-  PEER_MESSAGE_BYTES_MAX,
-  serverOptions,
-  transportService,
-} from './grpc-service.js';
+import { PEER_BATCH_BYTES_TARGET, PEER_MESSAGE_BYTES_MAX, serverOptions } from '../../net/grpc.js';
+import { transportService } from './grpc-service.js';
 import { authenticateFirst, MAX_CONCURRENT_STREAMS } from './authenticate-first.js';
 import { createInboundService } from './inbound.js';
 import { PeerLink } from './peer-link.js';
@@ -47,11 +43,11 @@ export interface GrpcTransportOptions {
    * Largest encoded frame or snapshot chunk, sent or received: a single message over it is dropped.
    * Default PEER_MESSAGE_BYTES_MAX (256 MiB), so that one entry as large as any request can travel.
    */
-  readonly maxFrameBytes?: number;
+  readonly frameBytesMax?: number;
   /**
    * A batch is cut into frames of at most this many bytes, so one frame never holds up the stream
-   * for long; a single message larger than this (up to maxFrameBytes) travels in a frame of its own.
-   * Default 8 MiB, or maxFrameBytes when that is smaller.
+   * for long; a single message larger than this (up to frameBytesMax) travels in a frame of its own.
+   * Default 8 MiB, or frameBytesMax when that is smaller.
    */
   readonly frameTargetBytes?: number;
   /** Frames waiting per peer (while connecting or while the stream is full). Default 256. */
@@ -90,7 +86,7 @@ interface ResolvedOptions {
   readonly clusterSecret: string | undefined;
   readonly reconnectBackoffMs: BackoffMs;
   readonly connectTimeoutMs: number;
-  readonly maxFrameBytes: number;
+  readonly frameBytesMax: number;
   readonly frameTargetBytes: number;
   readonly sendQueueFramesMax: number;
   readonly snapshotBytesMax: number;
@@ -114,7 +110,7 @@ const resolveOptions = (options: GrpcTransportOptions): ResolvedOptions => {
   requirePositive('reconnectBackoffMs.initial', backoff.initial);
   if (backoff.max < backoff.initial) throw new Error('grpc transport: reconnectBackoffMs.max < initial');
   const listenPort = options.listenPort ?? 0;
-  const maxFrameBytes = requirePositive('maxFrameBytes', options.maxFrameBytes ?? PEER_MESSAGE_BYTES_MAX);
+  const frameBytesMax = requirePositive('frameBytesMax', options.frameBytesMax ?? PEER_MESSAGE_BYTES_MAX);
   if (!Number.isInteger(listenPort) || listenPort < 0 || listenPort > 65_535) {
     throw new Error('grpc transport: listenPort must be an integer in 0..65535');
   }
@@ -125,9 +121,9 @@ const resolveOptions = (options: GrpcTransportOptions): ResolvedOptions => {
     clusterSecret: options.clusterSecret,
     reconnectBackoffMs: backoff,
     connectTimeoutMs: requirePositive('connectTimeoutMs', options.connectTimeoutMs ?? 5_000),
-    maxFrameBytes,
+    frameBytesMax,
     frameTargetBytes: Math.min(
-      maxFrameBytes,
+      frameBytesMax,
       requirePositive('frameTargetBytes', options.frameTargetBytes ?? PEER_BATCH_BYTES_TARGET),
     ),
     sendQueueFramesMax: requirePositive('sendQueueFramesMax', options.sendQueueFramesMax ?? 256),
@@ -276,7 +272,7 @@ class GrpcTransportImpl implements GrpcTransport {
       peer,
       address,
       clusterSecret: this.options.clusterSecret,
-      maxFrameBytes: this.options.maxFrameBytes,
+      frameBytesMax: this.options.frameBytesMax,
       reconnectBackoffMs: this.options.reconnectBackoffMs,
       connectTimeoutMs: this.options.connectTimeoutMs,
       sendQueueFramesMax: this.options.sendQueueFramesMax,
@@ -296,7 +292,7 @@ class GrpcTransportImpl implements GrpcTransport {
   /**
    * One frame for the whole batch unless it would exceed frameTargetBytes; then halves, recursively
    * (rare: only under a large replication backlog or with large entries). A single message goes
-   * alone in a frame up to maxFrameBytes, and is dropped only past that.
+   * alone in a frame up to frameBytesMax, and is dropped only past that.
    */
   private encodeFrames(to: NodeId, batch: readonly GroupMessage[]): OutboundFrame[] {
     const frames: OutboundFrame[] = [];
@@ -309,7 +305,7 @@ class GrpcTransportImpl implements GrpcTransport {
         this.drop(to, 1, part.length);
         return;
       }
-      const fits = part.length === 1 ? this.options.maxFrameBytes : this.options.frameTargetBytes;
+      const fits = part.length === 1 ? this.options.frameBytesMax : this.options.frameTargetBytes;
       if (bytes.byteLength <= fits) frames.push({ bytes, messageCount: part.length });
       else if (part.length === 1) this.drop(to, 1, 1);
       else {

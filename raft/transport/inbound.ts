@@ -12,9 +12,9 @@ import type {
 } from '@grpc/grpc-js';
 import type { TransportHandlers } from '../api.js';
 import type { NodeId } from '../core/types.js';
-import type { SecretCheck } from './auth.js';
+import type { SecretCheck } from '../../net/auth.js';
 import { CodecError, decodeFrame, decodeSnapshotChunk, encodeSnapshotAnswer } from './codec.js';
-import { HELLO } from './grpc-service.js';
+import { sendHello } from '../../net/hello-stream.js';
 import { SnapshotAssembly } from './snapshot-assembly.js';
 import type { CompleteSnapshot, SnapshotBudget } from './snapshot-assembly.js';
 import type { TransportStats } from './transport-stats.js';
@@ -51,7 +51,7 @@ const handleStream = (context: InboundContext, call: ServerDuplexStream<Uint8Arr
   }
   call.on('data', (bytes: Uint8Array) => receiveFrame(context, bytes));
   call.on('end', () => call.end());
-  call.write(HELLO);
+  sendHello(call);
 };
 
 const receiveFrame = (context: InboundContext, bytes: Uint8Array): void => {

@@ -5,26 +5,24 @@
 // while grpc-js reports the stream's buffer full, frames wait there; beyond the bound, and while
 // the peer is down, frames are refused so the caller can drop and count them (Raft retries).
 
-import { Client, credentials, status } from '@grpc/grpc-js';
-import type { ClientDuplexStream, ServiceError } from '@grpc/grpc-js';
+import { Client, credentials } from '@grpc/grpc-js';
 import type { NodeId } from '../core/types.js';
-import { secretMetadata } from './auth.js';
+import { clientOptions } from '../../net/grpc.js';
+import { dialHelloStream } from '../../net/hello-stream.js';
+import type { HelloStream, StreamBreak } from '../../net/hello-stream.js';
 import { backoffDelayMs } from './backoff.js';
 import type { BackoffMs } from './backoff.js';
-import { clientOptions, deserializeBytes, serializeBytes, STREAM_PATH } from './grpc-service.js';
+import { STREAM_PATH } from './grpc-service.js';
 import type { TransportStats } from './transport-stats.js';
 
 /** Why a link failed, for logs (never carries the secret). */
-export interface LinkError {
-  readonly code: number;
-  readonly details: string;
-}
+export type LinkError = StreamBreak;
 
 export interface PeerLinkOptions {
   readonly peer: NodeId;
   readonly address: string;
   readonly clusterSecret: string | undefined;
-  readonly maxFrameBytes: number;
+  readonly frameBytesMax: number;
   readonly reconnectBackoffMs: BackoffMs;
   /** A dial not confirmed by the server within this long counts as failed (a black-holed peer). */
   readonly connectTimeoutMs: number;
@@ -51,7 +49,7 @@ export class PeerLink {
   private readonly options: PeerLinkOptions;
   private readonly client: Client;
   private state: LinkState = 'connecting';
-  private call: ClientDuplexStream<Uint8Array, Uint8Array> | undefined;
+  private stream: HelloStream | undefined;
   // Invariant: queue.length <= options.sendQueueFramesMax.
   private queue: OutboundFrame[] = [];
   /** False after a write returned false, until the call's 'drain'. */
@@ -59,7 +57,6 @@ export class PeerLink {
   private failures = 0;
   private everOpened = false;
   private redialTimer: NodeJS.Timeout | undefined;
-  private connectTimer: NodeJS.Timeout | undefined;
 
   constructor(options: PeerLinkOptions) {
     this.options = options;
@@ -99,51 +96,31 @@ export class PeerLink {
     if (this.state === 'closed') return;
     this.state = 'closed';
     clearTimeout(this.redialTimer);
-    clearTimeout(this.connectTimer);
     this.dropQueue();
-    const call = this.call;
-    this.call = undefined;
-    call?.cancel();
+    const stream = this.stream;
+    this.stream = undefined;
+    stream?.cancel();
     this.client.close();
   }
 
   private dial(): void {
     this.state = 'connecting';
     this.writable = true;
-    const call = this.client.makeBidiStreamRequest<Uint8Array, Uint8Array>(
-      STREAM_PATH,
-      serializeBytes,
-      deserializeBytes,
-      secretMetadata(this.options.clusterSecret),
-    );
-    this.call = call;
-    // Events of a call we already gave up on must not touch the current one.
-    const current = (): boolean => this.call === call;
-    call.on('data', () => {
-      if (current() && this.state === 'connecting') this.opened();
+    // A stream we gave up on is cancelled and silent: its events never touch the current one.
+    this.stream = dialHelloStream(this.client, {
+      path: STREAM_PATH,
+      clusterSecret: this.options.clusterSecret,
+      connectTimeoutMs: this.options.connectTimeoutMs,
+      onOpen: () => this.opened(),
+      onDrain: () => {
+        this.writable = true;
+        this.flush();
+      },
+      onBroken: (cause) => this.broken(cause),
     });
-    call.on('drain', () => {
-      if (!current()) return;
-      this.writable = true;
-      this.flush();
-    });
-    call.on('error', (error: ServiceError) => {
-      if (current()) this.broken({ code: error.code, details: error.details });
-    });
-    // The server ending the stream without an error (it is shutting down) is a break as well.
-    call.on('end', () => {
-      if (current()) this.broken({ code: status.UNAVAILABLE, details: 'stream ended by peer' });
-    });
-    this.connectTimer = setTimeout(() => {
-      if (current() && this.state === 'connecting') {
-        this.broken({ code: status.DEADLINE_EXCEEDED, details: 'peer did not answer the dial in time' });
-      }
-    }, this.options.connectTimeoutMs);
-    this.connectTimer.unref();
   }
 
   private opened(): void {
-    clearTimeout(this.connectTimer);
     this.state = 'open';
     this.failures = 0;
     if (this.everOpened) this.options.stats.reconnects += 1;
@@ -153,10 +130,9 @@ export class PeerLink {
 
   private broken(error: LinkError): void {
     if (this.state === 'closed') return;
-    clearTimeout(this.connectTimer);
-    const call = this.call;
-    this.call = undefined;
-    call?.cancel();
+    const stream = this.stream;
+    this.stream = undefined;
+    stream?.cancel();
     this.dropQueue();
     this.options.onError(this.options.peer, error);
     this.options.onUnreachable(this.options.peer);
@@ -176,9 +152,9 @@ export class PeerLink {
   }
 
   private write(frame: OutboundFrame): void {
-    const call = this.call;
-    if (call === undefined) return;
-    this.writable = call.write(frame.bytes);
+    const stream = this.stream;
+    if (stream === undefined) return;
+    this.writable = stream.call.write(frame.bytes);
     this.options.stats.framesSent += 1;
     this.options.stats.messagesSent += frame.messageCount;
   }

@@ -6,10 +6,11 @@ import { Client, credentials, status } from '@grpc/grpc-js';
 import type { ClientWritableStream } from '@grpc/grpc-js';
 import type { SnapshotChunk } from '../api.js';
 import type { NodeId } from '../core/types.js';
-import { secretMetadata } from './auth.js';
+import { secretMetadata } from '../../net/auth.js';
 import { decodeSnapshotAnswer, encodeSnapshotChunk } from './codec.js';
-import { clientOptions, deserializeBytes, serializeBytes, SNAPSHOT_PATH } from './grpc-service.js';
-import type { ChannelTuning } from './grpc-service.js';
+import { clientOptions, deserializeBytes, serializeBytes } from '../../net/grpc.js';
+import { SNAPSHOT_PATH } from './grpc-service.js';
+import type { ChannelTuning } from '../../net/grpc.js';
 import type { LinkError } from './peer-link.js';
 
 export interface SnapshotSendOptions extends ChannelTuning {
@@ -124,9 +125,9 @@ const writeChunks = async (
     // The receiver refused (or the call failed) early: stop reading the source.
     if (started.settled()) break;
     const bytes = encodeSnapshotChunk(options.nodeId, chunk);
-    if (bytes.byteLength > options.maxFrameBytes) {
+    if (bytes.byteLength > options.frameBytesMax) {
       started.call.cancel();
-      return { code: status.RESOURCE_EXHAUSTED, details: 'snapshot chunk larger than maxFrameBytes' };
+      return { code: status.RESOURCE_EXHAUSTED, details: 'snapshot chunk larger than frameBytesMax' };
     }
     if (!started.call.write(bytes)) await Promise.race([drained(started.call), started.whenSettled]);
   }

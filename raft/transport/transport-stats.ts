@@ -6,7 +6,7 @@ export interface TransportStats {
   messagesSent: number;
   framesReceived: number;
   messagesReceived: number;
-  /** Outbound frames not sent: peer unknown or down, queue full, or larger than maxFrameBytes. */
+  /** Outbound frames not sent: peer unknown or down, queue full, or larger than frameBytesMax. */
   framesDropped: number;
   messagesDropped: number;
   /** Inbound frames refused: undecodable, or addressed to another node. */

@@ -4,7 +4,7 @@
 // machines trail its commit index. --json prints the endpoint's answer unchanged, for scripts.
 // `fastpaca cluster remove <node>` (cluster-remove.ts) drains a node before it is switched off.
 import type { Argv } from 'yargs';
-import { clusterSecretHeader, statusPath } from '../cluster/internal-protocol.js';
+import { clusterSecretHeader, statusPath } from '../cluster/membership/internal-protocol.js';
 import { clusterRemove } from './cluster-remove.js';
 import { exitCodes } from './exit-codes.js';
 

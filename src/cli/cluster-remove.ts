@@ -4,9 +4,16 @@
 // learner, catch-up, promote, remove), then drops the node from the member list and waits until
 // the membership group has let it go too. Every wait is bounded by --timeout.
 
-import { clusterSecretHeader, forgetPath, leavePath, statusPath } from '../cluster/internal-protocol.js';
-import type { NodeStatusLike } from '../cluster/removal-progress.js';
-import { removalProgress } from '../cluster/removal-progress.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+import {
+  clusterSecretHeader,
+  forgetPath,
+  leavePath,
+  statusPath,
+} from '../cluster/membership/internal-protocol.js';
+import type { NodeStatusLike } from '../cluster/membership/removal-progress.js';
+import { removalProgress } from '../cluster/membership/removal-progress.js';
 import { exitCodes } from './exit-codes.js';
 
 export interface RemoveIo {
@@ -48,8 +55,6 @@ const describeFailure = (error: unknown): string => {
   const code = (cause as { code?: unknown }).code;
   return typeof code === 'string' ? `${code} (${cause.message})` : cause.message;
 };
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 export const clusterRemove = async (options: RemoveOptions, io: RemoveIo): Promise<number> => {
   let base: URL;

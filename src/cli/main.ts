@@ -4,8 +4,8 @@
 import { pino } from 'pino';
 import { hideBin } from 'yargs/helpers';
 import type { Config } from '../config/config.js';
-import { createLogger } from '../logger.js';
-import { startNode } from '../node.js';
+import { createLogger } from '../telemetry/logger.js';
+import { startNode } from '../node/node.js';
 import { runCli, type CliIo } from './cli.js';
 import { exitCodes } from './exit-codes.js';
 import { serve, type ProcessLog, type ServeDeps } from './serve.js';

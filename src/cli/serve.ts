@@ -6,11 +6,11 @@ import type { Config } from '../config/config.js';
 import { isConfigError } from '../config/config-error.js';
 import type { LoadedConfig } from '../config/load-config.js';
 import { redactConfig } from '../config/redact-config.js';
-import type { Logger } from '../logger.js';
+import type { Logger } from '../telemetry/logger.js';
 import { configOrigins } from './config-view.js';
 import { exitCodes, signalExitCode } from './exit-codes.js';
 
-/** What serve needs of a started node (src/node.ts RunningNode satisfies it). */
+/** What serve needs of a started node (src/node/node.ts RunningNode satisfies it). */
 export interface ServedNode {
   readonly nodeId: string;
   readonly httpPort: number;

@@ -2,8 +2,8 @@
 // window; each change is recorded as an event under the current version, and a command that
 // changes nothing writes nothing.
 
-import type { ContextPut, JsonObject } from '../domain.js';
-import { defaultRequestLimits } from '../schemas.js';
+import type { ContextPut, JsonObject } from '../api/domain.js';
+import { defaultRequestLimits } from '../api/schemas.js';
 import type { Command } from './commands.js';
 import type { ContextTxn } from './context-txn.js';
 import { contextView } from './context-view.js';

@@ -9,7 +9,7 @@
 // more for degenerate shapes like arrays of empty objects. `jsonHeapFactor` is set above the
 // typical case so that the bound evicts early rather than let the heap outgrow it.
 
-import type { JsonObject } from '../domain.js';
+import type { JsonObject } from '../api/domain.js';
 import type { ContextRecords } from './context-txn.js';
 
 export const cachedContextBaseBytes = 1_400;

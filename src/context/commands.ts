@@ -11,9 +11,9 @@
 // archived watermark). Decoding rejects anything malformed with CommandDecodeError, which the state
 // machine turns into an error result on every replica alike (a poison entry must not crash them all).
 
-import type { ContextPut, JsonObject, MessagePart, Policy } from '../domain.js';
-import { ServiceError } from '../errors.js';
-import { validateContextId } from '../routing.js';
+import type { ContextPut, JsonObject, MessagePart, Policy } from '../api/domain.js';
+import { ServiceError } from '../api/errors.js';
+import { validateContextId } from '../api/identifiers.js';
 import { decodeTagged, encodeTagged } from './codec.js';
 import { validateContextPut } from './validation.js';
 import { wireShapeProblem } from './wire-shape.js';

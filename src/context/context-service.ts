@@ -1,11 +1,13 @@
-// The service behind the HTTP gateway: it checks what the schemas cannot, stamps the time, counts
-// tokens once, routes to the context's Raft group, proposes, and turns results into response
-// bodies or ServiceErrors. Reads wait for the group's ReadIndex barrier, then read the local state
-// machine, so they are linearizable.
+// The service behind the HTTP gateway, the one layer above consensus: it validates a request once
+// (what the schemas cannot check), stamps the time, counts tokens once, routes to the context's Raft
+// group, proposes, counts the proposal's outcome and each first append for /metrics, and turns
+// results into response bodies or ServiceErrors. Reads wait for the group's ReadIndex barrier, then
+// read the local state machine, so they are linearizable. (In a cluster, reads of groups this node
+// does not host are run by a node that does: cluster/remote/remote-service.ts.)
 
-import type { GroupKv } from '../../raft/api.js';
-import { proposed, readable } from '../consensus.js';
-import type { Consensus } from '../consensus.js';
+import type { GroupKv } from '../../raft/index.js';
+import { proposed, readable } from './consensus.js';
+import type { Consensus } from './consensus.js';
 import type {
   AppendRequest,
   AppendResult,
@@ -17,10 +19,12 @@ import type {
   MessageInput,
   MessagesPage,
   StoredMessage,
-} from '../domain.js';
-import { ServiceError } from '../errors.js';
-import { groupOf, validateContextId } from '../routing.js';
-import type { ContextService, PutContextResult } from '../service.js';
+} from '../api/domain.js';
+import { ServiceError } from '../api/errors.js';
+import { validateContextId, validateIdempotencyKey } from '../api/identifiers.js';
+import { groupOf } from './routing.js';
+import type { ContextService, PutContextResult } from '../api/service.js';
+import type { Metrics, ProposalOutcome } from '../telemetry/metrics.js';
 import type { TokenEstimator } from '../tokens/types.js';
 import type { Command, ContextDefaults, MessageDraft } from './commands.js';
 import { jsonEqual } from './json-equal.js';
@@ -34,13 +38,10 @@ import { queryInteger, validateContextPut, validateMessage, validateMetadata } f
 export interface ContextServiceLimits {
   /** Largest `limit` of a tail or export page. */
   readonly pageLimitMax: number;
-  /** Longest idempotency key, in UTF-8 bytes (it becomes part of a store key). */
-  readonly idempotencyKeyBytesMax: number;
 }
 
 export const defaultContextServiceLimits: ContextServiceLimits = {
   pageLimitMax: 1_000,
-  idempotencyKeyBytesMax: 1_024,
 };
 
 /** The state machine's read side, as the service uses it. */
@@ -53,7 +54,12 @@ export interface ContextServiceOptions {
   readonly clock: () => Date;
   readonly groupCount: number;
   readonly limits?: ContextServiceLimits;
+  /** Where proposals and first appends are counted (fastpaca_raft_proposals_total, fastpaca_messages_*). */
+  readonly metrics?: ServiceMetrics;
 }
+
+/** What the service counts. */
+export type ServiceMetrics = Pick<Metrics, 'recordAppend' | 'recordProposal'>;
 
 const defaults: ContextDefaults = { triggerRatio: defaultTriggerRatio, policy: defaultPolicy };
 
@@ -70,7 +76,7 @@ const expectResult = <T extends Exclude<CommandResult, { readonly error: unknown
 };
 
 export const createContextService = (options: ContextServiceOptions): ContextService => {
-  const { consensus, stateMachine, estimator, clock, groupCount } = options;
+  const { consensus, stateMachine, estimator, clock, groupCount, metrics } = options;
   const limits = options.limits ?? defaultContextServiceLimits;
   const now = (): string => clock().toISOString();
 
@@ -83,8 +89,11 @@ export const createContextService = (options: ContextServiceOptions): ContextSer
     proposeTo(route(id), command);
 
   /** For callers that already routed (and so validated) the id. */
-  const proposeTo = async (group: number, command: Command): Promise<CommandResult> =>
-    proposed(await consensus.propose(group, command));
+  const proposeTo = async (group: number, command: Command): Promise<CommandResult> => {
+    const outcome = await consensus.propose(group, command);
+    metrics?.recordProposal(outcome.ok ? 'ok' : (outcome.code.toLowerCase() as ProposalOutcome));
+    return proposed(outcome);
+  };
 
   /** Waits for the read barrier of `id`'s group; returns what the reads need. */
   const readPoint = async (id: string): Promise<{ readonly group: number; readonly kv: GroupKv }> => {
@@ -161,15 +170,7 @@ export const createContextService = (options: ContextServiceOptions): ContextSer
       const group = route(id);
       validateMessage(request.message, 'invalid_message');
       const key = request.idempotency_key ?? request.message.id;
-      if (
-        key !== undefined &&
-        (key === '' || Buffer.byteLength(key, 'utf8') > limits.idempotencyKeyBytesMax)
-      ) {
-        throw new ServiceError(
-          'invalid_message',
-          `Idempotency key must be 1 to ${limits.idempotencyKeyBytesMax} bytes`,
-        );
-      }
+      if (key !== undefined) validateIdempotencyKey(key);
       const command: Command = {
         type: 'append',
         contextId: id,
@@ -182,6 +183,11 @@ export const createContextService = (options: ContextServiceOptions): ContextSer
         await proposeTo(group, command),
         'append',
       );
+      // Only first appends count: an idempotent replay appended nothing.
+      if (!replayed) {
+        const source = request.message.token_count === undefined ? 'server' : 'client';
+        metrics?.recordAppend(request.message.role, source, token_estimate);
+      }
       return { seq, version, token_estimate, replayed };
     },
 

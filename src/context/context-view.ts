@@ -1,6 +1,6 @@
 // A context's records as the GET/PUT/PATCH response body.
 
-import type { ContextView } from '../domain.js';
+import type { ContextView } from '../api/domain.js';
 import type { ContextRecord, WindowRecord } from './records.js';
 
 export const contextView = (id: string, context: ContextRecord, window: WindowRecord): ContextView => ({

@@ -6,7 +6,7 @@
 // most appends once a window is full and a separate key would cost one more write per append. A
 // replayer emits it right after the message it is embedded in (its version is the message's + 1).
 
-import type { StoredMessage } from '../domain.js';
+import type { StoredMessage } from '../api/domain.js';
 
 export interface SeqRange {
   readonly from_seq: number;

@@ -9,7 +9,7 @@
 
 import { createHash } from 'node:crypto';
 
-import type { JsonValue } from '../domain.js';
+import type { JsonValue } from '../api/domain.js';
 import type { MessageDraft } from './commands.js';
 
 /** JSON text with object keys sorted at every level (undefined members left out, as JSON does). */

@@ -1,7 +1,7 @@
 // Reads of one group's state-machine space that see applied-but-not-durable writes (DirtyOverlay)
 // over the durable store (GroupKv), and the write set of one command being applied.
 
-import type { GroupKv, GroupWriteBatch } from '../../raft/api.js';
+import type { GroupKv, GroupWriteBatch } from '../../raft/index.js';
 import type { DirtyOverlay, DirtyWrite } from './dirty-overlay.js';
 import { keyString } from './keys.js';
 

@@ -15,8 +15,10 @@ import type {
   ProposeOutcome,
   ReadOutcome,
   StateMachine,
-} from '../../raft/api.js';
-import type { ConfState, GroupId, NodeId } from '../../raft/core/types.js';
+  ConfState,
+  GroupId,
+  NodeId,
+} from '../../raft/index.js';
 import { MemoryKv } from './memory-kv.js';
 import type { CommandResult } from './results.js';
 

@@ -1,7 +1,7 @@
 // Structural equality of JSON values, ignoring object key order (a PUT that resends the same
 // metadata with its keys in another order changes nothing and must write nothing).
 
-import type { JsonValue } from '../domain.js';
+import type { JsonValue } from '../api/domain.js';
 
 export const jsonEqual = (a: JsonValue | undefined, b: JsonValue | undefined): boolean => {
   if (a === b) return true;

@@ -1,7 +1,7 @@
 // An ordered in-memory key-value space with GroupKv's read interface, for tests and the reference
 // consensus. Keys compare bytewise, as in LevelDB.
 
-import type { GroupKv, KeyRange } from '../../raft/api.js';
+import type { GroupKv, KeyRange } from '../../raft/index.js';
 import { keyString } from './keys.js';
 
 export class MemoryKv implements GroupKv {

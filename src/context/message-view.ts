@@ -1,7 +1,7 @@
 // How stored records look to readers: the wire shape of a message, and a message seen through a
 // skip_parts filter (its parts minus the filtered kinds, its count the sum of the kept parts).
 
-import type { MessagePart, StoredMessage } from '../domain.js';
+import type { MessagePart, StoredMessage } from '../api/domain.js';
 import type { MessageRecord, SummaryRecord } from './records.js';
 
 /** Sequence number reported for summary messages: they stand for a range, not one appended message. */

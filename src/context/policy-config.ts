@@ -2,7 +2,7 @@
 // of the replicated semantics: every replica must read a config the same way, so changing one is a
 // state-machine format change, not a tweak.
 
-import type { JsonObject, Policy } from '../domain.js';
+import type { JsonObject, Policy } from '../api/domain.js';
 
 export const defaultTriggerRatio = 0.7;
 export const defaultLastNLimit = 200;

@@ -1,7 +1,7 @@
 // The stored records of the context state machine (values under the keys of keys.ts), and their
 // encoding: `[0x01][msgpack array]`, positional to keep the hot records (message, window) small.
 
-import type { ContextStatus, JsonObject, MessagePart, Policy } from '../domain.js';
+import type { ContextStatus, JsonObject, MessagePart, Policy } from '../api/domain.js';
 import { decodeTagged, encodeTaggedTransient } from './codec.js';
 import type { CompactionEvent, StoredEvent } from './events.js';
 

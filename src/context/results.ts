@@ -1,7 +1,7 @@
 // What applying a command yields: a success body, or an expected failure as a value. The same
 // result is computed on every replica; only the proposing node hands it to its caller.
 
-import type { ContextView } from '../domain.js';
+import type { ContextView } from '../api/domain.js';
 
 export type CommandErrorCode =
   | 'conflict'

@@ -13,9 +13,9 @@
 // messages live under a generation number that changes whenever they are rewritten, so a reader
 // that finds its generation gone simply starts over from the newer records.
 
-import type { AppliedEntry, GroupKv, GroupWriteBatch, StateMachine } from '../../raft/api.js';
-import type { LlmContextView, MessagesPage, Segment, StoredMessage } from '../domain.js';
-import type { ContextView } from '../domain.js';
+import type { AppliedEntry, GroupKv, GroupWriteBatch, StateMachine } from '../../raft/index.js';
+import type { LlmContextView, MessagesPage, Segment, StoredMessage } from '../api/domain.js';
+import type { ContextView } from '../api/domain.js';
 import { applyAppend } from './apply-append.js';
 import { applyCompact } from './apply-compact.js';
 import { applyDeleteContext, applyPatchMetadata, applyPutContext } from './apply-config.js';

@@ -4,7 +4,7 @@
 // JSON length, rounding by largest remainder (ties to the earlier part), so the shares are
 // deterministic integers that sum exactly to the client's count.
 
-import type { MessagePart } from '../domain.js';
+import type { MessagePart } from '../api/domain.js';
 
 export const splitTokenCount = (parts: readonly MessagePart[], tokenCount: number): number[] => {
   if (parts.length === 0) return [];

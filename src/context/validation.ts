@@ -3,9 +3,9 @@
 // such as a benchmark or a test, cannot commit a command that breaks an invariant) and name the
 // offending field in the documented error code.
 
-import type { ContextPut, JsonObject, JsonValue, MessageInput, Policy } from '../domain.js';
-import { ServiceError } from '../errors.js';
-import type { ErrorCode } from '../errors.js';
+import type { ContextPut, JsonObject, JsonValue, MessageInput, Policy } from '../api/domain.js';
+import { ServiceError } from '../api/errors.js';
+import type { ErrorCode } from '../api/errors.js';
 
 const isObject = (value: unknown): value is JsonObject =>
   typeof value === 'object' && value !== null && !Array.isArray(value);

@@ -8,7 +8,7 @@
 // Invariant after a run: the window is within `limit` messages and the threshold, or it is the
 // newest message alone (one oversized newest message is kept rather than leaving the window empty).
 
-import type { JsonObject, Policy } from '../domain.js';
+import type { JsonObject, Policy } from '../api/domain.js';
 import type { SeqRange } from './events.js';
 import { filterParts, windowView } from './message-view.js';
 import { limitOf, sameKinds, skipKindsOf, sortedUnion } from './policy-config.js';

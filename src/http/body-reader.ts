@@ -15,7 +15,7 @@
 
 import type { HttpResponse } from 'uWebSockets.js';
 
-import { ServiceError } from '../errors.js';
+import { ServiceError } from '../api/errors.js';
 import type { Exchange } from './exchange.js';
 
 export interface BodyRules {

@@ -5,8 +5,8 @@
 
 import { randomUUID } from 'node:crypto';
 
-import { isServiceError } from '../errors.js';
-import type { ServiceError } from '../errors.js';
+import { isServiceError } from '../api/errors.js';
+import type { ServiceError } from '../api/errors.js';
 import type { Header, Reply } from './reply.js';
 
 /** Receives every internal error with the id handed to the client. */

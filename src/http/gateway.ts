@@ -11,8 +11,8 @@
 
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 
-import { ServiceError } from '../errors.js';
-import type { RequestLimits } from '../schemas.js';
+import { ServiceError } from '../api/errors.js';
+import type { RequestLimits } from '../api/schemas.js';
 import { allowedWithoutKey, createAuthenticator } from './auth.js';
 import { createRateLimiter } from './rate-limit.js';
 import type { BodyRules } from './body-reader.js';

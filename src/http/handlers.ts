@@ -2,8 +2,8 @@
 // service, shape the reply. Handlers are async so every validation error surfaces as a rejection
 // and is answered by the exchange, in one place.
 
-import type { StoredMessage } from '../domain.js';
-import type { ContextService, Readiness } from '../service.js';
+import type { StoredMessage } from '../api/domain.js';
+import type { ContextService, Readiness } from '../api/service.js';
 import type { Header, Reply } from './reply.js';
 import { jsonReply, noContentReply } from './reply.js';
 import type { OperationId } from './routes.js';

@@ -4,10 +4,10 @@
 
 import type { TObject } from '@sinclair/typebox';
 
-import type { ErrorCode } from '../errors.js';
-import { ErrorCodes } from '../errors.js';
-import type { RequestLimits } from '../schemas.js';
-import { buildRequestSchemas, buildResponseSchemas, ContextIdSchema, querySchemas } from '../schemas.js';
+import type { ErrorCode } from '../api/errors.js';
+import { ErrorCodes } from '../api/errors.js';
+import type { RequestLimits } from '../api/schemas.js';
+import { buildRequestSchemas, buildResponseSchemas, ContextIdSchema, querySchemas } from '../api/schemas.js';
 import type { ResponseBody, RouteSpec } from './routes.js';
 import { routes, serviceErrors } from './routes.js';
 

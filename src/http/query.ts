@@ -2,7 +2,7 @@
 // the raw string, no regex, no URLSearchParams allocation) and the ranges are then checked by the
 // TypeBox query schemas, so "not a number" and "out of range" both answer 400 invalid_query.
 
-import { ServiceError } from '../errors.js';
+import { ServiceError } from '../api/errors.js';
 
 /** Longest digit run parsed: Number.MAX_SAFE_INTEGER has 16 digits (larger runs are refused unread). */
 const digitsMax = 16;

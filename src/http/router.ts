@@ -6,7 +6,7 @@
 
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
 
-import { ServiceError } from '../errors.js';
+import { ServiceError } from '../api/errors.js';
 import { declaredLength, readBody } from './body-reader.js';
 import { decodeContextId } from './context-id.js';
 import type { Gateway } from './gateway.js';

@@ -1,8 +1,8 @@
 // The route table: every HTTP route the gateway serves, declared once. The router registers these
 // with uWS and the OpenAPI document is generated from them, so a route cannot exist undocumented.
 
-import type { ErrorCode } from '../errors.js';
-import type { buildResponseSchemas, querySchemas, RequestSchemas } from '../schemas.js';
+import type { ErrorCode } from '../api/errors.js';
+import type { buildResponseSchemas, querySchemas, RequestSchemas } from '../api/schemas.js';
 
 export type HttpMethod = 'get' | 'put' | 'post' | 'patch' | 'delete';
 

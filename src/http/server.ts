@@ -5,9 +5,9 @@
 import uWS from 'uWebSockets.js';
 import type { TemplatedApp, us_listen_socket } from 'uWebSockets.js';
 
-import type { RequestLimits } from '../schemas.js';
-import { defaultRequestLimits } from '../schemas.js';
-import type { ContextService, Readiness } from '../service.js';
+import type { RequestLimits } from '../api/schemas.js';
+import { defaultRequestLimits } from '../api/schemas.js';
+import type { ContextService, Readiness } from '../api/service.js';
 import type { RequestObserver } from './exchange.js';
 import type { Gateway, HttpLogger, LoadLimits } from './gateway.js';
 import { createGateway, defaultLoadLimits } from './gateway.js';

@@ -1,6 +1,6 @@
 // Turns untrusted request bodies and query strings into the domain values the service accepts, or
 // throws a ServiceError with the contract's code and a sentence naming the offending field. The
-// TypeBox schemas (../schemas.ts) are compiled once per server; values are rebuilt field by field so
+// TypeBox schemas (../api/schemas.ts) are compiled once per server; values are rebuilt field by field so
 // unknown fields, which the contract says are ignored, never reach the service or the Raft log.
 
 import type { Static, TObject } from '@sinclair/typebox';
@@ -14,11 +14,17 @@ import type {
   JsonObject,
   MessageInput,
   Policy,
-} from '../domain.js';
-import type { ErrorCode } from '../errors.js';
-import { ServiceError } from '../errors.js';
-import type { RequestLimits, RequestSchemas } from '../schemas.js';
-import { buildPolicyConfigSchemas, buildRequestSchemas, policyStrategies, querySchemas } from '../schemas.js';
+} from '../api/domain.js';
+import type { ErrorCode } from '../api/errors.js';
+import { ServiceError } from '../api/errors.js';
+import { validateIdempotencyKey } from '../api/identifiers.js';
+import type { RequestLimits, RequestSchemas } from '../api/schemas.js';
+import {
+  buildPolicyConfigSchemas,
+  buildRequestSchemas,
+  policyStrategies,
+  querySchemas,
+} from '../api/schemas.js';
 import { checkJsonLimits } from '../context/json-limits.js';
 import { parseIntegerQuery } from './query.js';
 
@@ -124,9 +130,7 @@ export const createValidators = (limits: RequestLimits): RequestValidators => {
       const valid = validated(append, body);
       const message = toMessageInput(valid.message, 'message', append, jsonChecks);
       const key = idempotencyKeyHeader === '' ? valid.message.id : idempotencyKeyHeader;
-      if (key !== undefined && key.length > limits.nameLengthMax) {
-        throw invalid(append, `Idempotency-Key must be at most ${limits.nameLengthMax} characters`);
-      }
+      if (key !== undefined) validateIdempotencyKey(key);
       const request: Mutable<AppendRequest> = { message };
       if (valid.if_version !== undefined) request.if_version = valid.if_version;
       if (key !== undefined) request.idempotency_key = key;

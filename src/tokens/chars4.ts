@@ -3,7 +3,7 @@
 // BMP is one character to a reader and to a tokenizer's byte-level BPE alike, and counting it twice
 // would make the estimate depend on JavaScript's string encoding. Counted inline: it costs
 // nanoseconds, far less than a message to a worker.
-import type { MessagePart } from '../domain.js';
+import type { MessagePart } from '../api/domain.js';
 import { partText } from './part-text.js';
 import type { TokenEstimator } from './types.js';
 

@@ -5,7 +5,7 @@
 // the same gpt-tokenizer encoder cost the event loop more CPU per append than the pool's batched
 // postMessage round trips (~230-260 vs ~150-180 µs of main-thread CPU per append in total), and the
 // event loop is the bottleneck, so every text goes to the pool.
-import type { MessagePart } from '../domain.js';
+import type { MessagePart } from '../api/domain.js';
 import type { SupportedEncoding } from './estimator-spec.js';
 import { partText } from './part-text.js';
 import { TokenizerPool, type TokenizerPoolOptions } from './tokenizer-pool.js';

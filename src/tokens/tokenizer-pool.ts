@@ -20,7 +20,7 @@
 // unbounded memory.
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
-import { ServiceError } from '../errors.js';
+import { ServiceError } from '../api/errors.js';
 import type { SupportedEncoding } from './estimator-spec.js';
 import { chars4Count } from './chars4.js';
 import { FifoQueue } from './fifo-queue.js';
@@ -109,7 +109,7 @@ interface WorkerSlot {
   readonly started: Promise<void>;
 }
 
-const restartDelayMaxMs = 5000;
+const restartDelayMsMax = 5000;
 
 const overloaded = (message: string): ServiceError =>
   new ServiceError('overloaded', message, { retryAfterSeconds: 1 });
@@ -353,7 +353,7 @@ export class TokenizerPool {
   }
   private restartDelay(index: number): number {
     const failures = this.startFailures[index] ?? 1;
-    return Math.min(restartDelayMaxMs, this.options.restartDelayMs * 2 ** Math.max(0, failures - 1));
+    return Math.min(restartDelayMsMax, this.options.restartDelayMs * 2 ** Math.max(0, failures - 1));
   }
 
   private scheduleRestart(index: number, delayMs: number): void {

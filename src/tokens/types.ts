@@ -1,7 +1,7 @@
 // How the service asks for token counts. Counting happens once, on the node that accepts a request,
 // off the Raft apply path; the counts travel inside the replicated command.
 
-import type { MessagePart } from '../domain.js';
+import type { MessagePart } from '../api/domain.js';
 
 export interface TokenEstimator {
   /** e.g. "tiktoken:gpt-4o" or "chars4". */

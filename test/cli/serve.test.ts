@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { duplicateSignalWindowMs, serve, type ServedNode, type ServeDeps } from '../../src/cli/serve.js';
 import { ConfigError } from '../../src/config/config-error.js';
 import { loadConfig } from '../../src/config/load-config.js';
-import { createLogger } from '../../src/logger.js';
+import { createLogger } from '../../src/telemetry/logger.js';
 
 interface LogLine {
   readonly level: string;

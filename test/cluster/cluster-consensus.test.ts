@@ -10,17 +10,18 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { ConsensusHost, GroupKv, ProposeOutcome, ReadOutcome } from '../../raft/api.js';
 import type { GroupId, NodeId } from '../../raft/core/types.js';
 import { createGrpcTransport, type GrpcTransport } from '../../raft/transport/grpc-transport.js';
-import { createSecretCheck } from '../../raft/transport/auth.js';
-import { createClusterConsensus } from '../../src/cluster/cluster-consensus.js';
-import { ForwardClients, type ForwardResult, type Forwarder } from '../../src/cluster/forward-client.js';
+import { createSecretCheck } from '../../net/auth.js';
+import { createClusterConsensus } from '../../src/cluster/remote/cluster-consensus.js';
+import type { ForwardResult, Forwarder } from '../../src/cluster/remote/forward-client.js';
+import { StreamForwarder } from '../../src/cluster/remote/forward-stream.js';
 import {
   decodeForwardOutcome,
   decodeForwardRequest,
   encodeForwardOutcome,
   encodeForwardRequest,
   forwardService,
-} from '../../src/cluster/forward-protocol.js';
-import { createForwardService } from '../../src/cluster/forward-server.js';
+} from '../../src/cluster/remote/forward-protocol.js';
+import { createForwardService } from '../../src/cluster/remote/forward-server.js';
 import type { Command } from '../../src/context/commands.js';
 import type { CommandResult } from '../../src/context/results.js';
 
@@ -212,7 +213,7 @@ describe('forwarding wire format', () => {
 
 describe('forwarding over gRPC', () => {
   const started: GrpcTransport[] = [];
-  const clients: ForwardClients[] = [];
+  const clients: StreamForwarder[] = [];
   afterEach(async () => {
     for (const client of clients.splice(0)) client.close();
     for (const transport of started.splice(0)) await transport.stop();
@@ -243,7 +244,7 @@ describe('forwarding over gRPC', () => {
   it('carries the command to the leader and its result back', async () => {
     const proposals: Uint8Array[] = [];
     const transport = await leader('a-secret-of-enough-length', proposals);
-    const client = new ForwardClients({ clusterSecret: 'a-secret-of-enough-length' });
+    const client = new StreamForwarder({ clusterSecret: 'a-secret-of-enough-length' });
     clients.push(client);
     client.setPeers(new Map([['leader', `127.0.0.1:${transport.port()}`]]));
     const result = await client.propose('leader', 3, new Uint8Array([9, 9]), 1_000);
@@ -254,7 +255,7 @@ describe('forwarding over gRPC', () => {
   it('is refused, unsent, with the wrong secret or no server', async () => {
     const proposals: Uint8Array[] = [];
     const transport = await leader('a-secret-of-enough-length', proposals);
-    const client = new ForwardClients({ clusterSecret: 'another-secret-entirely' });
+    const client = new StreamForwarder({ clusterSecret: 'another-secret-entirely' });
     clients.push(client);
     client.setPeers(new Map([['leader', `127.0.0.1:${transport.port()}`]]));
     expect(await client.propose('leader', 3, new Uint8Array([1]), 1_000)).toMatchObject({ kind: 'unsent' });
@@ -262,7 +263,7 @@ describe('forwarding over gRPC', () => {
     const port = transport.port();
     await transport.stop();
     started.length = 0;
-    const orphan = new ForwardClients({ clusterSecret: 'a-secret-of-enough-length' });
+    const orphan = new StreamForwarder({ clusterSecret: 'a-secret-of-enough-length' });
     clients.push(orphan);
     orphan.setPeers(new Map([['leader', `127.0.0.1:${port}`]]));
     expect(await orphan.propose('leader', 3, new Uint8Array([1]), 1_000)).toMatchObject({ kind: 'unsent' });

@@ -10,12 +10,12 @@ import { join } from 'node:path';
 
 import { describe, expect, it } from 'vitest';
 
-import type { Member, ProbeResult } from '../../src/cluster/discovery.js';
-import { probeSeed } from '../../src/cluster/discovery.js';
-import { startFormation } from '../../src/cluster/formation.js';
+import type { Member, ProbeResult } from '../../src/cluster/membership/discovery.js';
+import { probeSeed } from '../../src/cluster/membership/discovery.js';
+import { startFormation } from '../../src/cluster/membership/formation.js';
 import { loadConfig } from '../../src/config/load-config.js';
-import { createLogger } from '../../src/logger.js';
-import { startNode } from '../../src/node.js';
+import { createLogger } from '../../src/telemetry/logger.js';
+import { startNode } from '../../src/node/node.js';
 import { eventually, freePort, sleep } from './cluster-harness.js';
 
 const member = (nodeId: string, port: number): Member => ({

@@ -7,12 +7,12 @@ import { Server, ServerCredentials } from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 
 import type { ProposeOutcome } from '../../raft/api.js';
-import { createSecretCheck } from '../../raft/transport/auth.js';
+import { createSecretCheck } from '../../net/auth.js';
 import type { CommandResult } from '../../src/context/results.js';
-import { forwardService } from '../../src/cluster/forward-protocol.js';
-import type { LocalPropose } from '../../src/cluster/forward-server.js';
-import { createForwardService } from '../../src/cluster/forward-server.js';
-import { StreamForwarder } from '../../src/cluster/forward-stream.js';
+import { forwardService } from '../../src/cluster/remote/forward-protocol.js';
+import type { LocalPropose } from '../../src/cluster/remote/forward-server.js';
+import { createForwardService } from '../../src/cluster/remote/forward-server.js';
+import { StreamForwarder } from '../../src/cluster/remote/forward-stream.js';
 
 const SECRET = 'forward-stream-test-secret';
 

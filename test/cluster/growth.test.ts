@@ -9,8 +9,8 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { votersFor } from '../../src/cluster/placement.js';
-import { removalProgress } from '../../src/cluster/removal-progress.js';
+import { votersFor } from '../../src/cluster/placement/placement.js';
+import { removalProgress } from '../../src/cluster/membership/removal-progress.js';
 import {
   call,
   clusterSecret,

@@ -7,9 +7,9 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { AppliedEntry, GroupWriteBatch } from '../../raft/api.js';
-import { encodeMembershipCommand } from '../../src/cluster/membership.js';
-import type { MembershipCommand } from '../../src/cluster/membership.js';
-import { MembershipStateMachine } from '../../src/cluster/membership-state-machine.js';
+import { encodeMembershipCommand } from '../../src/cluster/membership/membership.js';
+import type { MembershipCommand } from '../../src/cluster/membership/membership.js';
+import { MembershipStateMachine } from '../../src/cluster/membership/membership-state-machine.js';
 import { MemoryKv } from '../../src/context/memory-kv.js';
 import type { CommandResult } from '../../src/context/results.js';
 

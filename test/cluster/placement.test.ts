@@ -9,8 +9,8 @@ import { describe, expect, it } from 'vitest';
 
 import type { ConsensusHost, GroupStatus } from '../../raft/api.js';
 import type { ProgressStatus } from '../../raft/core/types.js';
-import { balanceLeadersOnce } from '../../src/cluster/leader-balancer.js';
-import { preferredLeader, votersFor } from '../../src/cluster/placement.js';
+import { balanceLeadersOnce } from '../../src/cluster/placement/leader-balancer.js';
+import { preferredLeader, votersFor } from '../../src/cluster/placement/placement.js';
 
 const nodeName = fc.stringMatching(/^[a-z][a-z0-9-]{0,11}$/);
 

@@ -11,7 +11,11 @@ import { describe, expect, it } from 'vitest';
 
 import type { ConsensusHost } from '../../raft/api.js';
 import type { ProgressStatus } from '../../raft/core/types.js';
-import type { ClusterMember, MemberAddress, MembershipCommand } from '../../src/cluster/membership.js';
+import type {
+  ClusterMember,
+  MemberAddress,
+  MembershipCommand,
+} from '../../src/cluster/membership/membership.js';
 import {
   applyMembership,
   decodeMembers,
@@ -19,13 +23,13 @@ import {
   encodeMembers,
   encodeMembershipCommand,
   namesIncarnation,
-} from '../../src/cluster/membership.js';
-import { MembershipStateMachine } from '../../src/cluster/membership-state-machine.js';
-import { votersFor } from '../../src/cluster/placement.js';
-import type { ReconcileInput } from '../../src/cluster/reconcile.js';
-import { nextStep } from '../../src/cluster/reconcile.js';
-import { removalProgress } from '../../src/cluster/removal-progress.js';
-import { createReplicaJanitor } from '../../src/cluster/replica-janitor.js';
+} from '../../src/cluster/membership/membership.js';
+import { MembershipStateMachine } from '../../src/cluster/membership/membership-state-machine.js';
+import { votersFor } from '../../src/cluster/placement/placement.js';
+import type { ReconcileInput } from '../../src/cluster/placement/reconcile.js';
+import { nextStep } from '../../src/cluster/placement/reconcile.js';
+import { removalProgress } from '../../src/cluster/membership/removal-progress.js';
+import { createReplicaJanitor } from '../../src/cluster/placement/replica-janitor.js';
 
 const NODES = ['a', 'b', 'c', 'd', 'e', 'f'];
 

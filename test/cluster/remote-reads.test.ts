@@ -6,8 +6,8 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { votersFor } from '../../src/cluster/placement.js';
-import { groupOf } from '../../src/routing.js';
+import { votersFor } from '../../src/cluster/placement/placement.js';
+import { groupOf } from '../../src/context/routing.js';
 import {
   call,
   clusterStatus,

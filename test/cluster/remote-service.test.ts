@@ -3,19 +3,19 @@
 
 import { describe, expect, it } from 'vitest';
 
-import type { RemoteCaller, ServiceCallResult } from '../../src/cluster/remote-call-client.js';
+import type { RemoteCaller, ServiceCallResult } from '../../src/cluster/remote/remote-call-client.js';
 import {
   decodeServiceAnswer,
   decodeServiceCall,
   encodeServiceAnswer,
   encodeServiceCall,
-} from '../../src/cluster/remote-call-protocol.js';
-import type { ServiceCallRequest } from '../../src/cluster/remote-call-protocol.js';
-import { runServiceCall } from '../../src/cluster/remote-call-server.js';
-import { createRemoteService } from '../../src/cluster/remote-service.js';
-import type { ContextView } from '../../src/domain.js';
-import { ServiceError } from '../../src/errors.js';
-import type { ContextService } from '../../src/service.js';
+} from '../../src/cluster/remote/remote-call-protocol.js';
+import type { ServiceCallRequest } from '../../src/cluster/remote/remote-call-protocol.js';
+import { runServiceCall } from '../../src/cluster/remote/remote-call-server.js';
+import { createRemoteService } from '../../src/cluster/remote/remote-service.js';
+import type { ContextView } from '../../src/api/domain.js';
+import { ServiceError } from '../../src/api/errors.js';
+import type { ContextService } from '../../src/api/service.js';
 
 const GROUPS = 8;
 

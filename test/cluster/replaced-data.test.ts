@@ -9,7 +9,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { votersFor } from '../../src/cluster/placement.js';
+import { votersFor } from '../../src/cluster/placement/placement.js';
 import {
   call,
   clusterStatus,

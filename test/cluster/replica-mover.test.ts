@@ -5,8 +5,8 @@ import { describe, expect, it } from 'vitest';
 
 import type { GroupStatus, ProposeOutcome } from '../../raft/api.js';
 import type { ConfChange, ConfState, GroupId, NodeId } from '../../raft/core/types.js';
-import type { ClusterMember } from '../../src/cluster/membership.js';
-import { desiredFor, createReplicaMover } from '../../src/cluster/replica-mover.js';
+import type { ClusterMember } from '../../src/cluster/membership/membership.js';
+import { desiredFor, createReplicaMover } from '../../src/cluster/placement/replica-mover.js';
 
 const metaGroup = 256;
 const member = (nodeId: NodeId): ClusterMember => ({

@@ -10,7 +10,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { defaultGroupCount, groupOf } from '../../src/routing.js';
+import { defaultGroupCount, groupOf } from '../../src/context/routing.js';
 import {
   call,
   clusterStatus,
@@ -164,7 +164,7 @@ interface AppliedView {
 
 /** Per touched group, `node`'s applied index; throws if the status leaves one out. */
 const appliedIndexes = async (node: ClusterNode): Promise<Map<number, number>> => {
-  // The status endpoint reports `applied` per group (src/cluster/internal-protocol.ts GroupView).
+  // The status endpoint reports `applied` per group (src/cluster/membership/internal-protocol.ts GroupView).
   const status = (await clusterStatus(node)) as unknown as { groups: readonly AppliedView[] };
   const applied = new Map<number, number>();
   for (const view of status.groups) {

@@ -14,7 +14,7 @@ import { MemoryKv } from '../../src/context/memory-kv.js';
 import { decodeWindowRecord, encodeWindowRecord, StoredRecordError } from '../../src/context/records.js';
 import { ContextStateMachine } from '../../src/context/state-machine.js';
 import { defaultPolicy, defaultTriggerRatio } from '../../src/context/policy-config.js';
-import type { JsonValue } from '../../src/domain.js';
+import type { JsonValue } from '../../src/api/domain.js';
 import { encodePoison } from './poison-arbitraries.js';
 import { stamp, World } from './world.js';
 

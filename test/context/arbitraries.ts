@@ -4,7 +4,7 @@
 
 import fc from 'fast-check';
 import type { MessageDraft } from '../../src/context/commands.js';
-import type { ContextPut, JsonObject, MessagePart, Policy } from '../../src/domain.js';
+import type { ContextPut, JsonObject, MessagePart, Policy } from '../../src/api/domain.js';
 
 export const contextIds = ['ctx-a', 'ctx-b', 'ctx-c'] as const;
 

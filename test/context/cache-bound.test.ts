@@ -16,7 +16,7 @@ import { LruCache } from '../../src/context/lru-cache.js';
 import { initialWindow } from '../../src/context/records.js';
 import type { ContextRecord } from '../../src/context/records.js';
 import { ContextStateMachine } from '../../src/context/state-machine.js';
-import { groupOf } from '../../src/routing.js';
+import { groupOf } from '../../src/context/routing.js';
 import { stamp } from './world.js';
 
 describe('LruCache weight bound', () => {

@@ -15,7 +15,7 @@ import type {
   LlmContextView,
   Policy,
   StoredMessage,
-} from '../../src/domain.js';
+} from '../../src/api/domain.js';
 import type { IfVersionIntent, Intent } from './arbitraries.js';
 import { stamp } from './world.js';
 import type { World } from './world.js';

@@ -1,18 +1,18 @@
 // The contract's worked examples (API.md) through the real service: createContextService over the
 // context state machine and the in-memory consensus host, with the chars4 estimator. Error paths
-// assert the documented codes, statuses and messages (src/errors.ts).
+// assert the documented codes, statuses and messages (src/api/errors.ts).
 
 import { beforeEach, describe, expect, it } from 'vitest';
-import { createLocalConsensus } from '../../src/consensus.js';
-import type { LocalConsensusOptions } from '../../src/consensus.js';
+import { createLocalConsensus } from '../../src/context/consensus.js';
+import type { LocalConsensusOptions } from '../../src/context/consensus.js';
 import { idempotencyKeysRemembered } from '../../src/context/apply-append.js';
 import { createContextService } from '../../src/context/context-service.js';
 import { InMemoryConsensusHost } from '../../src/context/in-memory-consensus.js';
 import { ContextStateMachine } from '../../src/context/state-machine.js';
-import type { AppendRequest, MessageInput } from '../../src/domain.js';
-import { ServiceError } from '../../src/errors.js';
-import type { ErrorCode } from '../../src/errors.js';
-import type { ContextService } from '../../src/service.js';
+import type { AppendRequest, MessageInput } from '../../src/api/domain.js';
+import { ServiceError } from '../../src/api/errors.js';
+import type { ErrorCode } from '../../src/api/errors.js';
+import type { ContextService } from '../../src/api/service.js';
 import { createChars4Estimator } from '../../src/tokens/chars4.js';
 
 interface Setup {
@@ -394,6 +394,21 @@ describe('context service: idempotent appends', () => {
     expect(await s.service.append('c', request)).toEqual({ ...first, replayed: true });
     expect(await s.service.append('c', { ...request, if_version: 0 })).toEqual({ ...first, replayed: true });
     expect((await s.service.getContext('c')).last_seq).toBe(2);
+  });
+
+  it('accepts idempotency keys of 1 to 256 bytes of UTF-8 and refuses longer or empty ones', async () => {
+    const twoByte = '\u00e9'.repeat(128);
+    await s.service.append('c', { message: text('a'), idempotency_key: twoByte });
+    await rejection(
+      s.service.append('c', { message: text('b'), idempotency_key: `${twoByte}k` }),
+      'invalid_message',
+      400,
+    );
+    await rejection(
+      s.service.append('c', { message: text('b'), idempotency_key: '' }),
+      'invalid_message',
+      400,
+    );
   });
 
   it('uses message.id as the key when no Idempotency-Key is given', async () => {

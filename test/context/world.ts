@@ -8,8 +8,8 @@ import type { Command } from '../../src/context/commands.js';
 import { InMemoryConsensusHost } from '../../src/context/in-memory-consensus.js';
 import type { CommandResult } from '../../src/context/results.js';
 import { ContextStateMachine } from '../../src/context/state-machine.js';
-import type { ContextView, LlmContextView, MessagesPage, StoredMessage } from '../../src/domain.js';
-import { groupOf } from '../../src/routing.js';
+import type { ContextView, LlmContextView, MessagesPage, StoredMessage } from '../../src/api/domain.js';
+import { groupOf } from '../../src/context/routing.js';
 
 export interface WorldOptions {
   readonly groupCount?: number;

@@ -3,7 +3,7 @@
 // log stays untouched.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import type { LlmContextView } from '../../src/domain.js';
+import type { LlmContextView } from '../../src/api/domain.js';
 import {
   ContractClient,
   ISO_UTC,

@@ -2,7 +2,7 @@
 // GET, DELETE (tombstones) and PATCH metadata, with exact status codes and bodies.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import type { ContextView } from '../../src/domain.js';
+import type { ContextView } from '../../src/api/domain.js';
 import {
   ContractClient,
   ISO_UTC,

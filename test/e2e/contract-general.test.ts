@@ -3,7 +3,7 @@
 // unknown routes, context id rules, health, metrics and the OpenAPI document.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import type { ContextView } from '../../src/domain.js';
+import type { ContextView } from '../../src/api/domain.js';
 import {
   ContractClient,
   contextPath,

@@ -4,7 +4,7 @@
 
 import { expect } from 'vitest';
 
-import type { ContextView, LlmContextView, MessagesPage, StoredMessage } from '../../src/domain.js';
+import type { ContextView, LlmContextView, MessagesPage, StoredMessage } from '../../src/api/domain.js';
 import { call, type JsonResponse } from './node-harness.js';
 
 /** A wire message as a client sends it (looser than the domain type: tests send odd values too). */

@@ -4,7 +4,7 @@
 // Budgets and ratios are chosen so the threshold is exact in binary floating point.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import type { LlmContextView, StoredMessage } from '../../src/domain.js';
+import type { LlmContextView, StoredMessage } from '../../src/api/domain.js';
 import {
   ContractClient,
   countedMessage,

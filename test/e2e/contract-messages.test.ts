@@ -3,7 +3,7 @@
 // message shape and opaque parts.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import type { StoredMessage } from '../../src/domain.js';
+import type { StoredMessage } from '../../src/api/domain.js';
 import {
   ContractClient,
   ISO_UTC,

@@ -3,7 +3,7 @@
 // from_seq/next_from_seq, and 400 invalid_query on bad integers.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import type { MessagesPage } from '../../src/domain.js';
+import type { MessagesPage } from '../../src/api/domain.js';
 import {
   ContractClient,
   expectError,

@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { loadConfig } from '../../src/config/load-config.js';
-import { createLogger } from '../../src/logger.js';
-import { startNode, type RunningNode } from '../../src/node.js';
+import { createLogger } from '../../src/telemetry/logger.js';
+import { startNode, type RunningNode } from '../../src/node/node.js';
 
 export interface TestNode {
   readonly node: RunningNode;

@@ -5,7 +5,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { ServiceError } from '../../src/errors.js';
+import { ServiceError } from '../../src/api/errors.js';
 import { clientClosedStatus } from '../../src/http/exchange.js';
 import type { TestServer } from './harness.js';
 import { call, startTestServer } from './harness.js';

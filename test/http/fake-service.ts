@@ -15,9 +15,9 @@ import type {
   MessagesPage,
   Policy,
   StoredMessage,
-} from '../../src/domain.js';
-import { ServiceError } from '../../src/errors.js';
-import type { ContextService, PutContextResult } from '../../src/service.js';
+} from '../../src/api/domain.js';
+import { ServiceError } from '../../src/api/errors.js';
+import type { ContextService, PutContextResult } from '../../src/api/service.js';
 
 interface FakeContext {
   view: ContextView;

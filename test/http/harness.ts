@@ -1,7 +1,7 @@
 // Starts the real gateway on 127.0.0.1:0 in front of a FakeContextService, with a capturing logger
 // and request observer, for tests that talk to it with global fetch.
 
-import type { Readiness } from '../../src/service.js';
+import type { Readiness } from '../../src/api/service.js';
 import type { HttpServer, HttpServerOptions } from '../../src/http/server.js';
 import { startHttpServer } from '../../src/http/server.js';
 import { FakeContextService } from './fake-service.js';

@@ -4,7 +4,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { ServiceError } from '../../src/errors.js';
+import { ServiceError } from '../../src/api/errors.js';
 import type { TestServer } from './harness.js';
 import { call, startTestServer } from './harness.js';
 
@@ -217,6 +217,20 @@ describe('messages', () => {
     const replayById = await append('msg-idem', byId);
     expect(replayById.status).toBe(200);
     expect(replayById.body).toMatchObject({ seq: 2 });
+  });
+
+  it('limits an idempotency key (header or message.id) to 256 bytes of UTF-8, not 256 characters', async () => {
+    await put('msg-key-limit', { token_budget: 1000 });
+    const ascii256 = await append('msg-key-limit', textMessage('a'), { 'idempotency-key': 'k'.repeat(256) });
+    expect(ascii256.status).toBe(201);
+    // 128 two-byte characters: 256 bytes, accepted.
+    expect((await append('msg-key-limit', textMessage('b', { id: '\u00e9'.repeat(128) }))).status).toBe(201);
+    // 129 characters but 257 bytes: refused (it was accepted while the edge counted characters).
+    const before = server.service.calls.length;
+    const over = await append('msg-key-limit', textMessage('c', { id: `${'\u00e9'.repeat(128)}k` }));
+    expect(over.status).toBe(400);
+    expect(over.body).toMatchObject({ error: 'invalid_message' });
+    expect(server.service.calls.length).toBe(before);
   });
 
   it('refuses invalid messages with invalid_message naming the field, without calling the service', async () => {

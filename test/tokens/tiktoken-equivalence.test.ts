@@ -7,7 +7,7 @@ import { Tiktoken } from 'js-tiktoken/lite';
 import cl100k from 'js-tiktoken/ranks/cl100k_base';
 import o200k from 'js-tiktoken/ranks/o200k_base';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { MessagePart } from '../../src/domain.js';
+import type { MessagePart } from '../../src/api/domain.js';
 import { createTokenEstimator } from '../../src/tokens/create-token-estimator.js';
 import { TokenizerPool } from '../../src/tokens/tokenizer-pool.js';
 import type { TokenEstimator } from '../../src/tokens/types.js';

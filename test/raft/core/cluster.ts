@@ -16,6 +16,7 @@ import type {
   Ready,
   SnapshotMeta,
 } from '../../../raft/core/types.js';
+import { seededRandom } from '../../../raft/core/random.js';
 
 /** What one node has on disk, plus what its state machine applied (for checking). */
 export interface Disk {
@@ -35,26 +36,17 @@ export interface ClusterOptions {
   readonly checkQuorum?: boolean;
   readonly electionTicks?: number;
   readonly heartbeatTicks?: number;
-  readonly maxInflightMsgs?: number;
-  readonly maxInflightBytes?: number;
-  readonly maxMsgBytes?: number;
-  readonly maxUncommittedBytes?: number;
+  readonly inflightMsgsMax?: number;
+  readonly inflightBytesMax?: number;
+  readonly msgBytesMax?: number;
+  readonly uncommittedBytesMax?: number;
   readonly seed?: number;
   /** Overrides the per-node random source (e.g. a constant to pin election timeouts). */
   readonly random?: (id: NodeId) => () => number;
 }
 
 /** A small deterministic PRNG (mulberry32): tests replay exactly from a seed. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom };
 
 export const bytes = (text: string): Uint8Array => new TextEncoder().encode(text);
 export const text = (data: Uint8Array): string => new TextDecoder().decode(data);
@@ -299,10 +291,10 @@ export class Cluster {
       random: o.random?.(id) ?? seededRandom(seed),
       preVote: o.preVote ?? false,
       checkQuorum: o.checkQuorum ?? false,
-      maxInflightMsgs: o.maxInflightMsgs ?? 256,
-      maxInflightBytes: o.maxInflightBytes ?? 0,
-      maxMsgBytes: o.maxMsgBytes ?? 1024 * 1024,
-      maxUncommittedBytes: o.maxUncommittedBytes ?? 0,
+      inflightMsgsMax: o.inflightMsgsMax ?? 256,
+      inflightBytesMax: o.inflightBytesMax ?? 0,
+      msgBytesMax: o.msgBytesMax ?? 1024 * 1024,
+      uncommittedBytesMax: o.uncommittedBytesMax ?? 0,
     };
   }
 }

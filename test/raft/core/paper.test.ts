@@ -157,7 +157,7 @@ describe('§5.4.2 committing entries from previous terms', () => {
   it('§5.4.2 (Figure 8): a leader does not commit a previous-term entry by counting replicas, only through a current-term entry', () => {
     // Five servers in Figure 8 (c): S1=a led term 2 and put index 2 on S2=b; S5=e led term 3 and put a
     // different index 2 on itself only. a now wins term 4 (votes a, b, c) and brings index 2 to c.
-    const c = new Cluster(['a', 'b', 'c', 'd', 'e'], { maxMsgBytes: 1, preVote: true });
+    const c = new Cluster(['a', 'b', 'c', 'd', 'e'], { msgBytesMax: 1, preVote: true });
     seed(c, 'a', [1, 2], 3, 1);
     seed(c, 'b', [1, 2], 3, 1);
     seed(c, 'c', [1], 3, 1);
@@ -168,7 +168,7 @@ describe('§5.4.2 committing entries from previous terms', () => {
     c.isolate('d');
     c.isolate('e');
     // Let c receive the term-2 entry but not yet a's term-4 no-op (index 3).
-    // (a's probe, which c rejects, passes; once c holds index 2 (maxMsgBytes sends one entry per App), the
+    // (a's probe, which c rejects, passes; once c holds index 2 (msgBytesMax sends one entry per App), the
     // no-op is held back.)
     c.filter = (m) =>
       !(

@@ -166,8 +166,8 @@ function run(scenario: Scenario): void {
     seed: scenario.seed,
     electionTicks: 5,
     heartbeatTicks: 1,
-    maxInflightMsgs: 4,
-    maxMsgBytes: 16,
+    inflightMsgsMax: 4,
+    msgBytesMax: 16,
   });
   const checker = new SafetyChecker(cluster);
   const idAt = (n: number): NodeId => ids[n % ids.length] as NodeId;

@@ -48,6 +48,16 @@ describe('RaftHost limits and failures', () => {
     expect((await cluster.drive(host.propose(GROUP, bytes('y')))).ok).toBe(true);
   });
 
+  it('reports the proposals waiting for a turn as its queue depth', async () => {
+    const cluster = await singleNode();
+    const host = cluster.host('solo');
+    expect(host.proposalQueueDepth()).toBe(0);
+    const queued = [host.propose(GROUP, bytes('1')), host.propose(GROUP, bytes('2'))];
+    expect(host.proposalQueueDepth()).toBe(2);
+    await cluster.drive(Promise.all(queued));
+    expect(host.proposalQueueDepth()).toBe(0);
+  });
+
   it('answers OVERLOADED once too many proposals are in flight in the cores', async () => {
     const cluster = await singleNode({ pendingProposalsMax: 1 });
     const host = cluster.host('solo');

@@ -1,4 +1,4 @@
-// Three real raft processes (dist/raft/process/main.js) over real gRPC on 127.0.0.1 and real LevelDB
+// Three real raft processes (dist/bench/raft-process/main.js) over real gRPC on 127.0.0.1 and real LevelDB
 // in temp dirs. Proposals stream through the leaders; the leader of group 0 is SIGKILLed mid-stream.
 // Proven: a survivor is elected with a higher term; every proposal acknowledged before or after the
 // kill is applied on both survivors; the killed process restarted from its data dir catches up (by
@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GroupId, NodeId } from '../../../raft/core/types.js';
-import { encodePut, userKey } from '../../../raft/process/kv-counter-state-machine.js';
+import { encodePut, userKey } from '../../../bench/raft-process/kv-counter-state-machine.js';
 import {
   dump,
   eventually,

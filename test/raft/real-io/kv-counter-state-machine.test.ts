@@ -10,7 +10,7 @@ import {
   fromUserKey,
   KvCounterStateMachine,
   userKey,
-} from '../../../raft/process/kv-counter-state-machine.js';
+} from '../../../bench/raft-process/kv-counter-state-machine.js';
 
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
 const byKey = ([a]: [string, unknown], [b]: [string, unknown]): number => a.localeCompare(b);

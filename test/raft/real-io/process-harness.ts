@@ -1,17 +1,17 @@
-// Spawns raft processes (dist/raft/process/main.js, built by `npm run build`) on 127.0.0.1 through the
+// Spawns raft processes (dist/bench/raft-process/main.js, built by `npm run build`) on 127.0.0.1 through the
 // shared launcher and talks to their control servers. Every process started here is tracked by pid
 // from the moment it is spawned; `killAll` (afterAll) SIGKILLs each one still running and waits for
 // it to exit. All waits are bounded.
 
 import type { GroupStatus, ProposeOutcome } from '../../../raft/api.js';
 import type { GroupId, NodeId } from '../../../raft/core/types.js';
-import type { KvCounterResult } from '../../../raft/process/kv-counter-state-machine.js';
+import type { KvCounterResult } from '../../../bench/raft-process/kv-counter-state-machine.js';
 import {
   launchRaftProcess,
   type LaunchedProcess,
   type LaunchOptions,
-} from '../../../raft/process/launcher.js';
-import type { NodeStatus } from '../../../raft/process/raft-node.js';
+} from '../../../bench/raft-process/launcher.js';
+import type { NodeStatus } from '../../../bench/raft-process/raft-node.js';
 
 const REQUEST_TIMEOUT_MS = 10_000;
 const EXIT_TIMEOUT_MS = 10_000;

@@ -1,21 +1,19 @@
 // A small seeded PRNG (mulberry32) so one integer seed replays a whole simulation. Math.random is never
 // used by the simulator: every random choice, including the hosts' election jitter, comes from here.
 
+import { mulberry32 } from '../../../raft/core/random.js';
+
 export class Prng {
-  private state: number;
+  private readonly stream: () => number;
 
   constructor(seed: number) {
     // Mix the seed once so that nearby seeds (1, 2, 3 ...) start far apart.
-    this.state = (Math.imul(seed | 0, 0x9e3779b1) ^ 0x5bd1e995) >>> 0;
+    this.stream = mulberry32((Math.imul(seed | 0, 0x9e3779b1) ^ 0x5bd1e995) >>> 0);
   }
 
   /** A uniformly distributed 32-bit unsigned integer. */
   nextUint32(): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0;
-    let t = this.state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
+    return this.stream();
   }
 
   /** A float in [0, 1), the contract of `RaftHostOptions.random`. */

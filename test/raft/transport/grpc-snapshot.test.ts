@@ -1,6 +1,6 @@
 // Proves snapshot transfer over real transports: a chunked snapshot of several MiB arrives intact
 // (pairs compared by digest and count) and the receiver's boolean comes back; a snapshot over the
-// receiver's budget, a wrong secret, an unknown peer and a chunk over maxFrameBytes all end in
+// receiver's budget, a wrong secret, an unknown peer and a chunk over frameBytesMax all end in
 // `false` without anything being installed. Every transport is stopped after each test.
 
 import { createHash } from 'node:crypto';
@@ -90,7 +90,7 @@ describe('grpc transport: snapshots', () => {
     expect(await wrong.transport.sendSnapshot('b', stream(makeChunks('b', 2, 2, 16)))).toBe(false);
     expect(await b.transport.sendSnapshot('nobody', stream(makeChunks('nobody', 1, 1, 1)))).toBe(false);
 
-    const small = await cluster.start('small', { clusterSecret: SECRET, maxFrameBytes: 16 * 1024 });
+    const small = await cluster.start('small', { clusterSecret: SECRET, frameBytesMax: 16 * 1024 });
     connect(small, b);
     expect(await small.transport.sendSnapshot('b', stream(makeChunks('b', 1, 1, 32 * 1024)))).toBe(false);
     expect(b.snapshots).toEqual([]);

@@ -83,8 +83,8 @@ describe('grpc transport: delivery', () => {
     expect(a.transport.stats().framesDropped).toBe(0);
   });
 
-  it('splits a batch larger than maxFrameBytes into frames and drops only a single oversized message', async () => {
-    const [a, b] = await openPair({ clusterSecret: SECRET, maxFrameBytes: 64 * 1024 });
+  it('splits a batch larger than frameBytesMax into frames and drops only a single oversized message', async () => {
+    const [a, b] = await openPair({ clusterSecret: SECRET, frameBytesMax: 64 * 1024 });
     const sentBefore = a.transport.stats();
     const batch = Array.from({ length: 10 }, (_, group) => appWith('a', 'b', group, 20 * 1024));
     a.transport.send('b', [...batch, appWith('a', 'b', 99, 100 * 1024)]);
@@ -98,12 +98,12 @@ describe('grpc transport: delivery', () => {
     expect(a.transport.drainUnreachable()).toEqual(['b']);
   });
 
-  it('sends a message larger than frameTargetBytes in a frame of its own, up to maxFrameBytes', async () => {
+  it('sends a message larger than frameTargetBytes in a frame of its own, up to frameBytesMax', async () => {
     // One entry as large as a request body must reach the followers, or its group could never commit.
     const [a, b] = await openPair({
       clusterSecret: SECRET,
       frameTargetBytes: 16 * 1024,
-      maxFrameBytes: 256 * 1024,
+      frameBytesMax: 256 * 1024,
     });
     const sentBefore = a.transport.stats();
     const large = [1, 2, 3].map((group) => appWith('a', 'b', group, 100 * 1024));
@@ -250,8 +250,8 @@ describe('grpc transport: failures', () => {
   it('requires a secret unless insecure is explicit, and validates limits', () => {
     expect(() => createGrpcTransport({ nodeId: 'x' })).toThrow(/clusterSecret/);
     expect(() => createGrpcTransport({ nodeId: 'x', clusterSecret: '' })).toThrow(/empty/);
-    expect(() => createGrpcTransport({ nodeId: 'x', clusterSecret: 's', maxFrameBytes: 0 })).toThrow(
-      /maxFrameBytes/,
+    expect(() => createGrpcTransport({ nodeId: 'x', clusterSecret: 's', frameBytesMax: 0 })).toThrow(
+      /frameBytesMax/,
     );
     expect(() => createGrpcTransport({ nodeId: 'x', insecure: true })).not.toThrow();
   });
