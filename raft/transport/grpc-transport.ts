@@ -12,7 +12,7 @@ import type { BackoffMs } from './backoff.js';
 import { encodeFrame } from './codec.js';
 import { PEER_BATCH_BYTES_TARGET, PEER_MESSAGE_BYTES_MAX, serverOptions } from '../../net/grpc.js';
 import { transportService } from './grpc-service.js';
-import { authenticateFirst, MAX_CONCURRENT_STREAMS } from './authenticate-first.js';
+import { authenticateFirst, MAX_CONCURRENT_STREAMS } from '../../net/authenticate-first.js';
 import { createInboundService } from './inbound.js';
 import { PeerLink } from './peer-link.js';
 import type { LinkError, OutboundFrame } from './peer-link.js';

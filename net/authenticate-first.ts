@@ -19,7 +19,7 @@ import {
   type ServerInterceptor,
 } from '@grpc/grpc-js';
 
-import type { SecretCheck } from '../../net/auth.js';
+import type { SecretCheck } from './auth.js';
 
 export const authenticateFirst =
   (checkSecret: SecretCheck, onRefused: () => void = () => {}): ServerInterceptor =>
