@@ -21,6 +21,7 @@ import type { Config } from './config/config.js';
 import { ConfigError } from './config/config-error.js';
 import { resolveIncarnation, resolveNodeName } from './config/node-name.js';
 import { prepareCluster } from './cluster/cluster-runtime.js';
+import { withFsyncFault } from './fault-injection.js';
 import { createLocalConsensus, type Consensus } from './consensus.js';
 import { createContextService } from './context/context-service.js';
 import type { CommandResult } from './context/results.js';
@@ -76,7 +77,8 @@ export const startNode = async (
   };
 
   try {
-    const store = await openLevelStore(join(config.dataDir, storeDirName));
+    // withFsyncFault: a test-only fault hook, off unless FASTPACA_FAULT_FSYNC_FAIL_AFTER is set.
+    const store = withFsyncFault(await openLevelStore(join(config.dataDir, storeDirName)));
     closers.push(() => store.close());
 
     const metrics = createMetrics({ defaultLabels: { node: nodeId } });

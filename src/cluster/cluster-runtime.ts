@@ -44,6 +44,7 @@ import { RemoteCallClients } from './remote-call-client.js';
 import type { LocalServiceTarget } from './remote-call-server.js';
 import { createRemoteService } from './remote-service.js';
 import { routeStateMachines } from './state-machine-router.js';
+import { faultPeerAddresses, withFaultPeerAddresses } from '../fault-injection.js';
 
 export type ClusterConfig = Pick<
   Config,
@@ -267,8 +268,10 @@ const createRuntime = (
     return all;
   };
   let peersKey = '';
+  // Test-only (FASTPACA_FAULT_PEER_ADDRESSES, empty unless set): the fault suite's proxies.
+  const peerOverrides = faultPeerAddresses();
   const publishPeers = (): void => {
-    const current = peers();
+    const current = withFaultPeerAddresses(peers(), peerOverrides);
     const key = JSON.stringify([...current].sort());
     if (key === peersKey) return;
     peersKey = key;
