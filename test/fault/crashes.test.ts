@@ -60,7 +60,7 @@ describe('lost answers, failed fsync, torn log tail', () => {
         writePauseMs: 5,
         readPauseMs: 20,
       });
-      await sleep(faultMs(8_000));
+      await sleep(faultMs(5_000));
       const result = await workload.stop();
       for (const proxy of proxies) proxy.pass();
       const appends = recorder
@@ -79,7 +79,7 @@ describe('lost answers, failed fsync, torn log tail', () => {
       const report = await finalCheck(nodes, contexts, recorder);
       expect(report.violations.filter((v) => v.kind === 'duplicate')).toEqual([]);
     },
-    budgetMs(8_000, 1, 60_000),
+    budgetMs(5_000, 1, 60_000),
   );
 
   it(
@@ -165,7 +165,7 @@ describe('lost answers, failed fsync, torn log tail', () => {
       readPauseMs: 20,
     });
     try {
-      await sleep(faultMs(3_000));
+      await sleep(faultMs(2_000));
       await victim.kill();
       const file = newestLog(victim);
       const sizeBefore = statSync(file).size;
@@ -191,7 +191,7 @@ describe('lost answers, failed fsync, torn log tail', () => {
           `${victim.name} refused to start after a torn tail:\n${victim.output().slice(-2_000)}`,
         );
       }
-      await sleep(faultMs(2_000));
+      await sleep(faultMs(1_000));
     } finally {
       const result = await workload.stop();
       expect(result.unexpected).toEqual([]);
@@ -213,7 +213,7 @@ describe('lost answers, failed fsync, torn log tail', () => {
         }
         return 'appended a 107-byte torn record';
       }),
-    budgetMs(5_000, 1, 120_000),
+    budgetMs(2_000, 2, 120_000),
   );
 
   it(
@@ -225,6 +225,6 @@ describe('lost answers, failed fsync, torn log tail', () => {
         truncateSync(file, size - cut);
         return `cut the last ${cut} bytes`;
       }),
-    budgetMs(5_000, 1, 120_000),
+    budgetMs(2_000, 2, 120_000),
   );
 });

@@ -111,7 +111,7 @@ describe('partitions and pauses', () => {
       ).length;
       cluster.heal();
       const healAt = recorder.now();
-      await sleep(5_000);
+      await sleep(3_000);
       const after = await statesOf();
       const afterHeal = termGrowth(highest(during), highest(after));
       const result = await workload.stop();
@@ -139,22 +139,22 @@ describe('partitions and pauses', () => {
 
   it(
     'a leader cut off both ways: the majority takes over, it returns without deposing anyone',
-    () => partitionScenario('symmetric partition', (victim) => cluster.isolate(victim), 8_000),
-    budgetMs(8_000, 1, 60_000),
+    () => partitionScenario('symmetric partition', (victim) => cluster.isolate(victim), 5_000),
+    budgetMs(5_000, 1, 60_000),
   );
 
   it(
     'a leader whose messages are lost (it still hears the others)',
     () =>
-      partitionScenario('one-way partition (outbound lost)', (victim) => cluster.muteOutbound(victim), 6_000),
-    budgetMs(6_000, 1, 60_000),
+      partitionScenario('one-way partition (outbound lost)', (victim) => cluster.muteOutbound(victim), 4_000),
+    budgetMs(4_000, 1, 60_000),
   );
 
   it(
     'a leader that hears nothing (its own messages still arrive)',
     () =>
-      partitionScenario('one-way partition (inbound lost)', (victim) => cluster.muteInbound(victim), 6_000),
-    budgetMs(6_000, 1, 60_000),
+      partitionScenario('one-way partition (inbound lost)', (victim) => cluster.muteInbound(victim), 4_000),
+    budgetMs(4_000, 1, 60_000),
   );
 
   it(
@@ -183,7 +183,7 @@ describe('partitions and pauses', () => {
           stopAt,
           WRITABLE_MS_MAX + 5_000,
         );
-        await sleep(Math.max(0, faultMs(6_000) - (recorder.now() - stopAt)));
+        await sleep(Math.max(0, faultMs(4_000) - (recorder.now() - stopAt)));
         // Read by every node while the victim is paused: its status would hang, so only the others.
         const during = new Map(
           await Promise.all(
@@ -194,7 +194,7 @@ describe('partitions and pauses', () => {
         );
         // Readers go to the paused node too once it resumes: it must not answer from its old state.
         victim.sigcont();
-        await sleep(5_000);
+        await sleep(3_000);
         const after = await statesOf();
         const victimAfter = after.get(victim.name) ?? new Map<number, GroupState>();
         const majority = highest(during);
@@ -215,7 +215,7 @@ describe('partitions and pauses', () => {
         await workload.stop();
       }
     },
-    budgetMs(6_000, 1, 60_000),
+    budgetMs(4_000, 1, 60_000),
   );
 
   it(
@@ -235,6 +235,7 @@ describe('partitions and pauses', () => {
         await sleep(1_500);
         const cutAt = recorder.now();
         for (const [i] of nodes.entries()) cluster.isolate(i);
+        // Twice the proposal timeout (3 s): appends sent after the cut get their 503 before the heal.
         await sleep(faultMs(6_000));
         const healAt = recorder.now();
         cluster.heal();

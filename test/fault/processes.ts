@@ -187,10 +187,15 @@ const faultNode = (
   return node;
 };
 
-/** `size` nodes with one seed and secret, a proxy on every ordered pair; none started yet. */
+/** `size` nodes with one seed and secret, a proxy on every ordered pair (unless not `proxied`); none started yet. */
 export const createFaultCluster = async (
   size = 3,
   env: Readonly<Record<string, string>> = productionRaftEnv,
+  /**
+   * Whether the nodes dial each other through the proxies. A test that loads this process heavily
+   * (the overload flood) runs without: proxies in a busy process would delay Raft traffic themselves.
+   */
+  proxied = true,
 ): Promise<FaultCluster> => {
   if (!existsSync(cliPath)) throw new Error(`${cliPath} is missing: run \`npm run build\` first`);
   const root = mkdtempSync(join(tmpdir(), 'fastpaca-fault-'));
@@ -230,7 +235,7 @@ export const createFaultCluster = async (
       FASTPACA_CLUSTER_SEED: seed,
       FASTPACA_CLUSTER_SECRET: clusterSecret,
       FASTPACA_NODE_NAME: names[i] ?? '',
-      FASTPACA_FAULT_PEER_ADDRESSES: overrides,
+      ...(proxied ? { FASTPACA_FAULT_PEER_ADDRESSES: overrides } : {}),
     });
   });
   const others = (i: number): number[] => nodes.map((_, j) => j).filter((j) => j !== i);

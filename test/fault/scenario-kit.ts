@@ -30,8 +30,9 @@ export const budgetMs = (shortMs: number, faults: number, slackMs: number): numb
 
 export const startFaultCluster = async (
   extraEnv: Readonly<Record<string, string>> = {},
+  proxied = true,
 ): Promise<FaultCluster> => {
-  const cluster = await createFaultCluster(3, { ...productionRaftEnv, ...extraEnv });
+  const cluster = await createFaultCluster(3, { ...productionRaftEnv, ...extraEnv }, proxied);
   for (const node of cluster.nodes) node.start();
   await waitReady(cluster.nodes, 60_000);
   await waitLeadersSettled(cluster.nodes, 45_000);
