@@ -9,6 +9,7 @@ import { deriveDefaults, type DerivedInputs } from './derive-defaults.js';
 import { optionKeys, options, type OptionKey, type OptionSpec } from './options.js';
 import { readTomlConfig, type TomlValues } from './toml-file.js';
 import { checkCrossOptionRules } from './cross-option-rules.js';
+import { faultEnvVars } from '../node/fault-injection.js';
 
 export interface ConfigInputs {
   /** CLI flags keyed by flag name (kebab-case, as in options.ts), e.g. yargs' parsed argv. */
@@ -49,6 +50,7 @@ export const knownTomlKeys: ReadonlySet<string> = new Set(optionKeys.map((key) =
 const knownEnvVars: ReadonlySet<string> = new Set([
   ...optionKeys.map((key) => options[key].env),
   configFileEnv,
+  ...faultEnvVars,
 ]);
 
 export const loadConfig = (inputs: ConfigInputs = {}): LoadedConfig => {

@@ -29,6 +29,7 @@ import { createMetrics, type Metrics } from '../telemetry/metrics.js';
 import { defaultGroupCount } from '../context/routing.js';
 import type { Readiness } from '../api/service.js';
 import { createTokenEstimator } from '../tokens/create-token-estimator.js';
+import { withFsyncFault } from './fault-injection.js';
 
 export interface RunningNode {
   readonly nodeId: string;
@@ -87,7 +88,8 @@ export const startNode = async (
           : log.info({ freeBytes }, 'free disk space above the floor again: taking writes'),
     });
     closers.push(async () => disk.stop());
-    const store = await openLevelStore(join(config.dataDir, storeDirName));
+    // withFsyncFault: a test-only fault hook, off unless FASTPACA_FAULT_FSYNC_FAIL_AFTER is set.
+    const store = withFsyncFault(await openLevelStore(join(config.dataDir, storeDirName)));
     closers.push(() => store.close());
 
     const metrics = createMetrics({ defaultLabels: { node: nodeId } });

@@ -6,6 +6,7 @@ import type { NodeId } from '../../../raft/index.js';
 import { joinHostPort } from '../membership/discovery.js';
 import type { Formation } from '../membership/formation.js';
 import type { MembershipStateMachine } from '../membership/membership-state-machine.js';
+import { faultPeerAddresses, withFaultPeerAddresses } from '../../node/fault-injection.js';
 
 /** Anything that keeps a connection per peer. */
 export interface PeerChannel {
@@ -37,8 +38,10 @@ export const createPeerDirectory = (options: {
     return all;
   };
   let peersKey = '';
+  // Test-only (FASTPACA_FAULT_PEER_ADDRESSES, empty unless set): the fault suite's proxies.
+  const peerOverrides = faultPeerAddresses();
   const publish = (): void => {
-    const current = peers();
+    const current = withFaultPeerAddresses(peers(), peerOverrides);
     const key = JSON.stringify([...current].sort());
     if (key === peersKey) return;
     peersKey = key;
