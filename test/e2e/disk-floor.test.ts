@@ -15,7 +15,9 @@ const send = async (method: string, path: string, body?: unknown) => {
     headers: { 'content-type': 'application/json' },
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
   });
-  return { status: response.status, body: (await response.json().catch(() => undefined)) as unknown };
+  const text = await response.text();
+  const parsed: unknown = text === '' ? undefined : JSON.parse(text);
+  return { status: response.status, body: parsed };
 };
 
 const append = (text: string) =>
