@@ -41,6 +41,18 @@ describe('lost answers, failed fsync, torn log tail', () => {
     await cluster?.destroy();
   });
 
+  /** Writers and readers on the nodes still running, while one of them crashes and comes back. */
+  const survivorsWorkload = () =>
+    startWorkload({
+      contexts,
+      targets: () => nodes.filter((node) => node.alive()),
+      writers: 4,
+      readers: 2,
+      recorder,
+      writePauseMs: 5,
+      readPauseMs: 20,
+    });
+
   it(
     'answers lost after commit: retries with the same Idempotency-Key leave zero duplicates',
     async () => {
@@ -91,15 +103,7 @@ describe('lost answers, failed fsync, torn log tail', () => {
       // Enough synced writes to start and catch up, then every further one fails.
       victim.env['FASTPACA_FAULT_FSYNC_FAIL_AFTER'] = '150';
       victim.start();
-      const workload = startWorkload({
-        contexts,
-        targets: () => nodes.filter((node) => node.alive()),
-        writers: 4,
-        readers: 2,
-        recorder,
-        writePauseMs: 5,
-        readPauseMs: 20,
-      });
+      const workload = survivorsWorkload();
       try {
         const startedAt = recorder.now();
         const exit = await Promise.race([victim.exited(), sleep(60_000).then(() => undefined)]);
@@ -155,15 +159,7 @@ describe('lost answers, failed fsync, torn log tail', () => {
     label: string,
     damage: (file: string) => string,
   ): Promise<void> => {
-    const workload = startWorkload({
-      contexts,
-      targets: () => nodes.filter((node) => node.alive()),
-      writers: 4,
-      readers: 2,
-      recorder,
-      writePauseMs: 5,
-      readPauseMs: 20,
-    });
+    const workload = survivorsWorkload();
     try {
       await sleep(faultMs(2_000));
       await victim.kill();

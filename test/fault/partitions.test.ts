@@ -26,7 +26,7 @@ import {
   termGrowth,
   type GroupState,
 } from './scenario-kit.js';
-import { probeWritable, startWorkload } from './workload.js';
+import { probeWritable, startWorkload, type WorkloadOptions } from './workload.js';
 
 /** Writable again after a leader is cut off: check-quorum (≤ 2 s) + an election (1–2 s) + slack. */
 const WRITABLE_MS_MAX = 10_000;
@@ -48,6 +48,19 @@ describe('partitions and pauses', () => {
     stopAll();
     await cluster?.destroy();
   });
+
+  /** The steady workload every scenario here runs: 4 writers, 3 readers, 10 ms pauses. */
+  const steadyWorkload = (targets: () => readonly FaultNode[], extra: Partial<WorkloadOptions> = {}) =>
+    startWorkload({
+      contexts,
+      targets,
+      writers: 4,
+      readers: 3,
+      recorder,
+      writePauseMs: 10,
+      readPauseMs: 10,
+      ...extra,
+    });
 
   const statesOf = async (): Promise<Map<string, Map<number, GroupState>>> =>
     new Map(await Promise.all(nodes.map(async (node) => [node.name, await groupStates(node)] as const)));
@@ -73,15 +86,7 @@ describe('partitions and pauses', () => {
     apply: (victim: number) => void,
     shortMs: number,
   ): Promise<void> => {
-    const workload = startWorkload({
-      contexts,
-      targets: () => nodes,
-      writers: 4,
-      readers: 3,
-      recorder,
-      writePauseMs: 10,
-      readPauseMs: 10,
-    });
+    const workload = steadyWorkload(() => nodes);
     try {
       await sleep(1_500);
       const victim = await busiestLeader(nodes);
@@ -160,15 +165,7 @@ describe('partitions and pauses', () => {
   it(
     'a leader paused with SIGSTOP, then resumed with SIGCONT',
     async () => {
-      const workload = startWorkload({
-        contexts,
-        targets: () => nodes.filter((node) => !node.stopped()),
-        writers: 4,
-        readers: 3,
-        recorder,
-        writePauseMs: 10,
-        readPauseMs: 10,
-      });
+      const workload = steadyWorkload(() => nodes.filter((node) => !node.stopped()));
       try {
         await sleep(1_500);
         const victim = nodes[await busiestLeader(nodes)] as FaultNode;
@@ -221,16 +218,7 @@ describe('partitions and pauses', () => {
   it(
     'quorum lost (every link cut), then recovered: no 201 while it is lost',
     async () => {
-      const workload = startWorkload({
-        contexts,
-        targets: () => nodes,
-        writers: 4,
-        readers: 3,
-        recorder,
-        writePauseMs: 10,
-        readPauseMs: 10,
-        requestTimeoutMs: 6_000,
-      });
+      const workload = steadyWorkload(() => nodes, { requestTimeoutMs: 6_000 });
       try {
         await sleep(1_500);
         const cutAt = recorder.now();
