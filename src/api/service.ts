@@ -1,4 +1,4 @@
-// The seam between the HTTP gateway and everything behind it. The gateway validates shapes (schemas)
+// The seam between the HTTP gateway and everything behind it. The gateway checks bodies (body-checks.ts)
 // and calls these; implementations stamp time, count tokens, route to a Raft group and map outcomes
 // to ServiceError (errors.ts). Every method either resolves with the documented body or throws a
 // ServiceError.

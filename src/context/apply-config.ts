@@ -8,7 +8,7 @@ import type { Command } from './commands.js';
 import type { ContextTxn } from './context-txn.js';
 import { contextView } from './context-view.js';
 import { jsonEqual } from './json-equal.js';
-import { checkJsonLimits } from './json-limits.js';
+import { checkJsonLimits } from '../api/json-limits.js';
 import { initialWindow } from './records.js';
 import type { ContextRecord } from './records.js';
 import { notFoundError, tombstonedError } from './results.js';

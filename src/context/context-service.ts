@@ -1,7 +1,7 @@
-// The service behind the HTTP gateway, the one layer above consensus: it validates a request once
-// (what the schemas cannot check), stamps the time, counts tokens once, routes to the context's Raft
-// group, proposes, counts the proposal's outcome and each first append for /metrics, and turns
-// results into response bodies or ServiceErrors. Reads wait for the group's ReadIndex barrier, then
+// The service behind the HTTP gateway, the one layer above consensus: it checks a request once (a
+// body the gateway checked passes at once, ../api/body-checks.ts), stamps the time, counts tokens
+// once, routes to the context's Raft group, proposes, counts the proposal's outcome and each first
+// append for /metrics, and turns results into response bodies or ServiceErrors. Reads wait for the group's ReadIndex barrier, then
 // read the local state machine, so they are linearizable. (In a cluster, reads of groups this node
 // does not host are run by a node that does: cluster/remote/remote-service.ts.)
 
@@ -21,7 +21,10 @@ import type {
   StoredMessage,
 } from '../api/domain.js';
 import { ServiceError } from '../api/errors.js';
-import { validateContextId, validateIdempotencyKey } from '../api/identifiers.js';
+import { createBodyChecks } from '../api/body-checks.js';
+import { validateContextId } from '../api/identifiers.js';
+import type { RequestLimits } from '../api/schemas.js';
+import { defaultRequestLimits } from '../api/schemas.js';
 import { groupOf } from './routing.js';
 import type { ContextService, PutContextResult } from '../api/service.js';
 import type { Metrics, ProposalOutcome } from '../telemetry/metrics.js';
@@ -33,7 +36,7 @@ import { conflictError } from './results.js';
 import type { CommandResult } from './results.js';
 import type { ContextStateMachine } from './state-machine.js';
 import { splitTokenCount } from './token-split.js';
-import { queryInteger, validateContextPut, validateMessage, validateMetadata } from './validation.js';
+import { queryInteger } from './validation.js';
 
 export interface ContextServiceLimits {
   /** Largest `limit` of a tail or export page. */
@@ -54,6 +57,8 @@ export interface ContextServiceOptions {
   readonly clock: () => Date;
   readonly groupCount: number;
   readonly limits?: ContextServiceLimits;
+  /** The gateway's limits, for requests from other callers (defaultRequestLimits when absent). */
+  readonly requestLimits?: RequestLimits;
   /** Where proposals and first appends are counted (fastpaca_raft_proposals_total, fastpaca_messages_*). */
   readonly metrics?: ServiceMetrics;
 }
@@ -78,6 +83,8 @@ const expectResult = <T extends Exclude<CommandResult, { readonly error: unknown
 export const createContextService = (options: ContextServiceOptions): ContextService => {
   const { consensus, stateMachine, estimator, clock, groupCount, metrics } = options;
   const limits = options.limits ?? defaultContextServiceLimits;
+  // Bodies the gateway checked pass at once; anything else is checked by the same rules.
+  const bodies = createBodyChecks(options.requestLimits ?? defaultRequestLimits);
   const now = (): string => clock().toISOString();
 
   const route = (id: string): number => {
@@ -124,7 +131,7 @@ export const createContextService = (options: ContextServiceOptions): ContextSer
 
   return {
     async putContext(id: string, body: ContextPut): Promise<PutContextResult> {
-      const changes = validateContextPut(body);
+      const changes = bodies.ensureContextPut(body);
       const { group, kv } = await readPoint(id);
       const current = await stateMachine.getContext(group, kv, id);
       if (current === undefined && changes.token_budget === undefined) {
@@ -156,7 +163,7 @@ export const createContextService = (options: ContextServiceOptions): ContextSer
     },
 
     async patchMetadata(id: string, metadata: JsonObject): Promise<ContextView> {
-      const patch = validateMetadata(metadata);
+      const patch = bodies.ensureMetadataPatch(metadata);
       const result = await propose(id, {
         type: 'patch_metadata',
         contextId: id,
@@ -166,11 +173,10 @@ export const createContextService = (options: ContextServiceOptions): ContextSer
       return expectResult(result, 'patch_metadata').context;
     },
 
-    async append(id: string, request: AppendRequest): Promise<AppendResult> {
+    async append(id: string, unchecked: AppendRequest): Promise<AppendResult> {
       const group = route(id);
-      validateMessage(request.message, 'invalid_message');
-      const key = request.idempotency_key ?? request.message.id;
-      if (key !== undefined) validateIdempotencyKey(key);
+      const request = bodies.ensureAppend(unchecked);
+      const key = request.idempotency_key;
       const command: Command = {
         type: 'append',
         contextId: id,
@@ -224,13 +230,10 @@ export const createContextService = (options: ContextServiceOptions): ContextSer
       return view;
     },
 
-    async compact(id: string, request: CompactRequest): Promise<{ readonly version: number }> {
+    async compact(id: string, unchecked: CompactRequest): Promise<{ readonly version: number }> {
       const group = route(id);
+      const request = bodies.ensureCompact(unchecked);
       const replacement: readonly MessageInput[] = request.replacement;
-      if (!isList(replacement)) {
-        throw new ServiceError('invalid_replacement', 'replacement must be a list of messages');
-      }
-      for (const message of replacement) validateMessage(message, 'invalid_replacement');
       const command: Command = {
         type: 'compact',
         contextId: id,
@@ -242,9 +245,6 @@ export const createContextService = (options: ContextServiceOptions): ContextSer
     },
   };
 };
-
-// Takes unknown so that the check stays when the type already says "array" (the caller may lie).
-const isList = (value: unknown): boolean => Array.isArray(value);
 
 const notFound = (id: string): ServiceError =>
   new ServiceError('context_not_found', `Context ${JSON.stringify(id)} does not exist`);

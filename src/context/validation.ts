@@ -1,11 +1,9 @@
-// The service's own checks of request values. The gateway validates shapes with its schemas
-// first; these repeat the rules the state machine relies on (so a caller that bypasses the gateway,
-// such as a benchmark or a test, cannot commit a command that breaks an invariant) and name the
-// offending field in the documented error code.
+// The rules a context's configuration must meet for the state machine to rely on them, checked when
+// a replicated put_context command is decoded (commands.ts), whatever node proposed it; and the
+// service's range check of query integers. Request bodies are checked by ../api/body-checks.ts.
 
-import type { ContextPut, JsonObject, JsonValue, MessageInput, Policy } from '../api/domain.js';
+import type { ContextPut, JsonObject, Policy } from '../api/domain.js';
 import { ServiceError } from '../api/errors.js';
-import type { ErrorCode } from '../api/errors.js';
 
 const isObject = (value: unknown): value is JsonObject =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -55,34 +53,6 @@ const validatePolicy = (policy: Policy): Policy => {
     throw configError('policy.config.skip_kinds', 'must be a list of non-empty strings');
   }
   return { strategy, config };
-};
-
-export const validateMetadata = (metadata: unknown, code: ErrorCode = 'invalid_metadata'): JsonObject => {
-  if (!isObject(metadata)) throw new ServiceError(code, 'metadata must be an object');
-  return metadata;
-};
-
-/** Checks one message of an append (`invalid_message`) or a replacement (`invalid_replacement`). */
-export const validateMessage = (
-  message: MessageInput,
-  code: 'invalid_message' | 'invalid_replacement',
-): void => {
-  const fail = (rule: string): never => {
-    throw new ServiceError(code, `message ${rule}`);
-  };
-  if (!isObject(message)) fail('must be an object');
-  if (typeof message.role !== 'string' || message.role === '') fail('role must be a non-empty string');
-  if (!Array.isArray(message.parts) || message.parts.length === 0) fail('parts must be a non-empty list');
-  for (const part of message.parts as readonly JsonValue[]) {
-    if (!isObject(part) || typeof part.type !== 'string') fail('parts must be objects with a string type');
-  }
-  if (message.metadata !== undefined && !isObject(message.metadata)) fail('metadata must be an object');
-  if (message.token_count !== undefined && !isCount(message.token_count)) {
-    fail('token_count must be an integer >= 0');
-  }
-  if (message.id !== undefined && (typeof message.id !== 'string' || message.id === '')) {
-    fail('id must be a non-empty string');
-  }
 };
 
 /** A query integer within [min, max], else 400 invalid_query naming it. */

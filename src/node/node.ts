@@ -19,6 +19,7 @@ import { ConfigError } from '../config/config-error.js';
 import { resolveIncarnation, resolveNodeName } from '../config/node-name.js';
 import { prepareCluster } from '../cluster/runtime/cluster-runtime.js';
 import { createLocalConsensus } from '../context/consensus.js';
+import { defaultRequestLimits } from '../api/schemas.js';
 import { createContextService } from '../context/context-service.js';
 import type { CommandResult } from '../context/results.js';
 import { ContextStateMachine } from '../context/state-machine.js';
@@ -183,6 +184,8 @@ export const startNode = async (
         proposeTimeoutMs: config.raftProposalTimeoutMs,
         readTimeoutMs: config.raftProposalTimeoutMs,
       });
+    // The same limits for the gateway and the service, so a body the gateway checked meets the service's rules.
+    const requestLimits = { ...defaultRequestLimits, bodyBytesMax: config.bodyLimitBytes };
     const localService = createContextService({
       consensus,
       stateMachine,
@@ -190,6 +193,7 @@ export const startNode = async (
       clock: () => new Date(),
       groupCount: defaultGroupCount,
       metrics,
+      requestLimits,
     });
     // In a cluster, reads of groups hosted elsewhere are run by a node that hosts them.
     const service = cluster?.remoteService(localService) ?? localService;
@@ -231,7 +235,7 @@ export const startNode = async (
       protectedMode: config.protectedMode,
       ratePerKey: config.ratePerKey,
       rateBurst: config.rateBurst,
-      limits: { bodyBytesMax: config.bodyLimitBytes },
+      limits: requestLimits,
       refuseWrites: () => disk.refusal(),
       load: {
         inflightRequestsMax: config.httpInflightRequestsMax,
