@@ -3,9 +3,10 @@
 // step) and messages are opaque bytes at this layer: each protocol's codec encodes them before they
 // reach grpc-js, so encoding errors surface in our code rather than inside a stream, and a send
 // queue can hold ready-to-write bytes. Also here: the one message-size limit every node agrees on,
-// and the channel options of servers and clients.
+// and the channel options and credentials of servers and clients.
 
-import type { ChannelOptions, MethodDefinition } from '@grpc/grpc-js';
+import { credentials, ServerCredentials } from '@grpc/grpc-js';
+import type { ChannelCredentials, ChannelOptions, MethodDefinition } from '@grpc/grpc-js';
 
 /** Room for gRPC and codec framing around a payload of frameBytesMax. */
 const MESSAGE_SLACK_BYTES = 64 * 1024;
@@ -69,3 +70,25 @@ export const clientOptions = (tuning: ChannelTuning): ChannelOptions => ({
   // TCP connection (a large snapshot would delay heartbeats), nor two transports in one process.
   'grpc.use_local_subchannel_pool': 1,
 });
+
+/**
+ * Mutual TLS between nodes (PEM): this node's certificate and key, and the CA that signed every
+ * node's certificate. A server then accepts only callers presenting a certificate of that CA, and a
+ * client only servers whose certificate that CA signed for the address it dials. The cluster secret
+ * is still checked on every call: TLS encrypts and authenticates machines, the secret the cluster.
+ */
+export interface PeerTls {
+  readonly ca: Buffer;
+  readonly cert: Buffer;
+  readonly key: Buffer;
+}
+
+/** Plain TCP without `tls` (a private network), else mutual TLS. */
+export const peerChannelCredentials = (tls: PeerTls | undefined): ChannelCredentials =>
+  tls === undefined ? credentials.createInsecure() : credentials.createSsl(tls.ca, tls.key, tls.cert);
+
+/** Plain TCP without `tls`, else TLS that requires and verifies a client certificate. */
+export const peerServerCredentials = (tls: PeerTls | undefined): ServerCredentials =>
+  tls === undefined
+    ? ServerCredentials.createInsecure()
+    : ServerCredentials.createSsl(tls.ca, [{ cert_chain: tls.cert, private_key: tls.key }], true);

@@ -3,14 +3,20 @@
 // frameTargetBytes), because frames, not messages, are what grpc-js pays for. Snapshots travel on a
 // separate client-streaming call. Every call carries the cluster secret.
 
-import { Server, ServerCredentials } from '@grpc/grpc-js';
+import { Server } from '@grpc/grpc-js';
 import type { ServiceDefinition, UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { GroupMessage, SnapshotChunk, Transport, TransportHandlers } from '../api.js';
 import type { NodeId } from '../core/types.js';
 import { createSecretCheck } from '../../net/auth.js';
 import type { BackoffMs } from './backoff.js';
 import { encodeFrame } from './codec.js';
-import { PEER_BATCH_BYTES_TARGET, PEER_MESSAGE_BYTES_MAX, serverOptions } from '../../net/grpc.js';
+import {
+  PEER_BATCH_BYTES_TARGET,
+  PEER_MESSAGE_BYTES_MAX,
+  peerServerCredentials,
+  serverOptions,
+} from '../../net/grpc.js';
+import type { PeerTls } from '../../net/grpc.js';
 import { transportService } from './grpc-service.js';
 import { authenticateFirst, MAX_CONCURRENT_STREAMS } from '../../net/authenticate-first.js';
 import { createInboundService } from './inbound.js';
@@ -35,6 +41,8 @@ export interface GrpcTransportOptions {
    * forgotten secret must never silently mean "no authentication".
    */
   readonly insecure?: boolean;
+  /** Mutual TLS between nodes (net/grpc.ts); plain TCP when absent. */
+  readonly tls?: PeerTls | undefined;
   /** Redial delays after a stream breaks. Default { initial: 100, max: 5000 }. */
   readonly reconnectBackoffMs?: BackoffMs;
   /** A dial the peer has not confirmed within this long is abandoned and retried. Default 5000. */
@@ -84,6 +92,7 @@ interface ResolvedOptions {
   readonly listenHost: string;
   readonly listenPort: number;
   readonly clusterSecret: string | undefined;
+  readonly tls: PeerTls | undefined;
   readonly reconnectBackoffMs: BackoffMs;
   readonly connectTimeoutMs: number;
   readonly frameBytesMax: number;
@@ -119,6 +128,7 @@ const resolveOptions = (options: GrpcTransportOptions): ResolvedOptions => {
     listenHost: options.listenHost ?? '127.0.0.1',
     listenPort,
     clusterSecret: options.clusterSecret,
+    tls: options.tls,
     reconnectBackoffMs: backoff,
     connectTimeoutMs: requirePositive('connectTimeoutMs', options.connectTimeoutMs ?? 5_000),
     frameBytesMax,
@@ -185,7 +195,7 @@ class GrpcTransportImpl implements GrpcTransport {
     this.server = server;
     this.boundPort = await new Promise<number>((resolve, reject) => {
       const address = hostPort(this.options.listenHost, this.options.listenPort);
-      server.bindAsync(address, ServerCredentials.createInsecure(), (error, port) =>
+      server.bindAsync(address, peerServerCredentials(this.options.tls), (error, port) =>
         error === null ? resolve(port) : reject(error),
       );
     });
@@ -272,6 +282,7 @@ class GrpcTransportImpl implements GrpcTransport {
       peer,
       address,
       clusterSecret: this.options.clusterSecret,
+      tls: this.options.tls,
       frameBytesMax: this.options.frameBytesMax,
       reconnectBackoffMs: this.options.reconnectBackoffMs,
       connectTimeoutMs: this.options.connectTimeoutMs,

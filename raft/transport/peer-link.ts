@@ -5,9 +5,10 @@
 // while grpc-js reports the stream's buffer full, frames wait there; beyond the bound, and while
 // the peer is down, frames are refused so the caller can drop and count them (Raft retries).
 
-import { Client, credentials } from '@grpc/grpc-js';
+import { Client } from '@grpc/grpc-js';
 import type { NodeId } from '../core/types.js';
-import { clientOptions } from '../../net/grpc.js';
+import { clientOptions, peerChannelCredentials } from '../../net/grpc.js';
+import type { PeerTls } from '../../net/grpc.js';
 import { dialHelloStream } from '../../net/hello-stream.js';
 import type { HelloStream, StreamBreak } from '../../net/hello-stream.js';
 import { backoffDelayMs } from './backoff.js';
@@ -22,6 +23,7 @@ export interface PeerLinkOptions {
   readonly peer: NodeId;
   readonly address: string;
   readonly clusterSecret: string | undefined;
+  readonly tls: PeerTls | undefined;
   readonly frameBytesMax: number;
   readonly reconnectBackoffMs: BackoffMs;
   /** A dial not confirmed by the server within this long counts as failed (a black-holed peer). */
@@ -61,7 +63,7 @@ export class PeerLink {
   constructor(options: PeerLinkOptions) {
     this.options = options;
     this.address = options.address;
-    this.client = new Client(options.address, credentials.createInsecure(), clientOptions(options));
+    this.client = new Client(options.address, peerChannelCredentials(options.tls), clientOptions(options));
     this.dial();
   }
 

@@ -2,21 +2,22 @@
 // large snapshot does not queue behind, or delay, the peer's Raft stream), chunks written in order
 // with the call's flow control, and the receiver's boolean answer returned.
 
-import { Client, credentials, status } from '@grpc/grpc-js';
+import { Client, status } from '@grpc/grpc-js';
 import type { ClientWritableStream } from '@grpc/grpc-js';
 import type { SnapshotChunk } from '../api.js';
 import type { NodeId } from '../core/types.js';
 import { secretMetadata } from '../../net/auth.js';
 import { decodeSnapshotAnswer, encodeSnapshotChunk } from './codec.js';
-import { clientOptions, deserializeBytes, serializeBytes } from '../../net/grpc.js';
+import { clientOptions, deserializeBytes, peerChannelCredentials, serializeBytes } from '../../net/grpc.js';
 import { SNAPSHOT_PATH } from './grpc-service.js';
-import type { ChannelTuning } from '../../net/grpc.js';
+import type { ChannelTuning, PeerTls } from '../../net/grpc.js';
 import type { LinkError } from './peer-link.js';
 
 export interface SnapshotSendOptions extends ChannelTuning {
   readonly nodeId: NodeId;
   readonly address: string;
   readonly clusterSecret: string | undefined;
+  readonly tls?: PeerTls | undefined;
   /** Deadline of the whole transfer, install on the receiver included. */
   readonly timeoutMs: number;
   /** Aborted when the transport stops: the call is cancelled. */
@@ -40,7 +41,7 @@ export const sendSnapshotOverGrpc = async (
   options: SnapshotSendOptions,
   chunks: AsyncIterable<SnapshotChunk>,
 ): Promise<SnapshotSendResult> => {
-  const client = new Client(options.address, credentials.createInsecure(), clientOptions(options));
+  const client = new Client(options.address, peerChannelCredentials(options.tls), clientOptions(options));
   const started = startCall(client, options);
   const cancel = (): void => started.call.cancel();
   options.signal.addEventListener('abort', cancel);

@@ -111,7 +111,8 @@ export const clusterRemove = async (options: RemoveOptions, io: RemoveIo): Promi
     const first = await statusOf(base);
     const others = first.members
       .filter((member) => member.node_id !== first.node_id && member.http_address !== undefined)
-      .map((member) => new URL(`http://${member.http_address ?? ''}`));
+      // The other members speak the scheme of the node at --url (TLS is all nodes or none).
+      .map((member) => new URL(`${base.protocol}//${member.http_address ?? ''}`));
     const answers = await Promise.allSettled(others.map((url) => statusOf(url)));
     return [first, ...answers.flatMap((answer) => (answer.status === 'fulfilled' ? [answer.value] : []))];
   };

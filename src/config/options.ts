@@ -214,6 +214,15 @@ export const options = {
     example: 'a-long-random-string-shared-by-all-nodes',
     doc: 'Shared secret authenticating Raft traffic between nodes (strongly recommended with a seed).',
   }),
+  tlsDir: spec({
+    kind: text({ maxLength: 4096, expect: 'a directory path' }),
+    env: 'FASTPACA_TLS_DIR',
+    flag: 'tls-dir',
+    toml: 'tls.dir',
+    optional: true,
+    example: '/etc/fastpaca/tls',
+    doc: "Directory with this node's tls.crt and tls.key (PEM; a Kubernetes TLS secret's layout) and the cluster's ca.crt: the HTTP port serves HTTPS, and nodes talk mutual TLS verified against ca.crt (required in a cluster).",
+  }),
   expectedClusterSize: spec({
     kind: integer(1, 128),
     env: 'FASTPACA_EXPECTED_CLUSTER_SIZE',

@@ -18,6 +18,8 @@ import { registerNotFound, registerRoutes } from './router.js';
 import { createValidators } from './validation.js';
 
 export interface HttpServerOptions {
+  /** Serve HTTPS with these PEM files (checked at start-up by node/tls-files.ts); plain HTTP when absent. */
+  readonly tls?: { readonly certFile: string; readonly keyFile: string } | undefined;
   /** Default '0.0.0.0'. */
   readonly host?: string;
   /** 0 picks an ephemeral port; read it back from HttpServer.port. */
@@ -70,7 +72,10 @@ export const startHttpServer = async (options: HttpServerOptions): Promise<HttpS
     logger: options.logger,
     onRequest: options.onRequest,
   });
-  const app: ClosableApp = uWS.App();
+  const app: ClosableApp =
+    options.tls === undefined
+      ? uWS.App()
+      : uWS.SSLApp({ cert_file_name: options.tls.certFile, key_file_name: options.tls.keyFile });
   const handlers = createHandlers({
     service: options.service,
     validators: createValidators(limits),

@@ -20,6 +20,7 @@ import { resolveIncarnation, resolveNodeName } from '../config/node-name.js';
 import { prepareCluster } from '../cluster/runtime/cluster-runtime.js';
 import { createLocalConsensus } from '../context/consensus.js';
 import { defaultRequestLimits } from '../api/schemas.js';
+import { loadNodeTls } from './tls-files.js';
 import { createContextService } from '../context/context-service.js';
 import type { CommandResult } from '../context/results.js';
 import { ContextStateMachine } from '../context/state-machine.js';
@@ -59,6 +60,8 @@ export const startNode = async (
   hooks: StartNodeHooks = {},
 ): Promise<RunningNode> => {
   const clustered = config.clusterSeed.length > 0;
+  // TLS files are checked before anything opens (a bad one is a configuration error).
+  const tls = loadNodeTls(config.tlsDir, clustered);
   if (clustered && config.clusterSecret === undefined) {
     // An open Raft (and forwarding) port is a write path into every context: no silent fallback.
     throw new ConfigError(
@@ -105,6 +108,7 @@ export const startNode = async (
     const wiring = clustered
       ? prepareCluster({
           config,
+          tls: tls?.peer,
           nodeId,
           incarnation: await resolveIncarnation(config.dataDir),
           groupCount: defaultGroupCount,
@@ -118,6 +122,7 @@ export const startNode = async (
       // Alone and without a configured secret, a random one nobody else knows: the Raft port then
       // refuses every caller, instead of being an unauthenticated write path into every context.
       clusterSecret: config.clusterSecret ?? randomBytes(32).toString('base64url'),
+      tls: tls?.peer,
       onLinkError: (peer, error) => log.warn({ peer, err: error }, 'raft link error'),
       ...(wiring === undefined ? {} : { extraServices: wiring.extraServices }),
     });
@@ -236,6 +241,7 @@ export const startNode = async (
       ratePerKey: config.ratePerKey,
       rateBurst: config.rateBurst,
       limits: requestLimits,
+      tls: tls?.http,
       refuseWrites: () => disk.refusal(),
       load: {
         inflightRequestsMax: config.httpInflightRequestsMax,

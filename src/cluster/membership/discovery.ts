@@ -10,7 +10,9 @@ import { isIP } from 'node:net';
 import type { NodeId } from '../../../raft/index.js';
 import type { SeedPeer } from '../../config/cluster-seed.js';
 import type { MemberView } from './internal-protocol.js';
-import { clusterSecretHeader, helloPath, joinPath, parseHello } from './internal-protocol.js';
+import { helloPath, joinPath, parseHello } from './internal-protocol.js';
+import { callPeer } from './peer-http.js';
+import type { PeerAnswer, PeerAuth } from './peer-http.js';
 
 export interface Member {
   readonly nodeId: NodeId;
@@ -34,9 +36,8 @@ export interface ProbeResult {
   readonly problems: readonly string[];
 }
 
-export interface ProbeOptions {
+export interface ProbeOptions extends PeerAuth {
   readonly seed: readonly SeedPeer[];
-  readonly clusterSecret: string | undefined;
   readonly timeoutMs: number;
   /** All addresses of a host name. Default: the system resolver. */
   readonly resolve?: (host: string) => Promise<readonly string[]>;
@@ -59,19 +60,9 @@ const describe = (error: unknown): string => {
 };
 
 /** Asks one address who it is. Throws with a readable reason when it cannot tell. */
-const hello = async (
-  host: string,
-  port: number,
-  clusterSecret: string | undefined,
-  timeoutMs: number,
-): Promise<Member> => {
-  const headers: Record<string, string> = {};
-  if (clusterSecret !== undefined) headers[clusterSecretHeader] = clusterSecret;
-  const response = await fetch(`http://${joinHostPort(host, port)}${helloPath}`, {
-    headers,
-    signal: AbortSignal.timeout(timeoutMs),
-  });
-  const text = await response.text();
+const hello = async (host: string, port: number, auth: PeerAuth, timeoutMs: number): Promise<Member> => {
+  const response = await callPeer(auth, joinHostPort(host, port), helloPath, { timeoutMs });
+  const text = response.text;
   if (response.status === 401)
     throw new Error('refused our cluster secret (FASTPACA_CLUSTER_SECRET differs)');
   if (response.status === 404) throw new Error('is not a fastpaca cluster node (no hello endpoint)');
@@ -107,7 +98,7 @@ export const probeSeed = async (options: ProbeOptions): Promise<ProbeResult> => 
       await Promise.all(
         addresses.map(async (address) => {
           try {
-            members.push(await hello(address, entry.port, options.clusterSecret, options.timeoutMs));
+            members.push(await hello(address, entry.port, options, options.timeoutMs));
           } catch (error) {
             const via = address === entry.host ? '' : ` (${entry.host})`;
             problems.push(`${joinHostPort(address, entry.port)}${via}: ${describe(error)}`);
@@ -119,7 +110,7 @@ export const probeSeed = async (options: ProbeOptions): Promise<ProbeResult> => 
   return { members, problems };
 };
 
-export interface JoinRequest {
+export interface JoinRequest extends PeerAuth {
   /** The member asked (any node of the formed cluster; it forwards to the membership leader). */
   readonly via: { readonly host: string; readonly httpPort: number };
   readonly nodeId: NodeId;
@@ -129,7 +120,6 @@ export interface JoinRequest {
   readonly raftPort: number;
   /** This node's address as the seed names it; absent: the asked node uses the request's source. */
   readonly host: string | undefined;
-  readonly clusterSecret: string | undefined;
   readonly timeoutMs: number;
 }
 
@@ -142,20 +132,17 @@ export const requestJoin = async (request: JoinRequest): Promise<void> => {
     incarnation: request.incarnation,
   });
   if (request.host !== undefined) query.set('host', request.host);
-  const headers: Record<string, string> = {};
-  if (request.clusterSecret !== undefined) headers[clusterSecretHeader] = request.clusterSecret;
-  const target = `http://${joinHostPort(request.via.host, request.via.httpPort)}${joinPath}?${query.toString()}`;
-  let response: Response;
+  const via = joinHostPort(request.via.host, request.via.httpPort);
+  let response: PeerAnswer;
   try {
-    response = await fetch(target, {
+    response = await callPeer(request, via, `${joinPath}?${query.toString()}`, {
       method: 'POST',
-      headers,
-      signal: AbortSignal.timeout(request.timeoutMs),
+      timeoutMs: request.timeoutMs,
     });
   } catch (error) {
-    throw new Error(`join via ${joinHostPort(request.via.host, request.via.httpPort)}: ${describe(error)}`);
+    throw new Error(`join via ${via}: ${describe(error)}`);
   }
-  const text = await response.text();
+  const text = response.text;
   if (response.status !== 200) {
     throw new Error(
       `join via ${joinHostPort(request.via.host, request.via.httpPort)}: HTTP ${response.status} ${text.slice(0, 600)}`,

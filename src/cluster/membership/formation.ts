@@ -20,6 +20,7 @@ import type { Logger } from '../../telemetry/logger.js';
 import type { JoinRequest, Member, ProbeOptions, ProbeResult } from './discovery.js';
 import { joinHostPort, probeSeed, requestJoin } from './discovery.js';
 import { votersFor } from '../placement/placement.js';
+import type { PeerTls } from '../../../net/grpc.js';
 
 export interface FormationOptions {
   readonly nodeId: NodeId;
@@ -30,6 +31,8 @@ export interface FormationOptions {
   readonly incarnation: string;
   readonly seed: readonly SeedPeer[];
   readonly clusterSecret: string | undefined;
+  /** TLS for the internal HTTP calls to peers (peer-http.ts); plain HTTP when absent. */
+  readonly tls?: PeerTls | undefined;
   /** Nodes, this one included, to know before bootstrapping. */
   readonly expectedSize: number;
   readonly groupCount: number;
@@ -217,6 +220,7 @@ export const startFormation = (options: FormationOptions): Formation => {
         raftPort: ports.raftPort,
         host: selfHost,
         clusterSecret: options.clusterSecret,
+        tls: options.tls,
         timeoutMs: options.probeTimeoutMs ?? 5_000,
       });
       return true;
@@ -265,6 +269,7 @@ export const startFormation = (options: FormationOptions): Formation => {
       const result = await probe({
         seed: options.seed,
         clusterSecret: options.clusterSecret,
+        tls: options.tls,
         timeoutMs: options.probeTimeoutMs ?? 2_000,
       });
       if (stopping.signal.aborted) return;

@@ -9,10 +9,12 @@
 
 import type { ConsensusHost, GroupId, NodeId } from '../../../raft/index.js';
 import type { Logger } from '../../telemetry/logger.js';
-import { clusterSecretHeader, statusPath } from '../membership/internal-protocol.js';
+import { statusPath } from '../membership/internal-protocol.js';
+import { callPeer } from '../membership/peer-http.js';
+import type { PeerAuth } from '../membership/peer-http.js';
 import type { NodeStatusLike } from '../membership/removal-progress.js';
 
-export interface ReplicaJanitorOptions {
+export interface ReplicaJanitorOptions extends PeerAuth {
   readonly nodeId: NodeId;
   readonly host: Pick<ConsensusHost, 'groups' | 'status'>;
   /** Whether placement wants a replica of `group` here (false also while the member list is unknown). */
@@ -20,7 +22,6 @@ export interface ReplicaJanitorOptions {
   /** HTTP addresses (host:port) of the other current members. */
   readonly peerHttpAddresses: () => readonly string[];
   readonly forget: (group: GroupId) => Promise<boolean>;
-  readonly clusterSecret: string | undefined;
   readonly logger: Pick<Logger, 'info' | 'warn'>;
   readonly requestTimeoutMs?: number;
   /** For tests: replaces the HTTP status request. */
@@ -41,14 +42,11 @@ export const createReplicaJanitor = (options: ReplicaJanitorOptions): ReplicaJan
   const fetchStatus =
     options.fetchStatus ??
     (async (address: string): Promise<NodeStatusLike> => {
-      const headers: Record<string, string> = {};
-      if (options.clusterSecret !== undefined) headers[clusterSecretHeader] = options.clusterSecret;
-      const response = await fetch(`http://${address}${statusPath}`, {
-        headers,
-        signal: AbortSignal.timeout(options.requestTimeoutMs ?? 2_000),
+      const response = await callPeer(options, address, statusPath, {
+        timeoutMs: options.requestTimeoutMs ?? 2_000,
       });
       if (response.status !== 200) throw new Error(`${address} answered status with HTTP ${response.status}`);
-      return (await response.json()) as NodeStatusLike;
+      return JSON.parse(response.text) as NodeStatusLike;
     });
 
   const candidates = (): GroupId[] =>

@@ -11,12 +11,18 @@
 //   server → client  HELLO once the call passed authentication, then
 //                    [[id, outcome] | [id, null, "unsent" | "ambiguous", reason], ...]
 
-import { Client, credentials, status } from '@grpc/grpc-js';
+import { Client, status } from '@grpc/grpc-js';
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 
 import type { GroupId, NodeId } from '../../../raft/index.js';
 import type { SecretCheck } from '../../../net/auth.js';
-import { clientOptions, PEER_BATCH_BYTES_TARGET, PEER_MESSAGE_BYTES_MAX } from '../../../net/grpc.js';
+import {
+  clientOptions,
+  PEER_BATCH_BYTES_TARGET,
+  PEER_MESSAGE_BYTES_MAX,
+  peerChannelCredentials,
+} from '../../../net/grpc.js';
+import type { PeerTls } from '../../../net/grpc.js';
 import { dialHelloStream, sendHello } from '../../../net/hello-stream.js';
 import type { HelloStream } from '../../../net/hello-stream.js';
 import type { ForwardResult, Forwarder } from './forward-client.js';
@@ -131,6 +137,8 @@ type StreamState = 'connecting' | 'open' | 'backoff' | 'closed';
 
 export interface ForwardStreamOptions {
   readonly clusterSecret: string | undefined;
+  /** Mutual TLS between nodes (net/grpc.ts); plain TCP when absent. */
+  readonly tls?: PeerTls | undefined;
   /** Largest message either way. Default PEER_MESSAGE_BYTES_MAX (one command of any accepted size fits). */
   readonly messageBytesMax?: number;
   /**
@@ -169,7 +177,7 @@ class PeerForwardStream {
   ) {
     this.client = new Client(
       address,
-      credentials.createInsecure(),
+      peerChannelCredentials(options.tls),
       clientOptions({
         frameBytesMax: options.messageBytesMax,
         reconnectBackoffMs: options.reconnectBackoffMs,
@@ -335,6 +343,7 @@ export class StreamForwarder implements Forwarder {
   constructor(options: ForwardStreamOptions) {
     this.options = {
       clusterSecret: options.clusterSecret,
+      tls: options.tls,
       messageBytesMax: options.messageBytesMax ?? PEER_MESSAGE_BYTES_MAX,
       batchBytesTarget: options.batchBytesTarget ?? PEER_BATCH_BYTES_TARGET,
       inFlightMax: options.inFlightMax ?? 8_192,

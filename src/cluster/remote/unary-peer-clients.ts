@@ -2,7 +2,7 @@
 // forwarding streams, so a large answer never delays a heartbeat), kept in step with the peer list,
 // and every failure classified by what the caller may conclude (peer-call.ts).
 
-import { Client, credentials, status } from '@grpc/grpc-js';
+import { Client, status } from '@grpc/grpc-js';
 import type { ServiceError as GrpcError } from '@grpc/grpc-js';
 
 import type { NodeId } from '../../../raft/index.js';
@@ -11,14 +11,18 @@ import {
   clientOptions,
   deserializeBytes,
   PEER_MESSAGE_BYTES_MAX,
+  peerChannelCredentials,
   serializeBytes,
 } from '../../../net/grpc.js';
+import type { PeerTls } from '../../../net/grpc.js';
 import type { PeerCallFailure } from './peer-call.js';
 
 export type UnaryResult = { readonly kind: 'answer'; readonly bytes: Uint8Array } | PeerCallFailure;
 
 export interface UnaryPeerClientsOptions {
   readonly clusterSecret: string | undefined;
+  /** Mutual TLS between nodes (net/grpc.ts); plain TCP when absent. */
+  readonly tls?: PeerTls | undefined;
   /** Largest request or answer. Default PEER_MESSAGE_BYTES_MAX (a page of large messages fits). */
   readonly messageBytesMax?: number;
 }
@@ -47,7 +51,7 @@ export class UnaryPeerClients {
       if (this.clients.has(peer)) continue;
       const client = new Client(
         address,
-        credentials.createInsecure(),
+        peerChannelCredentials(this.options.tls),
         clientOptions({
           frameBytesMax: this.messageBytesMax,
           reconnectBackoffMs: { initial: 100, max: 1_000 },

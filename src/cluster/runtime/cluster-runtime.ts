@@ -7,6 +7,7 @@
 import type { TemplatedApp } from 'uWebSockets.js';
 
 import { createSecretCheck } from '../../../net/auth.js';
+import type { PeerTls } from '../../../net/grpc.js';
 import type { DrivableHost, ExtraGrpcService, GroupId, NodeId, StateMachine } from '../../../raft/index.js';
 import type { ContextService, Readiness } from '../../api/service.js';
 import type { Config } from '../../config/config.js';
@@ -64,6 +65,8 @@ export interface ClusterOptions {
   readonly groupCount: number;
   readonly logger: Logger;
   readonly tuning?: ClusterTuning;
+  /** Mutual TLS between nodes (gRPC and internal HTTP); plain TCP when absent. */
+  readonly tls?: PeerTls | undefined;
 }
 
 /** Step 1, before the host exists: the forwarding service the transport must carry. */
@@ -115,8 +118,9 @@ export interface ClusterRuntime {
 
 export const prepareCluster = (options: ClusterOptions): ClusterWiring => {
   const { config, groupCount } = options;
-  const forwarder = new StreamForwarder({ clusterSecret: config.clusterSecret });
-  const remoteCalls = new RemoteCallClients({ clusterSecret: config.clusterSecret });
+  const peerAuth = { clusterSecret: config.clusterSecret, tls: options.tls };
+  const forwarder = new StreamForwarder(peerAuth);
+  const remoteCalls = new RemoteCallClients(peerAuth);
   let localPropose: LocalPropose | undefined;
   let serviceTarget: LocalServiceTarget | undefined;
   const extraServices: ExtraGrpcService[] = [
@@ -269,6 +273,7 @@ const createRuntime = (options: RuntimeOptions): Runtime => {
               .map((member) => joinHostPort(member.host, member.httpPort)),
           forget,
           clusterSecret: config.clusterSecret,
+          tls: options.tls,
           logger,
         });
 
@@ -326,6 +331,7 @@ const createRuntime = (options: RuntimeOptions): Runtime => {
         incarnation,
         seed: config.clusterSeed,
         clusterSecret: config.clusterSecret,
+        tls: options.tls,
         expectedSize: config.expectedClusterSize,
         groupCount,
         metaGroup,
