@@ -232,6 +232,12 @@ export interface RaftHostOptions<Result> {
    * the store's disk is nearly full. Membership changes are never refused (they free space).
    */
   readonly refuseProposals?: () => string | undefined;
+  /**
+   * Asked as replicated entries and snapshots arrive: a reason drops them (the leader resends later,
+   * as after any lost message), e.g. while this follower's disk is nearly full, so a follower stops
+   * taking writes before its store fails instead of crashing. Heartbeats and votes still pass.
+   */
+  readonly refuseEntries?: () => string | undefined;
   /** Whether to create a replica for a group this node does not have when a message for it arrives. */
   readonly acceptUnknownGroup?: (group: GroupId, from: NodeId) => boolean;
   /** Timers for metrics: each is called as the work starts and returns the function that ends it. */

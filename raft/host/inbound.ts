@@ -20,6 +20,8 @@ export interface InboundContext<Result> {
   readonly groups: Pick<Groups<Result>, 'get' | 'markDirty'>;
   readonly stats: MutableStats;
   readonly inboundQueueMax: number;
+  /** A reason drops arriving entries and snapshots (RaftHostOptions.refuseEntries). */
+  readonly refuseEntries: () => string | undefined;
   /** Tells an idle loop that there is work. */
   readonly wake: () => void;
 }
@@ -40,10 +42,15 @@ export class Inbound<Result> {
   onMessages(from: NodeId, batch: readonly GroupMessage[]): void {
     const { stats, groups } = this.context;
     stats.messagesReceived += batch.length;
+    const refusingEntries = this.context.refuseEntries() !== undefined;
     for (const { group, message } of batch) {
       // Snapshots arrive only through onSnapshot, with their data.
       if (this.count >= this.context.inboundQueueMax || message.type === MessageType.Snap) {
         stats.messagesDropped += 1;
+        continue;
+      }
+      if (refusingEntries && carriesEntries(message)) {
+        stats.entriesRefused += 1;
         continue;
       }
       const replica = groups.get(group);
@@ -66,6 +73,10 @@ export class Inbound<Result> {
     pairs: readonly (readonly [Uint8Array, Uint8Array])[],
   ): Promise<boolean> {
     if (message.type !== MessageType.Snap || message.snapshot === undefined) return Promise.resolve(false);
+    if (this.context.refuseEntries() !== undefined) {
+      this.context.stats.entriesRefused += 1;
+      return Promise.resolve(false);
+    }
     const replica = this.context.groups.get(group);
     const pendingUnknown = this.unknownInbox.get(group)?.snapshot;
     if (replica?.inboundSnapshot !== undefined || pendingUnknown !== undefined) return Promise.resolve(false);
@@ -132,3 +143,7 @@ export class Inbound<Result> {
     return entry;
   }
 }
+
+/** An append that would make this node write entries (an empty one only moves the commit index). */
+const carriesEntries = (message: Message): boolean =>
+  message.type === MessageType.App && (message.entries?.length ?? 0) > 0;

@@ -84,6 +84,7 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
       groups,
       stats,
       inboundQueueMax: limits.inboundQueueMax,
+      refuseEntries: options.refuseEntries ?? (() => undefined),
       wake: () => this.wake(),
     });
     this.outbox = new Outbox({

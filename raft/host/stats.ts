@@ -13,6 +13,8 @@ export interface RaftHostStats {
   readonly framesSent: number;
   readonly messagesReceived: number;
   readonly messagesDropped: number;
+  /** Replicated entries' messages and snapshots dropped because refuseEntries said so. */
+  readonly entriesRefused: number;
   readonly snapshotsSent: number;
   readonly snapshotsSendFailed: number;
   readonly snapshotsReceived: number;
@@ -32,6 +34,7 @@ export const zeroStats = (): MutableStats => ({
   framesSent: 0,
   messagesReceived: 0,
   messagesDropped: 0,
+  entriesRefused: 0,
   snapshotsSent: 0,
   snapshotsSendFailed: 0,
   snapshotsReceived: 0,

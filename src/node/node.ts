@@ -149,6 +149,9 @@ export const startNode = async (
       onFatal: fatal,
       // Forwarded writes are proposed here too: a leader low on disk refuses them (503).
       refuseProposals: () => disk.refusal(),
+      // A follower low on disk drops replicated entries (its leader resends later) rather than
+      // writing until LevelDB fails, which would crash it.
+      refuseEntries: () => disk.refusal(),
       ...(wiring === undefined ? {} : { acceptUnknownGroup: wiring.acceptUnknownGroup }),
       timers: {
         turn: () => metrics.raft.turnDurationSeconds.startTimer(),
@@ -316,6 +319,7 @@ const raftCounterSync = (metrics: Metrics): ((stats: RaftHostStats) => void) => 
     metrics.raft.messagesReceivedTotal.inc(grown('messagesReceived'));
     metrics.raft.snapshotsSentTotal.inc(grown('snapshotsSent'));
     metrics.raft.snapshotsReceivedTotal.inc(grown('snapshotsReceived'));
+    metrics.raft.entriesRefusedTotal.inc(grown('entriesRefused'));
     last = stats;
   };
 };

@@ -63,6 +63,7 @@ export interface Metrics {
     readonly messagesReceivedTotal: Counter;
     readonly snapshotsSentTotal: Counter;
     readonly snapshotsReceivedTotal: Counter;
+    readonly entriesRefusedTotal: Counter;
   };
   readonly archive: {
     readonly flushDurationMs: Histogram;
@@ -244,6 +245,10 @@ export const createMetrics = (options: MetricsOptions = {}): Metrics => {
       snapshotsReceivedTotal: counter(
         'fastpaca_raft_snapshots_received_total',
         'Group snapshots received from a leader and installed',
+      ),
+      entriesRefusedTotal: counter(
+        'fastpaca_raft_entries_refused_total',
+        'Replicated appends and snapshots this node dropped while its disk was below the free-space floor',
       ),
     },
     archive: {

@@ -200,6 +200,8 @@ export interface ClusterOptions {
   readonly acceptUnknownGroup?: boolean;
   readonly store?: (id: NodeId) => KvStore;
   readonly refuseProposals?: () => string | undefined;
+  /** Per node: a reason makes it drop arriving entries and snapshots (RaftHostOptions.refuseEntries). */
+  readonly refuseEntries?: (id: NodeId) => string | undefined;
 }
 
 /** Several hosts on one MemoryNetwork, driven by hand. `clock` is every host's now(). */
@@ -258,6 +260,9 @@ export class Cluster {
       ...(this.options.refuseProposals === undefined
         ? {}
         : { refuseProposals: this.options.refuseProposals }),
+      ...(this.options.refuseEntries === undefined
+        ? {}
+        : { refuseEntries: () => this.options.refuseEntries?.(id) }),
     });
     handle.host = host;
     return host;

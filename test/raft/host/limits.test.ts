@@ -68,6 +68,47 @@ describe('RaftHost limits and failures', () => {
     expect(outcomes[1]).toMatchObject({ ok: false, code: 'OVERLOADED' });
   });
 
+  it('a follower refusing entries (its disk nearly full) takes none, stays a follower, and catches up once it accepts again', async () => {
+    const ids = ['a', 'b', 'c'];
+    const refusing = new Set<string>();
+    const cluster = new Cluster({
+      ids,
+      refuseEntries: (id) => (refusing.has(id) ? 'disk nearly full' : undefined),
+    });
+    await cluster.start();
+    for (const id of ids) await cluster.host(id).bootstrapGroup(GROUP, ids);
+    const leader = await cluster.waitForLeader(GROUP);
+    await cluster.drive(cluster.host(leader).propose(GROUP, bytes('before')));
+    const [full, healthy] = ids.filter((id) => id !== leader) as [string, string];
+    await cluster.runUntil(
+      () => cluster.host(full).status(GROUP)?.lastIndex === cluster.host(leader).status(GROUP)?.lastIndex,
+    );
+    const lastBefore = cluster.host(full).status(GROUP)?.lastIndex ?? 0;
+    const termBefore = cluster.host(leader).status(GROUP)?.term;
+
+    refusing.add(full);
+    // The leader commits through the other follower; the full one writes nothing and elects no one.
+    for (let i = 0; i < 5; i += 1) {
+      expect((await cluster.drive(cluster.host(leader).propose(GROUP, bytes(`while-full-${i}`)))).ok).toBe(
+        true,
+      );
+    }
+    for (let round = 0; round < 40; round += 1) await cluster.round();
+    expect(cluster.host(full).status(GROUP)?.lastIndex).toBe(lastBefore);
+    expect(cluster.host(full).stats().entriesRefused).toBeGreaterThan(0);
+    expect(cluster.host(healthy).status(GROUP)?.lastIndex).toBe(lastBefore + 5);
+    expect(cluster.host(full).status(GROUP)).toMatchObject({ role: 'follower', term: termBefore });
+    expect(cluster.leaderOf(GROUP)).toBe(leader);
+
+    refusing.delete(full);
+    await cluster.runUntil(
+      () => cluster.host(full).status(GROUP)?.lastIndex === lastBefore + 5,
+      200,
+      'the follower caught up',
+    );
+    expect(cluster.host(full).status(GROUP)?.term).toBe(termBefore);
+  });
+
   it('drops and counts inbound messages past the inbound bound', async () => {
     const cluster = new Cluster({ ids: ['a', 'b'], limits: { inboundQueueMax: 3 } });
     await cluster.start();
