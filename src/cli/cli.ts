@@ -1,4 +1,4 @@
-// The fastpaca command line: `serve`, `config sample`, `config check`. Parsing is strict (an
+// The fastpaca command line: `serve`, `config sample`, `config check`, `cluster`, `health`. Parsing is strict (an
 // unknown flag or argument is an error naming it) and every command has --help. Runs in-process
 // and returns the exit code, so main.ts is the only place that touches the real process.
 import yargs, { type Argv } from 'yargs';
@@ -8,6 +8,7 @@ import { renderSampleConfig } from '../config/sample-config.js';
 import { clusterCommand } from './cluster-command.js';
 import { renderConfigCheck } from './config-view.js';
 import { exitCodes } from './exit-codes.js';
+import { healthOptions, healthWork } from './health-command.js';
 import { flagsFromArgv, withConfigFlags } from './option-flags.js';
 
 export interface CliIo {
@@ -78,7 +79,15 @@ export const runCli = async (
     .command('cluster', "Inspect a running cluster (a node's status) or remove a node", (command) =>
       clusterCommand(command, io, (then) => (work = then)),
     )
-    .demandCommand(1, 'Give a command: serve, config or cluster (see --help).')
+    .command(
+      'health',
+      'Exit 0 if a node answers /health/live (or /health/ready) with 200: a container HEALTHCHECK',
+      (command) => healthOptions(command),
+      (argv) => {
+        work = healthWork(argv, io);
+      },
+    )
+    .demandCommand(1, 'Give a command: serve, config, cluster, health or bench (see --help).')
     .recommendCommands()
     .strict()
     .help()
