@@ -55,7 +55,8 @@ export class LatencyRecorder {
 
   /** One successful operation that took `latencyNs`. */
   record(kind: string, latencyNs: number): void {
-    const value = Math.max(1, Math.round(latencyNs));
+    // The histograms' range ends at 60 s (stats.ts): a longer latency is counted as 60 s, not dropped.
+    const value = Math.min(60e9, Math.max(1, Math.round(latencyNs)));
     this.overall.record(value);
     this.window.record(value);
     this.kind(kind).histogram.record(value);

@@ -63,7 +63,7 @@ const percentilesPanel = (intervals: readonly IntervalStats[], top: number): str
     parts.push(text(x(t), bottom + 18, `${formatNumber(t)}s`, ' text-anchor="middle"'));
   }
   parts.push(text(margin.left + plotWidth / 2, bottom + 38, 'time since start (s)', ' text-anchor="middle"'));
-  for (const { key, label, color } of series) {
+  for (const { key, color } of series) {
     const points = intervals
       .filter((each) => each.ops > 0)
       .map((each) => `${fixed(x(each.t_s))},${fixed(y(each[key]))}`);
