@@ -65,6 +65,9 @@ describe('docker/Dockerfile', () => {
     expect(all('FROM').length).toBeGreaterThanOrEqual(2);
     expect(all('RUN').some((each) => each.args.includes('npm ci'))).toBe(true);
     expect(all('RUN').some((each) => each.args.includes('npm run dist'))).toBe(true);
+    expect(
+      (JSON.parse(readRepoFile('package.json')) as { scripts: Record<string, string> }).scripts['dist'],
+    ).toBe('node scripts/build-dist.mjs');
     const copies = runtimeStage.filter((each) => each.keyword === 'COPY');
     expect(copies.map((each) => each.args)).toEqual(['--from=build /src/dist/release/ /opt/fastpaca/']);
     expect(runtimeStage.some((each) => each.keyword === 'RUN' && /\b(npm|node)\b/.test(each.args))).toBe(
