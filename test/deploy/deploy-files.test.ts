@@ -378,7 +378,7 @@ describe('k8s/grafana/fastpaca-dashboard.json', () => {
 
   beforeAll(async () => {
     dataDir = mkdtempSync(join(tmpdir(), 'fastpaca-dashboard-'));
-    node = await startProcessNode({ dataDir });
+    node = await startProcessNode({ dataDir, readyTimeoutMs: 40_000 });
     // One append, so the labelled series (role, source, status, outcome) have samples.
     const headers = { 'content-type': 'application/json' };
     await fetch(`${node.base}/v1/contexts/dash`, { method: 'PUT', headers, body: '{"token_budget":1000}' });
@@ -386,7 +386,7 @@ describe('k8s/grafana/fastpaca-dashboard.json', () => {
     const append = await fetch(`${node.base}/v1/contexts/dash/messages`, { method: 'POST', headers, body });
     expect(append.status).toBe(201);
     series = exportedSeries(await (await fetch(`${node.base}/metrics`)).text());
-  }, 30_000);
+  }, 60_000);
 
   afterAll(() => {
     killAllProcessNodes();
