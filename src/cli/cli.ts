@@ -1,13 +1,15 @@
-// The fastpaca command line: `serve`, `config sample`, `config check`. Parsing is strict (an
+// The fastpaca command line: `serve`, `config sample`, `config check`, `cluster`, `health`, `bench`. Parsing is strict (an
 // unknown flag or argument is an error naming it) and every command has --help. Runs in-process
 // and returns the exit code, so main.ts is the only place that touches the real process.
 import yargs, { type Argv } from 'yargs';
 import { isConfigError } from '../config/config-error.js';
 import { configFileEnv, loadConfig, type LoadedConfig } from '../config/load-config.js';
 import { renderSampleConfig } from '../config/sample-config.js';
+import { benchCommand } from './bench-command.js';
 import { clusterCommand } from './cluster-command.js';
 import { renderConfigCheck } from './config-view.js';
 import { exitCodes } from './exit-codes.js';
+import { healthOptions, healthWork } from './health-command.js';
 import { flagsFromArgv, withConfigFlags } from './option-flags.js';
 
 export interface CliIo {
@@ -16,6 +18,8 @@ export interface CliIo {
   readonly env: Readonly<Record<string, string | undefined>>;
   /** Relative data directories resolve against this. */
   readonly cwd: string;
+  /** Whether stdout is a terminal (bench rewrites its progress line in place). */
+  readonly stdoutIsTty?: boolean;
 }
 
 export interface CliCommands {
@@ -78,7 +82,20 @@ export const runCli = async (
     .command('cluster', "Inspect a running cluster (a node's status) or remove a node", (command) =>
       clusterCommand(command, io, (then) => (work = then)),
     )
-    .demandCommand(1, 'Give a command: serve, config or cluster (see --help).')
+    .command(
+      'bench',
+      'Benchmark a node or a local cluster: appends, read/write mix, cold start, durability, failover',
+      (command) => benchCommand(command, io, (then) => (work = then)),
+    )
+    .command(
+      'health',
+      'Exit 0 if a node answers /health/live (or /health/ready) with 200: a container HEALTHCHECK',
+      (command) => healthOptions(command),
+      (argv) => {
+        work = healthWork(argv, io);
+      },
+    )
+    .demandCommand(1, 'Give a command: serve, config, cluster, health or bench (see --help).')
     .recommendCommands()
     .strict()
     .help()

@@ -32,6 +32,7 @@ const io: CliIo = {
   stderr: (text) => void process.stderr.write(text),
   env: process.env,
   cwd: process.cwd(),
+  stdoutIsTty: process.stdout.isTTY === true,
 };
 
 const serveDeps: ServeDeps = {

@@ -1,8 +1,12 @@
 // The package version for --version, read from package.json next to wherever this module runs
-// (src/cli under vitest, dist/src/cli once built).
+// (src/cli under vitest, dist/src/cli once built); the release bundle has it built in.
 import { readFileSync } from 'node:fs';
 
+/** Defined by the release bundle (scripts/build-dist.mjs), which has no package.json beside it. */
+declare const FASTPACA_VERSION: string | undefined;
+
 export const packageVersion = (): string => {
+  if (typeof FASTPACA_VERSION === 'string') return FASTPACA_VERSION;
   for (const relative of ['../../package.json', '../../../package.json']) {
     try {
       const parsed: unknown = JSON.parse(readFileSync(new URL(relative, import.meta.url), 'utf8'));
