@@ -1,5 +1,7 @@
 // Applying an append: idempotent replay, version check, the new message record, the window
-// counters, and the policy run it may trigger (counted as a compaction: version +2 in all).
+// counters, and the policy run it may trigger. Version +1 in all, also when the policy rewrites the
+// window (the contract: with no manual compaction, version == last_seq); the policy's compaction
+// event carries the append's version, so a stream sends both frames under one version.
 //
 // Idempotency keys: a key already recorded for this context answers with the original result and
 // appends nothing, whatever `if_version` says (a retry of a success must not turn into a 409). If
@@ -51,7 +53,7 @@ export const applyAppend = async (txn: ContextTxn, command: AppendCommand): Prom
   const run = await runPolicy(window, context.policy, thresholdTokens(context), txn);
   let compaction: CompactionEvent | undefined;
   if (run.changed) {
-    const version = ++window.version;
+    const version = window.version;
     compaction = { type: 'compaction', version, reason: 'policy', ...rangeOf(run.range), at: command.now };
     record = { ...record, compaction };
     window.lastRun = run.describe(context.policy.strategy, version, usedTokens(window));

@@ -4,7 +4,8 @@
 // event is stored under `[0x04][id][version][ordinal]` (keys.ts), except the compaction run by a
 // policy during an append: it is embedded in that append's message record, because it happens on
 // most appends once a window is full and a separate key would cost one more write per append. A
-// replayer emits it right after the message it is embedded in (its version is the message's + 1).
+// replayer emits it right after the message it is embedded in, under the same version: one append is
+// one version, whatever its policy run did.
 
 import type { StoredMessage } from '../api/domain.js';
 

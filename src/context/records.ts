@@ -43,7 +43,7 @@ export interface SummaryState {
  * Mutable only inside one apply call, on a private copy (cloneWindow); cached copies are never mutated.
  */
 export interface WindowRecord {
-  /** Invariant: +1 per append and per compaction, nothing else. */
+  /** Invariant: +1 per append (policy run included) and per manual compaction, nothing else. */
   version: number;
   /** Invariant: seqs 1..lastSeq exist, contiguous. */
   lastSeq: number;
@@ -77,7 +77,7 @@ export interface MessageRecord {
   readonly clientId?: string;
   /** Kept so the key can be forgotten 10,000 appends later (idempotency). */
   readonly idempotencyKey?: string;
-  /** The policy run this append triggered, at `version + 1` (events.ts). */
+  /** The policy run this append triggered, at the same `version` (events.ts). */
   readonly compaction?: CompactionEvent;
 }
 
