@@ -316,16 +316,20 @@ export class ContextModel {
     const version = (result as { version: number }).version;
     // +1 for the append, also when it triggered a policy run (the contract: one version per append).
     expect(version).toBe(c.version + 1);
-    // Its events: the message, then the policy's compaction when one ran, all under that version.
-    expect(events.map((event) => [event.type, event.version])).toEqual(
-      events.length === 1
-        ? [['message', version]]
-        : [
-            ['message', version],
-            ['compaction', version],
-          ],
-    );
-    const ranPolicy = events.length === 2;
+    // Its events, all under that version: the message, then the policy's compaction when one ran,
+    // then the window's new state when the policy ran or needs_compaction moved.
+    const ranPolicy = events.some((event) => event.type === 'compaction');
+    const windowEvent = events.find((event) => event.type === 'context');
+    const expected: [string, number][] = [['message', version]];
+    if (ranPolicy) expected.push(['compaction', version]);
+    if (ranPolicy || windowEvent !== undefined) expected.push(['context', version]);
+    expect(events.map((event) => [event.type, event.version])).toEqual(expected);
+    if (windowEvent?.type === 'context') {
+      expect(windowEvent.change).toBe('window');
+      expect(windowEvent.needs_compaction).toBe(
+        overThreshold(windowEvent.used_tokens ?? -1, c.tokenBudget, c.triggerRatio),
+      );
+    }
     if (ranPolicy) {
       expect(c.policy.strategy).not.toBe('manual');
       c.untrimmed = false;
