@@ -9,6 +9,22 @@
 // reaches the subscriber live, so the seam is exact whatever was applied meanwhile.
 
 import type { ContextEvent } from './events.js';
+
+/** An event read back, with its ordinal when it is stored under its own key (as applied events carry). */
+export interface ReplayedEvent {
+  readonly event: ContextEvent;
+  readonly ordinal?: number;
+}
+
+/**
+ * A point in a context's history to read after: every event with a greater version, and, when
+ * `ordinal` is given, also the stored events from that ordinal on at `version` itself (a position
+ * taken from a StreamPosition: {version, ordinal: eventCount}). Without it, a client's cursor.
+ */
+export interface HistoryPoint {
+  readonly version: number;
+  readonly ordinal?: number;
+}
 import type { GroupReader } from './group-access.js';
 import type { ContextKeys } from './keys.js';
 import { storedMessage } from './message-view.js';
@@ -72,21 +88,22 @@ const batchEvents = 64;
 const u32Max = 0xffff_ffff;
 
 /**
- * Events with `afterVersion < version` up to `position`, in stream order, in batches of about
- * `batchEvents`; each store read holds at most `pageBytesMax` bytes of values (and one record).
+ * Events after `after` up to `position`, in stream order, in batches of about `batchEvents`; each
+ * store read holds at most `pageBytesMax` bytes of values (and one record).
  */
 export async function* replayEvents(
   reader: GroupReader,
   keys: ContextKeys,
   position: StreamPosition,
-  afterVersion: number,
+  after: HistoryPoint,
   pageBytesMax: number,
-): AsyncGenerator<ContextEvent[]> {
+): AsyncGenerator<ReplayedEvent[]> {
+  const afterVersion = after.version;
   // With one version per append, version(seq) = seq + manual compactions before it, so the first
   // seq above `afterVersion` is at least afterVersion + 1 - (all manual compactions).
   const compactions = position.version - position.lastSeq;
   let nextSeq = Math.max(1, afterVersion + 1 - compactions);
-  const messages: ContextEvent[] = [];
+  const messages: ReplayedEvent[] = [];
   const readMessages = async (): Promise<void> => {
     while (messages.length === 0 && nextSeq <= position.lastSeq) {
       const range = keys.messageRange(nextSeq, position.lastSeq);
@@ -99,28 +116,35 @@ export async function* replayEvents(
         const seq = keys.seqOf(key);
         nextSeq = seq + 1;
         const record = decodeMessageRecord(value);
-        if (record.version > afterVersion) messages.push(...eventsOfMessage(keys.contextId, seq, record));
+        if (record.version > afterVersion)
+          for (const event of eventsOfMessage(keys.contextId, seq, record)) messages.push({ event });
       }
     }
   };
 
-  let storedFrom = keys.event(afterVersion + 1, 0);
+  // Ordinals grow in apply order, so the stored events after a position are those from its ordinal.
+  const fromOrdinal = after.ordinal;
+  let storedFrom =
+    fromOrdinal === undefined ? keys.event(afterVersion + 1, 0) : keys.event(afterVersion, fromOrdinal);
   const storedTo = keys.event(position.version, u32Max);
-  let storedMore = position.eventCount > 0 && afterVersion < position.version;
-  const stored: ContextEvent[] = [];
+  let storedMore =
+    position.eventCount > (fromOrdinal ?? 0) &&
+    (fromOrdinal === undefined ? afterVersion < position.version : afterVersion <= position.version);
+  const stored: ReplayedEvent[] = [];
   const readStored = async (): Promise<void> => {
     while (stored.length === 0 && storedMore) {
       const { pairs, complete } = await reader.scanWithin(storedFrom, storedTo, pageBytesMax);
       for (const [key, value] of pairs) {
         const { version, ordinal } = keys.eventPositionOf(key);
-        if (ordinal < position.eventCount) stored.push(decodeEventRecord(value));
+        if (ordinal < position.eventCount && ordinal >= (fromOrdinal ?? 0))
+          stored.push({ event: decodeEventRecord(value), ordinal });
         storedFrom = ordinal < u32Max ? keys.event(version, ordinal + 1) : keys.event(version + 1, 0);
       }
       if (complete) storedMore = false;
     }
   };
 
-  let batch: ContextEvent[] = [];
+  let batch: ReplayedEvent[] = [];
   for (;;) {
     await readMessages();
     await readStored();
@@ -128,7 +152,7 @@ export async function* replayEvents(
     const event = stored[0];
     if (message === undefined && event === undefined) break;
     // Ties go to the append: an event stored at its version was applied after it.
-    if (message !== undefined && (event === undefined || message.version <= event.version)) {
+    if (message !== undefined && (event === undefined || message.event.version <= event.event.version)) {
       batch.push(message);
       messages.shift();
     } else if (event !== undefined) {

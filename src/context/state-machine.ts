@@ -27,9 +27,9 @@ import { ContextTxn, loadRecords } from './context-txn.js';
 import type { ContextRecords } from './context-txn.js';
 import { contextView } from './context-view.js';
 import { DirtyOverlay } from './dirty-overlay.js';
-import type { AppliedEvent, ContextEvent } from './events.js';
+import type { AppliedEvent } from './events.js';
 import { replayEvents, streamPositionOf } from './event-replay.js';
-import type { StreamPosition } from './event-replay.js';
+import type { HistoryPoint, ReplayedEvent, StreamPosition } from './event-replay.js';
 import { ApplyTx, GroupReader } from './group-access.js';
 import { ContextKeys } from './keys.js';
 import { cachedContextBytes } from './cache-weight.js';
@@ -292,16 +292,16 @@ export class ContextStateMachine implements StateMachine<CommandResult> {
     return records === undefined ? undefined : streamPositionOf(reader, keys, records);
   }
 
-  /** The events with version > afterVersion up to `position`, in stream order, in batches. */
+  /** The events after `after` up to `position`, in stream order, in batches. */
   streamEvents(
     group: number,
     kv: GroupKv,
     contextId: string,
     position: StreamPosition,
-    afterVersion: number,
-  ): AsyncGenerator<ContextEvent[]> {
+    after: HistoryPoint,
+  ): AsyncGenerator<ReplayedEvent[]> {
     const reader = new GroupReader(this.overlay, group, kv);
-    return replayEvents(reader, new ContextKeys(contextId), position, afterVersion, streamPageBytesMax);
+    return replayEvents(reader, new ContextKeys(contextId), position, after, streamPageBytesMax);
   }
 
   /**

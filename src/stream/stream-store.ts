@@ -4,24 +4,23 @@
 // then a cursor older than `retainedFromVersion` gets a `gap` frame).
 
 import type { GroupKv } from '../../raft/index.js';
-import type { ContextEvent } from '../context/events.js';
-import type { StreamPosition } from '../context/event-replay.js';
+import type { HistoryPoint, ReplayedEvent, StreamPosition } from '../context/event-replay.js';
 import type { ContextStateMachine } from '../context/state-machine.js';
 import { groupOf } from '../context/routing.js';
 
-export type { StreamPosition } from '../context/event-replay.js';
+export type { HistoryPoint, ReplayedEvent, StreamPosition } from '../context/event-replay.js';
 
 export interface StreamStore {
   /** The group a context lives in (live events are announced per group). */
   groupOf(contextId: string): number;
   /** Where the context's history stands now on this replica; undefined for an unknown context. */
   position(contextId: string): Promise<StreamPosition | undefined>;
-  /** Its events with version > afterVersion up to `position`, in stream order, in bounded batches. */
+  /** Its events after `after` up to `position`, in stream order, in bounded batches. */
   replay(
     contextId: string,
     position: StreamPosition,
-    afterVersion: number,
-  ): AsyncIterable<readonly ContextEvent[]>;
+    after: HistoryPoint,
+  ): AsyncIterable<readonly ReplayedEvent[]>;
 }
 
 export const localStreamStore = (options: {
@@ -35,13 +34,7 @@ export const localStreamStore = (options: {
     groupOf: group,
     position: (contextId) =>
       stateMachine.streamPosition(group(contextId), groupKv(group(contextId)), contextId),
-    replay: (contextId, position, afterVersion) =>
-      stateMachine.streamEvents(
-        group(contextId),
-        groupKv(group(contextId)),
-        contextId,
-        position,
-        afterVersion,
-      ),
+    replay: (contextId, position, after) =>
+      stateMachine.streamEvents(group(contextId), groupKv(group(contextId)), contextId, position, after),
   };
 };

@@ -51,6 +51,7 @@ export const createStreams = (options: StreamsOptions): Streams => {
       registerWebsocketRoute(app, gateway, {
         hub,
         service: options.service,
+        closeGraceMs: options.idleTimeoutMs,
         ...(options.clientFrameBytesMax === undefined
           ? {}
           : { clientFrameBytesMax: options.clientFrameBytesMax }),

@@ -102,8 +102,8 @@ export class Subscription {
       this.sendFrame({ type: 'gap', expected: this.lastVersion + 1, actual }, actual - 1);
       this.lastVersion = actual - 1;
     }
-    for await (const batch of store.replay(this.contextId, position, this.lastVersion)) {
-      for (const event of batch) {
+    for await (const batch of store.replay(this.contextId, position, { version: this.lastVersion })) {
+      for (const { event } of batch) {
         if (this.closed) return;
         this.deliver(event, false);
       }

@@ -29,13 +29,15 @@ interface SocketData {
   alive: boolean;
 }
 
-/** A client that does not read does not read our close frame either: after this, drop the socket. */
-const closeGraceMs = 5_000;
-
 export interface WebsocketRouteOptions {
   readonly hub: StreamHub;
   readonly service: ContextService;
   readonly clientFrameBytesMax?: number;
+  /**
+   * A client that does not read does not read our close frame either: this long after it, the
+   * socket is dropped (the stream's idle timeout).
+   */
+  readonly closeGraceMs: number;
 }
 
 export const registerWebsocketRoute = (
@@ -91,7 +93,7 @@ export const registerWebsocketRoute = (
     open: (ws) => {
       const data = ws.getUserData();
       data.open = true;
-      data.subscription = hub.open(data.request, socketSink(ws));
+      data.subscription = hub.open(data.request, socketSink(ws, options.closeGraceMs));
     },
     message: (ws, message) => {
       const subscription = ws.getUserData().subscription;
@@ -116,7 +118,7 @@ export const registerWebsocketRoute = (
   });
 };
 
-const socketSink = (ws: WebSocket<SocketData>): FrameSink => ({
+const socketSink = (ws: WebSocket<SocketData>, closeGraceMs: number): FrameSink => ({
   send: (frame) => {
     if (ws.getUserData().open) ws.send(frame, false, false);
   },

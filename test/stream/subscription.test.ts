@@ -32,10 +32,10 @@ const scriptedStore = (
 ): StreamStore => ({
   groupOf: () => 0,
   position: async () => position,
-  async *replay(_id, at, afterVersion) {
+  async *replay(_id, at, after) {
     await release;
-    const from = Math.max(afterVersion + 1, at.retainedFromVersion);
-    for (let version = from; version <= at.version; version++) yield [message(version)];
+    const from = Math.max(after.version + 1, at.retainedFromVersion);
+    for (let version = from; version <= at.version; version++) yield [{ event: message(version) }];
   },
 });
 
