@@ -213,6 +213,9 @@ export const startNode = async (
       bufferBytesMax: config.streamBufferBytesMax,
       metrics,
       logger: log,
+      ...(cluster === undefined
+        ? {}
+        : { cluster: { localService, remoteStreams: (target) => cluster.remoteStreams(target) } }),
     });
     live.streams = liveStreams;
 

@@ -5,7 +5,9 @@
 // Events come from this replica's own apply (the state machine's onEvent), never from a proposal:
 // a subscriber only ever sees committed events, in apply order, on any node hosting the group.
 
+import { isServiceError } from '../api/errors.js';
 import type { AppliedEvent } from '../context/events.js';
+import type { StreamPuller } from './stream-pull.js';
 import { CloseCode } from './close-codes.js';
 import { pingFrame } from './frames.js';
 import type { StreamStore } from './stream-store.js';
@@ -34,6 +36,16 @@ export interface StreamHubOptions {
   readonly limits?: Partial<SubscriptionLimits>;
   readonly metrics?: StreamMetrics;
   readonly logger: StreamLogger;
+  /** In a cluster: contexts of groups this node does not serve are pulled from a node that does. */
+  readonly remote?: RemoteStreams;
+}
+
+export interface RemoteStreams {
+  /** Whether this node serves `group` from its own replica. */
+  serves(group: number): boolean;
+  readonly pull: StreamPuller;
+  /** How long one pull may wait at the hosting node (shorter than the pull's deadline). */
+  readonly waitMs: number;
 }
 
 export const defaultStreamLimits: SubscriptionLimits = {
@@ -50,6 +62,8 @@ export interface SubscribeRequest {
 export class StreamHub {
   private readonly byContext = new Map<string, Set<Subscription>>();
   private readonly all = new Set<Subscription>();
+  /** Pulls from peers waiting for the next event of a context (stream-pull.ts). */
+  private readonly eventWaiters = new Map<string, Set<() => void>>();
   private reserved = 0;
   private closing = false;
   private readonly sweeper: NodeJS.Timeout;
@@ -110,6 +124,11 @@ export class StreamHub {
       return subscription;
     }
     this.all.add(subscription);
+    const remote = this.options.remote;
+    if (remote !== undefined && !remote.serves(subscription.group)) {
+      this.run(subscription, subscription.follow(remote.pull, remote.waitMs));
+      return subscription;
+    }
     let subscribers = this.byContext.get(request.contextId);
     if (subscribers === undefined) {
       subscribers = new Set();
@@ -122,6 +141,11 @@ export class StreamHub {
 
   /** The state machine's onEvent: one applied event, handed to its context's subscribers. */
   onApplied(applied: AppliedEvent): void {
+    const waiters = this.eventWaiters.get(applied.contextId);
+    if (waiters !== undefined) {
+      this.eventWaiters.delete(applied.contextId);
+      for (const wake of waiters) wake();
+    }
     const subscribers = this.byContext.get(applied.contextId);
     if (subscribers === undefined) return;
     const live =
@@ -129,6 +153,26 @@ export class StreamHub {
         ? { event: applied.event }
         : { event: applied.event, ordinal: applied.ordinal };
     for (const subscription of subscribers) subscription.onLive(live);
+  }
+
+  /** Resolves on the next applied event of `contextId`, or after `timeoutMs` (a peer's pull waits). */
+  nextEvent(contextId: string, timeoutMs: number): Promise<void> {
+    if (this.closing) return Promise.resolve();
+    return new Promise((resolve) => {
+      let waiters = this.eventWaiters.get(contextId);
+      if (waiters === undefined) {
+        waiters = new Set();
+        this.eventWaiters.set(contextId, waiters);
+      }
+      const wake = (): void => {
+        clearTimeout(timer);
+        this.eventWaiters.get(contextId)?.delete(wake);
+        if (this.eventWaiters.get(contextId)?.size === 0) this.eventWaiters.delete(contextId);
+        resolve();
+      };
+      const timer = setTimeout(wake, timeoutMs);
+      waiters.add(wake);
+    });
   }
 
   /** The state machine's onRestored: the group's subscribers catch up from the store. */
@@ -142,11 +186,17 @@ export class StreamHub {
   close(): void {
     this.closing = true;
     clearInterval(this.sweeper);
+    for (const waiters of [...this.eventWaiters.values()]) for (const wake of [...waiters]) wake();
     for (const subscription of [...this.all]) subscription.close(CloseCode.goingAway, 'node shutting down');
   }
 
   private run(subscription: Subscription, syncing: Promise<void>): void {
     syncing.catch((error: unknown) => {
+      if (isServiceError(error)) {
+        // The hosting node could not answer (unknown, unavailable): the client retries elsewhere.
+        subscription.close(CloseCode.tryAgainLater, `${error.code}: reconnect with your cursor`);
+        return;
+      }
       this.options.logger.error(
         {
           type: 'stream_replay_failed',

@@ -8,7 +8,9 @@ import type { ContextService } from '../api/service.js';
 import type { Gateway } from '../http/gateway.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { StreamHub } from './hub.js';
-import type { StreamLogger, StreamMetrics } from './hub.js';
+import type { RemoteStreams, StreamLogger, StreamMetrics } from './hub.js';
+import { createPullTarget } from './stream-pull.js';
+import type { StreamPullTarget } from './stream-pull.js';
 import { registerSseRoute } from './sse-route.js';
 import type { StreamStore } from './stream-store.js';
 import { registerWebsocketRoute } from './ws-route.js';
@@ -24,6 +26,14 @@ export interface StreamsOptions {
   readonly clientFrameBytesMax?: number;
   readonly metrics?: Metrics;
   readonly logger: StreamLogger;
+  /**
+   * In a cluster: this node's own service (pulls of peers are answered from its replicas), and the
+   * cluster's remote streams, given the function that answers peers' pulls.
+   */
+  readonly cluster?: {
+    readonly localService: ContextService;
+    readonly remoteStreams: (target: StreamPullTarget) => RemoteStreams;
+  };
 }
 
 export interface Streams {
@@ -35,7 +45,19 @@ export interface Streams {
 }
 
 export const createStreams = (options: StreamsOptions): Streams => {
+  // Peers' pulls wait on this node's hub for the next event; the hub needs the remote streams.
+  const late: { hub?: StreamHub } = {};
+  const remote = options.cluster?.remoteStreams(
+    createPullTarget(
+      {
+        store: options.store,
+        nextEvent: (contextId, timeoutMs) => late.hub?.nextEvent(contextId, timeoutMs) ?? Promise.resolve(),
+      },
+      options.cluster.localService,
+    ),
+  );
   const hub = new StreamHub({
+    ...(remote === undefined ? {} : { remote }),
     store: options.store,
     connectionsMax: options.connectionsMax,
     pingIntervalMs: options.pingIntervalMs,
@@ -44,6 +66,7 @@ export const createStreams = (options: StreamsOptions): Streams => {
     ...(options.metrics === undefined ? {} : { metrics: streamMetrics(options.metrics) }),
     logger: options.logger,
   });
+  late.hub = hub;
   options.metrics?.bindGauges({ streamConnections: () => hub.connections });
   return {
     hub,

@@ -15,7 +15,11 @@ import type { ContextEvent } from '../context/events.js';
 import { CloseCode } from './close-codes.js';
 import { encodeEvent, encodeFrame } from './frames.js';
 import type { StreamFrame } from './frames.js';
-import type { StreamPosition, StreamStore } from './stream-store.js';
+import type { StreamPuller } from './stream-pull.js';
+import type { HistoryPoint, StreamPosition, StreamStore } from './stream-store.js';
+
+/** Events one pull asks a hosting node for. */
+const pullEventsMax = 256;
 
 /** Where frames go: a websocket, an SSE response, a peer's stream. */
 export interface FrameSink {
@@ -119,6 +123,46 @@ export class Subscription {
     if (position.tombstoned && !this.closed) {
       this.sendFrame({ type: 'tombstoned', version: position.version }, position.version);
       this.close(CloseCode.tombstoned, 'context tombstoned');
+    }
+  }
+
+  /**
+   * Runs this subscriber from a hosting node's answers instead of this node's replica (a node
+   * without a replica of the group, stream-pull.ts): the same frames and checks, pulled in pages.
+   */
+  async follow(pull: StreamPuller, waitMs: number): Promise<void> {
+    if (this.phase === 'closed') return;
+    this.phase = 'live';
+    const started = performance.now();
+    let caughtUp = false;
+    let after: HistoryPoint = { version: this.lastVersion };
+    while (!this.closed) {
+      const answer = await pull(this.contextId, { after, waitMs, eventsMax: pullEventsMax });
+      if (this.closed) return;
+      if (answer.reset === true) {
+        this.sendFrame({ type: 'reset', version: 0 }, 0);
+        this.lastVersion = 0;
+      }
+      if (answer.gap !== undefined) {
+        const { expected, actual } = answer.gap;
+        this.sendFrame({ type: 'gap', expected, actual }, actual - 1);
+        this.lastVersion = actual - 1;
+      }
+      for (const event of answer.events) {
+        this.deliver(event, caughtUp);
+        if (this.closed) return;
+      }
+      if (answer.tombstoned === true) {
+        this.sendFrame({ type: 'tombstoned', version: this.lastVersion }, this.lastVersion);
+        this.close(CloseCode.tombstoned, 'context tombstoned');
+        return;
+      }
+      if (!caughtUp && answer.next.ordinal !== undefined) {
+        caughtUp = true;
+        this.hooks.onReplayed((performance.now() - started) / 1000);
+      }
+      await this.room();
+      after = answer.next;
     }
   }
 
