@@ -309,6 +309,27 @@ describe('websocket stream limits', () => {
     }
   });
 
+  it('counts open streams, frames sent and replays in /metrics', async () => {
+    const node = await startTestNode();
+    try {
+      const id = uniqueId('metrics');
+      await create(node.base, id);
+      await append(node.base, id, 'one');
+      const client = await StreamClient.connect(node.base, id);
+      await client.untilVersion(1);
+      const metrics = await fetch(`${node.base}/metrics`).then((response) => response.text());
+      const value = (name: string): number =>
+        Number(new RegExp(`^${name}\\{[^}]*\\} (\\S+)$`, 'm').exec(metrics)?.[1]);
+      expect(value('fastpaca_stream_connections')).toBe(1);
+      expect(value('fastpaca_stream_frames_sent_total')).toBeGreaterThanOrEqual(1);
+      expect(value('fastpaca_stream_replay_duration_seconds_count')).toBe(1);
+      expect(value('fastpaca_stream_slow_consumers_closed_total')).toBe(0);
+      client.close();
+    } finally {
+      await node.destroy();
+    }
+  });
+
   it('node close ends every stream with 1001', async () => {
     const node = await startTestNode();
     const id = uniqueId('going-away');
