@@ -2,6 +2,7 @@
 // prints a human summary and, as its last line, one JSON object with the medians of several runs.
 //   npm run bench -- append --connections 32 --duration 10 [--runs 3] [--client-token-count] [--client undici]
 //   npm run bench -- fill --contexts 100000 --messages 20   (reports the node's RSS afterwards)
+//   npm run bench -- stream --subscribers 1000 --contexts 100 --rate 1000 --duration 10 --idle 10000
 //   [--node-option=--max-old-space-size=512] passes Node/V8 flags to the node started here
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
@@ -9,6 +10,7 @@ import { Pool } from 'undici';
 import { createContexts, messageText, runAppendLoad } from './append-load.js';
 import { startNodeProcess, type NodeProcess } from './node-process.js';
 import { medianOfRuns, round, type RunResult } from './stats.js';
+import { runStreamBench, streamBenchDefaults } from './stream-bench.js';
 
 interface TargetOptions {
   readonly url: string | undefined;
@@ -198,6 +200,41 @@ await yargs(hideBin(process.argv))
         .option('messages', { type: 'number', default: 20 })
         .option('concurrency', { type: 'number', default: 64 }),
     (argv) => fillScenario(argv),
+  )
+  .command(
+    'stream',
+    'websocket subscribers: 201-to-receipt latency, append rate with and without them, RSS of idle ones',
+    (y) =>
+      y
+        .option('subscribers', { type: 'number', default: streamBenchDefaults.subscribers })
+        .option('contexts', { type: 'number', default: streamBenchDefaults.contexts })
+        .option('rate', { type: 'number', default: streamBenchDefaults.rate, describe: 'appends/s' })
+        .option('duration', {
+          type: 'number',
+          default: streamBenchDefaults.durationS,
+          describe: 'seconds per phase',
+        })
+        .option('connections', { type: 'number', default: streamBenchDefaults.connections })
+        .option('idle', {
+          type: 'number',
+          default: streamBenchDefaults.idleConnections,
+          describe: 'idle subscribers for the RSS figure',
+        }),
+    async (argv) => {
+      const result = await runStreamBench({
+        ...streamBenchDefaults,
+        ...(argv.url === undefined ? {} : { url: argv.url }),
+        port: argv.port === 4600 ? streamBenchDefaults.port : argv.port,
+        ...(argv.apiKey === undefined ? {} : { apiKey: argv.apiKey }),
+        subscribers: argv.subscribers,
+        contexts: argv.contexts,
+        rate: argv.rate,
+        durationS: argv.duration,
+        connections: argv.connections,
+        idleConnections: argv.idle,
+      });
+      console.log(JSON.stringify(result));
+    },
   )
   .demandCommand(1)
   .strict()
