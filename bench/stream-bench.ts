@@ -116,6 +116,10 @@ interface Delivery {
   lastAt: number;
 }
 
+const pingFrame = Buffer.from('{"type":"ping"}');
+const messagePrefix = Buffer.from('{"type":"message"');
+const seqField = Buffer.from('"seq":');
+
 interface MessageFrame {
   readonly type: string;
   readonly seq?: number;
@@ -132,17 +136,25 @@ const subscribe = (
     const socket = new WebSocket(`${wsBase}/v1/contexts/${encodeURIComponent(contextId)}/stream?cursor=0`, {
       headers: apiKey === undefined ? {} : { authorization: `Bearer ${apiKey}` },
       perMessageDeflate: false,
+      skipUTF8Validation: true,
     });
     socket.on('message', (data: Buffer) => {
-      const text = data.toString('utf8');
-      if (text === '{"type":"ping"}') {
+      if (data.equals(pingFrame)) {
         socket.send('{"type":"pong"}');
         return;
       }
-      // Cheaper than JSON.parse on the bench's side: the frame's own "seq" comes first.
-      const type = /^\{"type":"(\w+)"/.exec(text)?.[1] ?? '';
-      const seq = /"seq":(\d+)/.exec(text)?.[1];
-      onFrame?.({ type, ...(seq === undefined ? {} : { seq: Number(seq) }) }, performance.now());
+      if (onFrame === undefined) return;
+      // The subscribers share the machine with the node: no JSON.parse of every frame here. A
+      // message frame starts with its type, and its own "seq" comes before the message's.
+      if (data.indexOf(messagePrefix) !== 0) {
+        onFrame({ type: 'other' }, performance.now());
+        return;
+      }
+      let at = data.indexOf(seqField) + seqField.length;
+      let seq = 0;
+      for (let digit = data[at]; digit !== undefined && digit >= 48 && digit <= 57; digit = data[++at])
+        seq = seq * 10 + digit - 48;
+      onFrame({ type: 'message', seq }, performance.now());
     });
     socket.once('open', () => resolve(socket));
     socket.once('error', reject);

@@ -15,7 +15,8 @@ import { Subscription } from './subscription.js';
 import type { FrameSink, SubscriptionLimits } from './subscription.js';
 
 export interface StreamMetrics {
-  frameSent(): void;
+  /** Frames sent since the last report (reported in batches, not per frame). */
+  framesSent(count: number): void;
   slowConsumerClosed(): void;
   replayed(seconds: number): void;
 }
@@ -65,6 +66,7 @@ export class StreamHub {
   /** Pulls from peers waiting for the next event of a context (stream-pull.ts). */
   private readonly eventWaiters = new Map<string, Set<() => void>>();
   private reserved = 0;
+  private framesUnreported = 0;
   private closing = false;
   private readonly sweeper: NodeJS.Timeout;
   private readonly limits: SubscriptionLimits;
@@ -76,6 +78,7 @@ export class StreamHub {
     this.pingIntervalMs = options.pingIntervalMs ?? 30_000;
     this.idleTimeoutMs = options.idleTimeoutMs ?? 90_000;
     // One coarse sweep for every subscriber instead of two timers each.
+    // (Sent-frame counts are reported on the same sweep.)
     const sweepMs = Math.max(
       10,
       Math.min(1000, Math.floor(Math.min(this.pingIntervalMs, this.idleTimeoutMs) / 4)),
@@ -113,7 +116,9 @@ export class StreamHub {
       sink,
       this.limits,
       {
-        onFrame: () => metrics?.frameSent(),
+        onFrame: () => {
+          this.framesUnreported += 1;
+        },
         onSlowConsumer: () => metrics?.slowConsumerClosed(),
         onReplayed: (seconds) => metrics?.replayed(seconds),
         onClosed: (closed) => this.forget(closed),
@@ -188,6 +193,7 @@ export class StreamHub {
     clearInterval(this.sweeper);
     for (const waiters of [...this.eventWaiters.values()]) for (const wake of [...waiters]) wake();
     for (const subscription of [...this.all]) subscription.close(CloseCode.goingAway, 'node shutting down');
+    this.reportFrames();
   }
 
   private run(subscription: Subscription, syncing: Promise<void>): void {
@@ -216,10 +222,25 @@ export class StreamHub {
     if (subscribers.size === 0) this.byContext.delete(subscription.contextId);
   }
 
+  private reportFrames(): void {
+    if (this.framesUnreported === 0) return;
+    this.options.metrics?.framesSent(this.framesUnreported);
+    this.framesUnreported = 0;
+  }
+
   private sweep(): void {
+    this.reportFrames();
     const now = Date.now();
+    const remote = this.options.remote;
     for (const subscription of [...this.all]) {
-      if (now - subscription.lastHeardAt >= this.idleTimeoutMs) {
+      if (remote !== undefined && !subscription.pulled && !remote.serves(subscription.group)) {
+        // Placement moved this node's replica away: its apply no longer feeds the stream. The
+        // client reconnects (to this node, which then pulls from a hosting one, or to another).
+        subscription.close(
+          CloseCode.tryAgainLater,
+          'this node no longer serves the context: reconnect with your cursor',
+        );
+      } else if (now - subscription.lastHeardAt >= this.idleTimeoutMs) {
         subscription.close(CloseCode.idleTimeout, 'no client frame within the idle timeout');
       } else if (now - subscription.lastPingAt >= this.pingIntervalMs) {
         subscription.ping(pingFrame);

@@ -86,7 +86,7 @@ export const createStreams = (options: StreamsOptions): Streams => {
 };
 
 const streamMetrics = (metrics: Metrics): StreamMetrics => ({
-  frameSent: () => metrics.stream.framesSentTotal.inc(),
+  framesSent: (count) => metrics.stream.framesSentTotal.inc(count),
   slowConsumerClosed: () => metrics.stream.slowConsumersClosedTotal.inc(),
   replayed: (seconds) => metrics.stream.replayDurationSeconds.observe(seconds),
 });

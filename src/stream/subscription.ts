@@ -61,6 +61,8 @@ export class Subscription {
   private wakeForRoom: (() => void) | undefined;
   /** The last version this subscriber has been given (all of it): the cursor it would resume from. */
   private lastVersion: number;
+  /** Fed by pulls from a hosting node (follow) rather than this node's apply. */
+  pulled = false;
   /** Heartbeat bookkeeping, kept by the hub. */
   lastHeardAt = Date.now();
   lastPingAt = Date.now();
@@ -133,6 +135,7 @@ export class Subscription {
   async follow(pull: StreamPuller, waitMs: number): Promise<void> {
     if (this.phase === 'closed') return;
     this.phase = 'live';
+    this.pulled = true;
     const started = performance.now();
     let caughtUp = false;
     let after: HistoryPoint = { version: this.lastVersion };

@@ -285,7 +285,16 @@ describe('websocket stream limits', () => {
       slow.socket.pause();
       const big = 'y'.repeat(200_000);
       const slowClosed = async (): Promise<boolean> => {
-        const metrics = await fetch(`${node.base}/metrics`).then((response) => response.text());
+        // Sent frames are reported once a second (the hub's sweep), not per frame.
+        let metrics = '';
+        for (
+          let attempt = 0;
+          attempt < 40 && !/^fastpaca_stream_frames_sent_total\{[^}]*\} [1-9]/m.test(metrics);
+          attempt++
+        ) {
+          metrics = await fetch(`${node.base}/metrics`).then((response) => response.text());
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
         return /^fastpaca_stream_slow_consumers_closed_total\{[^}]*\} 1$/m.test(metrics);
       };
       // Enough to fill the kernel's socket buffers and then the node's 64 KiB allowance; uWS drops a
@@ -317,7 +326,16 @@ describe('websocket stream limits', () => {
       await append(node.base, id, 'one');
       const client = await StreamClient.connect(node.base, id);
       await client.untilVersion(1);
-      const metrics = await fetch(`${node.base}/metrics`).then((response) => response.text());
+      // Sent frames are reported once a second (the hub's sweep), not per frame.
+      let metrics = '';
+      for (
+        let attempt = 0;
+        attempt < 40 && !/^fastpaca_stream_frames_sent_total\{[^}]*\} [1-9]/m.test(metrics);
+        attempt++
+      ) {
+        metrics = await fetch(`${node.base}/metrics`).then((response) => response.text());
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
       const value = (name: string): number =>
         Number(new RegExp(`^${name}\\{[^}]*\\} (\\S+)$`, 'm').exec(metrics)?.[1]);
       expect(value('fastpaca_stream_connections')).toBe(1);
