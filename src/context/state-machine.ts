@@ -288,7 +288,14 @@ export class ContextStateMachine implements StateMachine<CommandResult> {
   async streamPosition(group: number, kv: GroupKv, contextId: string): Promise<StreamPosition | undefined> {
     const keys = new ContextKeys(contextId);
     const reader = new GroupReader(this.overlay, group, kv);
-    const records = await this.recordsFor(group, reader, keys);
+    // The context and window records must be of one commit (a load from the store reads them
+    // apart): taken again while the group committed during the read.
+    let records: ContextRecords | undefined;
+    for (let attempt = 0; attempt < readAttemptsMax; attempt++) {
+      const epoch = this.epoch(group);
+      records = await this.recordsFor(group, reader, keys);
+      if (this.epoch(group) === epoch) break;
+    }
     return records === undefined ? undefined : streamPositionOf(reader, keys, records);
   }
 

@@ -6,9 +6,9 @@
 //    event after its cursor up to that position, a page at a time, paced by the client's buffer.
 // 3. It then sends the held live events that the replay did not cover, and goes live.
 //
-// "Covered" is the one comparison: an event stored under its own key was replayed iff its ordinal is
-// below the position's event count; any other event (a message and what is embedded in it) iff its
-// version is at or below the position's version. Nothing is sent twice, nothing is skipped, and a
+// "Covered" is the one comparison: an event was replayed iff its version is at or below the
+// position's version and, for an event stored under its own key, its ordinal is below the position's
+// event count (a configuration change after the position has the same version as the last append). Nothing is sent twice, nothing is skipped, and a
 // version never goes backwards.
 
 import type { ContextEvent } from '../context/events.js';
@@ -233,7 +233,8 @@ export class Subscription {
   private covered(live: LiveEvent): boolean {
     const position = this.position;
     if (position === undefined) return false;
-    if (live.ordinal !== undefined) return live.ordinal < position.eventCount;
+    // Both for a stored event: the replay read those below the count *and* up to the version.
+    if (live.ordinal !== undefined && live.ordinal >= position.eventCount) return false;
     return live.event.version <= position.version;
   }
 

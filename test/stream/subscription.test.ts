@@ -93,6 +93,30 @@ describe('a subscription against its store', () => {
     hub.close();
   });
 
+  it('after a snapshot restore of its group (events never announced), a live subscriber catches up from the store', async () => {
+    let at = position(5);
+    const store: StreamStore = {
+      groupOf: () => 0,
+      position: async () => at,
+      async *replay(_id, upTo, after) {
+        for (let version = after.version + 1; version <= upTo.version; version++)
+          yield [{ event: message(version) }];
+      },
+    };
+    const hub = new StreamHub({ store, connectionsMax: 10, logger });
+    const { sink, frames } = recordingSink();
+    hub.reserve();
+    hub.open({ contextId: 'c', cursor: 0, includeMessages: true }, sink);
+    await settle();
+    // The replica is replaced by a snapshot at version 9: 6..9 were applied elsewhere, never announced.
+    at = position(9);
+    hub.onRestored(0);
+    await settle();
+    hub.onApplied({ group: 0, contextId: 'c', event: message(10) });
+    expect(versionProblems(frames, 0, 10)).toEqual([]);
+    hub.close();
+  });
+
   it('closes a subscriber with 4000 when more live events arrive during its replay than it may hold', async () => {
     const never = new Promise<void>(() => {});
     const hub = new StreamHub({
