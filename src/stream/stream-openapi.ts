@@ -123,6 +123,7 @@ export const streamPaths = (): JsonDoc => ({
           content: { 'application/json': { schema: { $ref: '#/components/schemas/StreamFrame' } } },
         },
         ...refusals,
+        ...errors({ '426': 'Error: upgrade_required (a GET without a websocket upgrade)' }),
       },
     },
   },

@@ -7,6 +7,7 @@
 import uWS from 'uWebSockets.js';
 import type { TemplatedApp, WebSocket } from 'uWebSockets.js';
 
+import { ServiceError } from '../api/errors.js';
 import type { ContextService } from '../api/service.js';
 import type { Gateway } from '../http/gateway.js';
 import { CloseCode } from './close-codes.js';
@@ -115,6 +116,18 @@ export const registerWebsocketRoute = (
       data.alive = false;
       data.subscription?.gone();
     },
+  });
+  // uWS passes a GET without an upgrade on to the next matching route: this one.
+  app.get(streamPath, (res) => {
+    gateway
+      .begin(res, routeLabel)
+      .fail(
+        new ServiceError(
+          'upgrade_required',
+          'This is a websocket endpoint (the same stream as SSE is at /events)',
+        ),
+        [['Upgrade', 'websocket']],
+      );
   });
 };
 

@@ -107,7 +107,7 @@ describe('OpenAPI document', () => {
       'include_messages',
       'Last-Event-ID',
     ]);
-    expect(Object.keys(stream?.responses ?? {})).toEqual(['101', '400', '401', '404', '503']);
+    expect(Object.keys(stream?.responses ?? {})).toEqual(['101', '400', '401', '404', '426', '503']);
     expect(Object.keys(events?.responses ?? {})).toEqual(['200', '400', '401', '404', '503']);
     expect(doc.components.schemas).toHaveProperty('StreamFrame');
   });

@@ -190,6 +190,15 @@ describe('websocket stream on one node', () => {
     }
   });
 
+  it('answers a GET without an upgrade with 426 upgrade_required', async () => {
+    const id = uniqueId('plain-get');
+    await create(node.base, id);
+    const response = await call(node.base, 'GET', `/v1/contexts/${id}/stream`, undefined, auth);
+    expect(response.status).toBe(426);
+    expect(response.body).toMatchObject({ error: 'upgrade_required' });
+    expect(response.headers.get('upgrade')).toBe('websocket');
+  });
+
   it('a cursor ahead of the history gets a reset frame, then everything from version 1', async () => {
     const id = uniqueId('reset');
     await create(node.base, id);
