@@ -198,11 +198,11 @@ describe('contract: LLM context and policies', () => {
       });
       const log = await api.tailOk(id);
 
-      // 60 > 50: the policy runs; the run counts as a compaction (version +1 on top of the append's).
-      expect(await api.appendOk(id, countedMessage(10))).toEqual({ seq: 6, version: 7, token_estimate: 10 });
+      // 60 > 50: the policy runs; still one version for the append (the contract: version == last_seq).
+      expect(await api.appendOk(id, countedMessage(10))).toEqual({ seq: 6, version: 6, token_estimate: 10 });
       const window = await api.windowOk(id);
       expect(window).toMatchObject({
-        version: 7,
+        version: 6,
         used_tokens: 50,
         token_count: 50,
         needs_compaction: false,
@@ -211,7 +211,7 @@ describe('contract: LLM context and policies', () => {
       });
       expect(seqsOf(window.messages)).toEqual([2, 3, 4, 5, 6]);
       expect(tokensOf(window.messages)).toBe(50);
-      expect(await api.contextOk(id)).toMatchObject({ version: 7, last_seq: 6 });
+      expect(await api.contextOk(id)).toMatchObject({ version: 6, last_seq: 6 });
       await expectFullLog(id, 6);
       expect((await api.tailOk(id)).slice(0, 5)).toEqual(log);
     });
@@ -237,7 +237,7 @@ describe('contract: LLM context and policies', () => {
 
       expect(await api.appendOk(id, countedMessage(10))).toEqual({
         seq: 11,
-        version: 12,
+        version: 11,
         token_estimate: 10,
       });
       const window = await api.windowOk(id);
@@ -300,9 +300,9 @@ describe('contract: LLM context and policies', () => {
       expect(before.messages.map((message) => message.parts)).toEqual([m1.parts, m2.parts, m3.parts]);
       const log = await api.tailOk(id);
       const crossing = await api.appendOk(id, m4);
-      expect(crossing).toEqual({ seq: 4, version: 5, token_estimate: 1 });
+      expect(crossing).toEqual({ seq: 4, version: 4, token_estimate: 1 });
       const window = await api.windowOk(id);
-      expect(window.version).toBe(5);
+      expect(window.version).toBe(4);
       expect(window.used_tokens).toBe(tokensOf(window.messages));
       expect(window.token_count).toBe(window.used_tokens);
       await expectFullLog(id, 4);
