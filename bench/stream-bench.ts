@@ -7,6 +7,8 @@
 //  4. the node's RSS with `idleConnections` idle websocket subscribers more.
 // Self-contained: runStreamBench(options) returns the numbers; bench/main.ts prints them.
 
+import { readFileSync } from 'node:fs';
+
 import { Pool } from 'undici';
 import WebSocket from 'ws';
 
@@ -60,11 +62,32 @@ export interface StreamBenchResult {
   readonly append_rate_without_subscribers: number;
   readonly append_rate_with_subscribers: number;
   readonly rate_ratio: number;
+  /** The node's own CPU (user + system) per 1,000 appends in each closed-loop phase (null: external node). */
+  readonly node_cpu_s_per_1000_appends_without: number | null;
+  readonly node_cpu_s_per_1000_appends_with: number | null;
   readonly idle_connections: number;
   readonly idle_connections_opened: number;
   readonly rss_before_idle_mib: number | null;
   readonly rss_with_idle_mib: number | null;
 }
+
+/**
+ * CPU seconds (user + system) the node process has used so far, from /proc (Linux); NaN for an
+ * external node. Separates the node's cost from the load generator's on a shared machine.
+ */
+const nodeCpuSeconds = (node: NodeProcess | undefined): number => {
+  if (node === undefined) return Number.NaN;
+  try {
+    const stat = readFileSync(`/proc/${node.pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return Number.NaN;
+  }
+};
+
+const perKilo = (seconds: number, appends: number): number | null =>
+  Number.isFinite(seconds) && appends > 0 ? round((seconds / appends) * 1000, 3) : null;
 
 const headersFor = (apiKey: string | undefined): Record<string, string> => ({
   'content-type': 'application/json',
@@ -211,8 +234,15 @@ export const runStreamBench = async (options: StreamBenchOptions): Promise<Strea
     );
     // Warm-up (JIT, tokenizer, LevelDB), not counted.
     await measureAppendRate(pool, ids, { ...options, durationS: Math.min(3, options.durationS) });
+    let cpuBefore = nodeCpuSeconds(node);
     const withoutSubscribers = await measureAppendRate(pool, ids, options);
-    log(`append rate without subscribers: ${round(withoutSubscribers, 0)}/s`);
+    const cpuPerKiloWithout = perKilo(
+      nodeCpuSeconds(node) - cpuBefore,
+      withoutSubscribers * options.durationS,
+    );
+    log(
+      `append rate without subscribers: ${round(withoutSubscribers, 0)}/s (node CPU ${cpuPerKiloWithout ?? '?'} s per 1,000 appends)`,
+    );
 
     // Fresh contexts for the subscribers (nothing to replay), spread evenly.
     const streamed = ids.map((id) => `${id}-live`);
@@ -336,8 +366,12 @@ export const runStreamBench = async (options: StreamBenchOptions): Promise<Strea
     );
 
     // The same closed loop, now into the contexts the subscribers follow.
+    cpuBefore = nodeCpuSeconds(node);
     const withSubscribers = await measureAppendRate(pool, streamed, options);
-    log(`append rate with ${opened.length} subscribers: ${round(withSubscribers, 0)}/s`);
+    const cpuPerKiloWith = perKilo(nodeCpuSeconds(node) - cpuBefore, withSubscribers * options.durationS);
+    log(
+      `append rate with ${opened.length} subscribers: ${round(withSubscribers, 0)}/s (node CPU ${cpuPerKiloWith ?? '?'} s per 1,000 appends)`,
+    );
 
     // Idle subscribers of contexts with no history and no appends: what a connection itself costs.
     const quiet = ids.map((id) => `${id}-idle`);
@@ -381,6 +415,8 @@ export const runStreamBench = async (options: StreamBenchOptions): Promise<Strea
       append_rate_without_subscribers: round(withoutSubscribers, 0),
       append_rate_with_subscribers: round(withSubscribers, 0),
       rate_ratio: round(withSubscribers / withoutSubscribers, 2),
+      node_cpu_s_per_1000_appends_without: cpuPerKiloWithout,
+      node_cpu_s_per_1000_appends_with: cpuPerKiloWith,
       idle_connections: options.idleConnections,
       idle_connections_opened: idle.length,
       rss_before_idle_mib: rssBefore,

@@ -2,6 +2,8 @@
 // `id:` = version, resumed exactly with Last-Event-ID (which takes the place of ?cursor), the same
 // refusals, and the tombstone's final close event.
 
+import { request } from 'node:http';
+
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { call, startTestNode, type TestNode } from '../e2e/node-harness.js';
@@ -84,5 +86,45 @@ describe('SSE mirror of the stream', () => {
       ['close', 'close'],
     ]);
     expect(client.events.at(-1)?.data).toMatchObject({ code: 1000 });
+  });
+});
+
+describe('SSE slow consumer', () => {
+  it('closes an SSE client that stops reading once its unread bytes pass the limit', async () => {
+    const node = await startTestNode({ env: { FASTPACA_STREAM_BUFFER_BYTES_MAX: '65536' } });
+    try {
+      const id = uniqueId('sse-slow');
+      expect((await call(node.base, 'PUT', `/v1/contexts/${id}`, { token_budget: 100_000 })).status).toBe(
+        201,
+      );
+      // A reader that takes the headers and then nothing more (paused: TCP backpressure builds up).
+      const ended = new Promise<void>((resolve, reject) => {
+        const req = request(`${node.base}/v1/contexts/${id}/events`, (res) => {
+          expect(res.statusCode).toBe(200);
+          res.pause();
+          res.on('end', resolve);
+          res.on('close', resolve);
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      const slowClosed = async (): Promise<boolean> => {
+        const metrics = await fetch(`${node.base}/metrics`).then((response) => response.text());
+        return /^fastpaca_stream_slow_consumers_closed_total\{[^}]*\} 1$/m.test(metrics);
+      };
+      const big = 'z'.repeat(200_000);
+      for (let n = 0; n < 300 && !(await slowClosed()); n++) {
+        const body = {
+          message: { role: 'user', parts: [{ type: 'text', text: `${n} ${big}` }], token_count: 1 },
+        };
+        expect((await call(node.base, 'POST', `/v1/contexts/${id}/messages`, body)).status).toBe(201);
+      }
+      expect(await slowClosed()).toBe(true);
+      const metrics = await fetch(`${node.base}/metrics`).then((response) => response.text());
+      expect(metrics).toMatch(/^fastpaca_stream_connections\{[^}]*\} 0$/m);
+      void ended;
+    } finally {
+      await node.destroy();
+    }
   });
 });
