@@ -1,7 +1,4 @@
 // Every `fastpaca bench` scenario, in the order --help lists them. Adding one is one line here.
-// The stream fan-out scenario comes from the streams branch (bench/stream-bench.ts): at merge, wrap
-// its exported function in a Scenario (see scenario.ts: it gets the targets, headers, options and
-// a recorder for its latencies) and add it to this table.
 import type { Scenario } from '../scenario.js';
 import { appendScenario } from './append.js';
 import { clusterScenario } from './cluster.js';
@@ -10,6 +7,7 @@ import { durabilityScenario } from './durability.js';
 import { failoverScenario } from './failover.js';
 import { fillScenario } from './fill.js';
 import { mixScenario } from './mix.js';
+import { streamScenario } from './stream.js';
 
 export const scenarios: readonly Scenario[] = [
   appendScenario,
@@ -17,7 +15,7 @@ export const scenarios: readonly Scenario[] = [
   coldStartScenario,
   durabilityScenario,
   failoverScenario,
-  // streamScenario, (bench/stream-bench.ts, from the streams branch)
+  streamScenario,
   fillScenario,
   clusterScenario,
 ];

@@ -18,6 +18,8 @@ export const ErrorCodes = {
   conflict: 409,
   context_tombstoned: 409,
   payload_too_large: 413,
+  /** [ext] GET /v1/contexts/:id/stream without a websocket upgrade (the SSE mirror is /events). */
+  upgrade_required: 426,
   unsupported_media_type: 415,
   rate_limited: 429,
   internal: 500,

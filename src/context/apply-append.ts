@@ -1,5 +1,7 @@
 // Applying an append: idempotent replay, version check, the new message record, the window
-// counters, and the policy run it may trigger (counted as a compaction: version +2 in all).
+// counters, and the policy run it may trigger. Version +1 in all, also when the policy rewrites the
+// window (the contract: with no manual compaction, version == last_seq); the policy's compaction
+// event carries the append's version, so a stream sends both frames under one version.
 //
 // Idempotency keys: a key already recorded for this context answers with the original result and
 // appends nothing, whatever `if_version` says (a retry of a success must not turn into a 409). If
@@ -8,13 +10,14 @@
 
 import type { Command } from './commands.js';
 import type { ContextTxn } from './context-txn.js';
-import type { CompactionEvent } from './events.js';
+import type { CompactionEvent, ContextChangeEvent } from './events.js';
 import { storedMessage } from './message-view.js';
 import { cloneWindow } from './records.js';
 import type { MessageRecord, WindowRecord } from './records.js';
 import { messageFingerprint } from './fingerprint.js';
 import { conflictError, idempotencyConflictError, notFoundError, tombstonedError } from './results.js';
 import type { CommandResult } from './results.js';
+import { windowChange } from './window-change.js';
 import { runPolicy, thresholdTokens, usedTokens } from './window-policy.js';
 
 /** Appends after which an idempotency key is forgotten: keys of the newest this-many are remembered. */
@@ -48,13 +51,20 @@ export const applyAppend = async (txn: ContextTxn, command: AppendCommand): Prom
   window.liveCount++;
   txn.stageFreshMessage(seq, record);
 
-  const run = await runPolicy(window, context.policy, thresholdTokens(context), txn);
+  const threshold = thresholdTokens(context);
+  const run = await runPolicy(window, context.policy, threshold, txn);
+  const version = window.version;
   let compaction: CompactionEvent | undefined;
   if (run.changed) {
-    const version = ++window.version;
     compaction = { type: 'compaction', version, reason: 'policy', ...rangeOf(run.range), at: command.now };
     record = { ...record, compaction };
     window.lastRun = run.describe(context.policy.strategy, version, usedTokens(window));
+  }
+  // Compaction workers learn from this event that the window needs them (or no longer does).
+  let change: ContextChangeEvent | undefined;
+  if (run.changed || usedTokens(window) > threshold !== usedTokens(current) > threshold) {
+    change = windowChange(context, window, version, command.now);
+    record = { ...record, windowChange: change };
   }
   txn.putMessage(seq, record);
   if (key !== undefined) {
@@ -76,6 +86,7 @@ export const applyAppend = async (txn: ContextTxn, command: AppendCommand): Prom
     message: storedMessage(txn.contextId, seq, record),
   });
   if (compaction !== undefined) txn.emit(compaction);
+  if (change !== undefined) txn.emit(change);
   return { type: 'append', seq, version: window.version, token_estimate: record.tokenCount, replayed: false };
 };
 

@@ -8,6 +8,7 @@ import { cloneWindow } from './records.js';
 import type { SummaryState, WindowRecord } from './records.js';
 import { conflictError, notFoundError, tombstonedError } from './results.js';
 import type { CommandResult } from './results.js';
+import { windowChange } from './window-change.js';
 import { usedTokens, windowCount } from './window-policy.js';
 
 type CompactCommand = Extract<Command, { readonly type: 'compact' }>;
@@ -47,6 +48,7 @@ export const applyCompact = (txn: ContextTxn, command: CompactCommand): CommandR
     at: command.now,
   };
   txn.storeEvent(event);
+  txn.storeEvent(windowChange(context, window, version, command.now));
   return { type: 'compact', version };
 };
 

@@ -10,6 +10,7 @@ import { contextView } from './context-view.js';
 import { jsonEqual } from './json-equal.js';
 import { checkJsonLimits } from '../api/json-limits.js';
 import { initialWindow } from './records.js';
+import { windowChange } from './window-change.js';
 import type { ContextRecord } from './records.js';
 import { notFoundError, tombstonedError } from './results.js';
 import type { CommandResult } from './results.js';
@@ -25,7 +26,7 @@ export const applyPutContext = (txn: ContextTxn, command: CommandOf<'put_context
   if (next === context)
     return { type: 'put_context', created: false, context: contextView(txn.contextId, context, window) };
   txn.setContext({ ...next, updatedAt: txn.now });
-  txn.storeEvent({ type: 'context', version: window.version, change: 'updated', at: txn.now });
+  txn.storeEvent(windowChange(next, window, window.version, txn.now, 'updated'));
   return { type: 'put_context', created: false, context: view(txn) };
 };
 
@@ -34,7 +35,7 @@ const createContext = (txn: ContextTxn, command: CommandOf<'put_context'>): Comm
   if (changes.token_budget === undefined) {
     return { error: 'invalid_context_config', message: 'token_budget is required to create a context' };
   }
-  txn.setContext({
+  const context: ContextRecord = {
     status: 'active',
     tokenBudget: changes.token_budget,
     triggerRatio: changes.trigger_ratio ?? defaults.triggerRatio,
@@ -43,9 +44,11 @@ const createContext = (txn: ContextTxn, command: CommandOf<'put_context'>): Comm
     createdAt: txn.now,
     updatedAt: txn.now,
     eventCount: 0,
-  });
-  txn.setWindow(initialWindow());
-  txn.storeEvent({ type: 'context', version: 0, change: 'created', at: txn.now });
+  };
+  txn.setContext(context);
+  const window = initialWindow();
+  txn.setWindow(window);
+  txn.storeEvent(windowChange(context, window, 0, txn.now, 'created'));
   return { type: 'put_context', created: true, context: view(txn) };
 };
 
@@ -84,7 +87,7 @@ export const applyPatchMetadata = (txn: ContextTxn, command: CommandOf<'patch_me
   }
   if (!jsonEqual(metadata, context.metadata)) {
     txn.setContext({ ...context, metadata, updatedAt: txn.now });
-    txn.storeEvent({ type: 'context', version: records.window.version, change: 'metadata', at: txn.now });
+    txn.storeEvent(windowChange(context, records.window, records.window.version, txn.now, 'metadata'));
   }
   return { type: 'patch_metadata', context: view(txn) };
 };

@@ -43,8 +43,14 @@ export const loadRecords = async (
   return { context: decodeContextRecord(context), window: decodeWindowRecord(window) };
 };
 
+/** An event the command produced; `ordinal` for one stored under its own key. */
+export interface TxnEvent {
+  readonly event: ContextEvent;
+  readonly ordinal?: number;
+}
+
 export class ContextTxn implements WindowStore {
-  readonly events: ContextEvent[] = [];
+  readonly events: TxnEvent[] = [];
   private context: ContextRecord | undefined;
   private window: WindowRecord | undefined;
   private contextChanged = false;
@@ -89,11 +95,12 @@ export class ContextTxn implements WindowStore {
     const context = this.requireContext();
     this.tx.put(this.keys.event(event.version, context.eventCount), encodeEventRecord(event));
     this.setContext({ ...context, eventCount: context.eventCount + 1 });
-    this.events.push(event);
+    this.events.push({ event, ordinal: context.eventCount });
   }
 
+  /** Announces an event stored inside another record (a message's). */
   emit(event: ContextEvent): void {
-    this.events.push(event);
+    this.events.push({ event });
   }
 
   /** Writes the changed records; returns the state to cache, if anything changed. */

@@ -3,8 +3,10 @@
 // Message events need no record of their own: each message record stores its version. Every other
 // event is stored under `[0x04][id][version][ordinal]` (keys.ts), except the compaction run by a
 // policy during an append: it is embedded in that append's message record, because it happens on
-// most appends once a window is full and a separate key would cost one more write per append. A
-// replayer emits it right after the message it is embedded in (its version is the message's + 1).
+// most appends once a window is full and a separate key would cost one more write per append; so
+// is the `window` context change of an append (needs_compaction moved, or the policy ran). A
+// replayer emits them right after the message they are embedded in, under the same version: one
+// append is one version, whatever its policy run did.
 
 import type { StoredMessage } from '../api/domain.js';
 
@@ -23,14 +25,25 @@ export interface CompactionEvent {
   readonly at: string;
 }
 
+/**
+ * A change of the context's configuration (`created`, `updated`, `metadata`: the version is not
+ * bumped, the event carries the current one) or of its window's state (`window`: an append or a
+ * compaction moved needs_compaction, or a policy run rewrote the window; same version as that
+ * change). The window's state after the change travels with it (absent on events stored before
+ * the stream existed).
+ */
+export interface ContextChangeEvent {
+  readonly type: 'context';
+  readonly version: number;
+  readonly change: 'created' | 'updated' | 'metadata' | 'window';
+  readonly used_tokens?: number;
+  readonly needs_compaction?: boolean;
+  readonly at: string;
+}
+
 export type StoredEvent =
   | CompactionEvent
-  | {
-      readonly type: 'context';
-      readonly version: number;
-      readonly change: 'created' | 'updated' | 'metadata';
-      readonly at: string;
-    }
+  | ContextChangeEvent
   | { readonly type: 'tombstoned'; readonly version: number; readonly at: string };
 
 export type ContextEvent =
@@ -47,4 +60,6 @@ export interface AppliedEvent {
   readonly group: number;
   readonly contextId: string;
   readonly event: ContextEvent;
+  /** For an event stored under its own key: its ordinal (keys.ts), the order among those events. */
+  readonly ordinal?: number;
 }

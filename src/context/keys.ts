@@ -97,6 +97,15 @@ export class ContextKeys {
     return key;
   }
 
+  /** The version and ordinal of an event key of this context. */
+  eventPositionOf(eventKey: Uint8Array): { readonly version: number; readonly ordinal: number } {
+    const view = Buffer.from(eventKey.buffer, eventKey.byteOffset, eventKey.byteLength);
+    return {
+      version: readU64(eventKey, this.scoped.length),
+      ordinal: view.readUInt32BE(this.scoped.length + 8),
+    };
+  }
+
   summary(generation: number, index: number): Uint8Array {
     const key = this.withSuffix(KeyKind.summary, 8);
     writeU32(key, this.scoped.length, generation);

@@ -3,7 +3,7 @@
 
 import type { ContextStatus, JsonObject, MessagePart, Policy } from '../api/domain.js';
 import { decodeTagged, encodeTaggedTransient } from './codec.js';
-import type { CompactionEvent, StoredEvent } from './events.js';
+import type { CompactionEvent, ContextChangeEvent, StoredEvent } from './events.js';
 
 const recordFormatV1 = 0x01;
 
@@ -43,7 +43,7 @@ export interface SummaryState {
  * Mutable only inside one apply call, on a private copy (cloneWindow); cached copies are never mutated.
  */
 export interface WindowRecord {
-  /** Invariant: +1 per append and per compaction, nothing else. */
+  /** Invariant: +1 per append (policy run included) and per manual compaction, nothing else. */
   version: number;
   /** Invariant: seqs 1..lastSeq exist, contiguous. */
   lastSeq: number;
@@ -77,8 +77,10 @@ export interface MessageRecord {
   readonly clientId?: string;
   /** Kept so the key can be forgotten 10,000 appends later (idempotency). */
   readonly idempotencyKey?: string;
-  /** The policy run this append triggered, at `version + 1` (events.ts). */
+  /** The policy run this append triggered, at the same `version` (events.ts). */
   readonly compaction?: CompactionEvent;
+  /** The window's new state when this append moved needs_compaction or ran the policy (events.ts). */
+  readonly windowChange?: ContextChangeEvent;
 }
 
 /** One message installed by compaction; `id` is always set (generated at install when the client sent none). */
@@ -231,6 +233,8 @@ export const encodeMessageRecord = (m: MessageRecord): Uint8Array =>
     orNull(m.clientId),
     orNull(m.idempotencyKey),
     orNull(m.compaction),
+    // Absent rather than null when unset: records without it keep their old bytes.
+    ...(m.windowChange === undefined ? [] : [m.windowChange]),
   ]);
 
 export const decodeMessageRecord = (data: Uint8Array): MessageRecord => {
@@ -246,6 +250,7 @@ export const decodeMessageRecord = (data: Uint8Array): MessageRecord => {
     ...opt('clientId', f[7] as string | null),
     ...opt('idempotencyKey', f[8] as string | null),
     ...opt('compaction', f[9] as CompactionEvent | null),
+    ...opt('windowChange', f[10] as ContextChangeEvent | undefined),
   };
 };
 

@@ -28,6 +28,8 @@ import type { ContextRecords } from './context-txn.js';
 import { contextView } from './context-view.js';
 import { DirtyOverlay } from './dirty-overlay.js';
 import type { AppliedEvent } from './events.js';
+import { replayEvents, streamPositionOf } from './event-replay.js';
+import type { HistoryPoint, ReplayedEvent, StreamPosition } from './event-replay.js';
 import { ApplyTx, GroupReader } from './group-access.js';
 import { ContextKeys } from './keys.js';
 import { cachedContextBytes } from './cache-weight.js';
@@ -58,6 +60,11 @@ export interface ContextStateMachineOptions {
    * result stays the same: an exception here is ignored.
    */
   readonly onRefusedEntry?: (refusal: RefusedEntry) => void;
+  /**
+   * Told when a group's state was replaced by a snapshot: its events since the last apply were never
+   * announced one by one (live streams of that group resynchronize from the store). Must not throw.
+   */
+  readonly onRestored?: (group: number) => void;
 }
 
 /** Default of readPageBytesMax. */
@@ -78,6 +85,7 @@ export class ContextStateMachine implements StateMachine<CommandResult> {
   private readonly onEvent: ((event: AppliedEvent) => void) | undefined;
   private readonly pageBytesMax: number;
   private readonly onRefusedEntry: ((refusal: RefusedEntry) => void) | undefined;
+  private readonly onRestored: ((group: number) => void) | undefined;
 
   constructor(options: ContextStateMachineOptions = {}) {
     this.pageBytesMax = options.readPageBytesMax ?? readPageBytesDefault;
@@ -87,6 +95,7 @@ export class ContextStateMachine implements StateMachine<CommandResult> {
     });
     this.onEvent = options.onEvent;
     this.onRefusedEntry = options.onRefusedEntry;
+    this.onRestored = options.onRestored;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -111,6 +120,7 @@ export class ContextStateMachine implements StateMachine<CommandResult> {
     this.overlay.drop(group);
     this.cache.deleteWhere((cached) => cached.group === group);
     this.bumpEpoch(group);
+    this.onRestored?.(group);
   }
 
   /** Contexts cached and their estimated bytes (for tests and metrics). */
@@ -163,7 +173,13 @@ export class ContextStateMachine implements StateMachine<CommandResult> {
     if (changed !== undefined) this.cacheApplied(group, keys.contextId, changed);
     this.bumpEpoch(group);
     if (this.onEvent !== undefined) {
-      for (const event of txn.events) this.onEvent({ group, contextId: keys.contextId, event });
+      for (const { event, ordinal } of txn.events)
+        this.onEvent({
+          group,
+          contextId: keys.contextId,
+          event,
+          ...(ordinal === undefined ? {} : { ordinal }),
+        });
     }
     return result;
   }
@@ -268,6 +284,33 @@ export class ContextStateMachine implements StateMachine<CommandResult> {
     return lastRead < lastSeq ? { messages, next_from_seq: lastRead } : { messages };
   }
 
+  /** Where `contextId`'s history stands now, for a stream registering (event-replay.ts). */
+  async streamPosition(group: number, kv: GroupKv, contextId: string): Promise<StreamPosition | undefined> {
+    const keys = new ContextKeys(contextId);
+    const reader = new GroupReader(this.overlay, group, kv);
+    // The context and window records must be of one commit (a load from the store reads them
+    // apart): taken again while the group committed during the read.
+    let records: ContextRecords | undefined;
+    for (let attempt = 0; attempt < readAttemptsMax; attempt++) {
+      const epoch = this.epoch(group);
+      records = await this.recordsFor(group, reader, keys);
+      if (this.epoch(group) === epoch) break;
+    }
+    return records === undefined ? undefined : streamPositionOf(reader, keys, records);
+  }
+
+  /** The events after `after` up to `position`, in stream order, in batches. */
+  streamEvents(
+    group: number,
+    kv: GroupKv,
+    contextId: string,
+    position: StreamPosition,
+    after: HistoryPoint,
+  ): AsyncGenerator<ReplayedEvent[]> {
+    const reader = new GroupReader(this.overlay, group, kv);
+    return replayEvents(reader, new ContextKeys(contextId), position, after, streamPageBytesMax);
+  }
+
   /**
    * The LLM window. With `budgetTokens`, the newest suffix that fits in it, and needs_compaction
    * judged against it instead of the context's budget. Undefined for unknown ids.
@@ -293,6 +336,9 @@ export class ContextStateMachine implements StateMachine<CommandResult> {
     throw new Error(`window of ${contextId}: summary rewritten during ${readAttemptsMax} consecutive reads`);
   }
 }
+
+/** Bytes of stored values one page of a stream's replay holds (per subscriber replaying). */
+export const streamPageBytesMax = 64 * 1024;
 
 const execute = async (txn: ContextTxn, command: Command): Promise<CommandResult> => {
   switch (command.type) {

@@ -107,6 +107,18 @@ export class Exchange {
     this.settle('answered', reply.status);
   }
 
+  /**
+   * Hands the connection over to a longer-lived owner (a websocket upgrade, an event stream): `perform`
+   * writes what it needs inside one cork, and the request counts as answered with `status`. False,
+   * without calling `perform`, when the client has gone already.
+   */
+  handOver(status: number, perform: (res: HttpResponse) => void): boolean {
+    if (!this.isOpen) return false;
+    this.res.cork(() => perform(this.res));
+    this.settle('answered', status);
+    return true;
+  }
+
   private settle(state: 'aborted' | 'answered', status: number): void {
     if (this.state !== 'open') return;
     this.state = state;

@@ -10,6 +10,7 @@ import type { RequestLimits } from '../api/schemas.js';
 import { buildRequestSchemas, buildResponseSchemas, ContextIdSchema, querySchemas } from '../api/schemas.js';
 import type { ResponseBody, RouteSpec } from './routes.js';
 import { routes, serviceErrors } from './routes.js';
+import { streamFrameSchema, streamPaths } from '../stream/stream-openapi.js';
 
 type JsonDoc = Record<string, unknown>;
 
@@ -35,13 +36,17 @@ export const buildOpenApiDocument = (limits: RequestLimits): JsonDoc => ({
       `Request bodies are application/json, at most ${limits.bodyBytesMax} bytes; unknown fields are ignored.`,
   },
   components: {
-    schemas: { ...buildRequestSchemas(limits), ...buildResponseSchemas(limits) },
+    schemas: {
+      ...buildRequestSchemas(limits),
+      ...buildResponseSchemas(limits),
+      StreamFrame: streamFrameSchema,
+    },
     securitySchemes: {
       bearer: { type: 'http', scheme: 'bearer', description: 'One of the configured API keys' },
     },
   },
   security: [{ bearer: [] }],
-  paths: buildPaths(),
+  paths: { ...buildPaths(), ...streamPaths() },
 });
 
 const buildPaths = (): JsonDoc => {

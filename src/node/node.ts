@@ -26,6 +26,9 @@ import type { CommandResult } from '../context/results.js';
 import { ContextStateMachine } from '../context/state-machine.js';
 import { startHttpServer } from '../http/server.js';
 import { startDiskGuard } from '../storage/disk-guard.js';
+import { localStreamStore } from '../stream/stream-store.js';
+import { createStreams } from '../stream/streams.js';
+import type { Streams } from '../stream/streams.js';
 import type { Logger } from '../telemetry/logger.js';
 import { createMetrics, type Metrics } from '../telemetry/metrics.js';
 import { defaultGroupCount } from '../context/routing.js';
@@ -97,7 +100,11 @@ export const startNode = async (
     closers.push(() => store.close());
 
     const metrics = createMetrics({ defaultLabels: { node: nodeId } });
+    // Filled once the service exists; until then no subscriber exists to hear an event.
+    const live: { streams?: Streams } = {};
     const stateMachine = new ContextStateMachine({
+      onEvent: (event) => live.streams?.hub.onApplied(event),
+      onRestored: (group) => live.streams?.hub.onRestored(group),
       cacheContextsMax: config.cacheContextsMax,
       cacheBytesMax: config.cacheBytesMax,
       readPageBytesMax: config.readPageBytesMax,
@@ -205,6 +212,24 @@ export const startNode = async (
     });
     // In a cluster, reads of groups hosted elsewhere are run by a node that hosts them.
     const service = cluster?.remoteService(localService) ?? localService;
+    const liveStreams = createStreams({
+      store: localStreamStore({
+        stateMachine,
+        groupKv: (group) => host.groupKv(group),
+        groupCount: defaultGroupCount,
+      }),
+      service,
+      connectionsMax: config.streamMaxConnections,
+      pingIntervalMs: config.streamPingIntervalMs,
+      idleTimeoutMs: config.streamIdleTimeoutMs,
+      bufferBytesMax: config.streamBufferBytesMax,
+      metrics,
+      logger: log,
+      ...(cluster === undefined
+        ? {}
+        : { cluster: { localService, remoteStreams: (target) => cluster.remoteStreams(target) } }),
+    });
+    live.streams = liveStreams;
 
     let closing = false;
     const readiness = (): Readiness => {
@@ -265,9 +290,14 @@ export const startNode = async (
       // The whole close is bounded by shutdownTimeoutMs (the CLI enforces it): leave the Raft loop
       // and the store a third of it after HTTP has drained.
       closeTimeoutMs: Math.floor((config.shutdownTimeoutMs * 2) / 3),
-      ...(cluster === undefined ? {} : { extend: (app, gateway) => cluster.extendHttp(app, gateway) }),
+      extend: (app, gateway) => {
+        liveStreams.register(app, gateway);
+        cluster?.extendHttp(app, gateway);
+      },
     });
     closers.push(() => http.close());
+    // Runs first on close (closers run in reverse): every stream gets 1001 before HTTP drains.
+    closers.push(async () => liveStreams.close());
     // Peers find this node through its HTTP hello, so probing starts once that answers.
     cluster?.start(http.port);
 

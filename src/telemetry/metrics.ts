@@ -80,6 +80,8 @@ export interface Metrics {
   readonly stream: {
     readonly framesSentTotal: Counter;
     readonly slowConsumersClosedTotal: Counter;
+    /** From a subscriber's registration to the end of its replay (it is live from then on). */
+    readonly replayDurationSeconds: Histogram;
   };
   readonly tokenizer: {
     readonly partsCountedTotal: Counter;
@@ -284,6 +286,11 @@ export const createMetrics = (options: MetricsOptions = {}): Metrics => {
       slowConsumersClosedTotal: counter(
         'fastpaca_stream_slow_consumers_closed_total',
         'Subscribers closed for falling behind',
+      ),
+      replayDurationSeconds: histogram(
+        'fastpaca_stream_replay_duration_seconds',
+        'Time a new (or resynchronizing) subscriber took to replay history before going live',
+        [0.001, 0.005, 0.025, 0.1, 0.5, 2.5, 10, 60],
       ),
     },
     tokenizer: {

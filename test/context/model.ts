@@ -7,6 +7,7 @@ import { expect } from 'vitest';
 import type { Command, MessageDraft } from '../../src/context/commands.js';
 import { canonicalJson } from '../../src/context/fingerprint.js';
 import { defaultPolicy, defaultTriggerRatio, limitOf } from '../../src/context/policy-config.js';
+import type { ContextEvent } from '../../src/context/events.js';
 import type { CommandResult } from '../../src/context/results.js';
 import type {
   ContextView,
@@ -154,7 +155,8 @@ export class ContextModel {
   }
 
   /** Checks `result` against the model's prediction and advances the model. */
-  apply(command: Command, result: CommandResult): StepOutcome {
+  /** Checks `result` (and, for an append, the `events` the state machine announced) against the model. */
+  apply(command: Command, result: CommandResult, events: readonly ContextEvent[]): StepOutcome {
     const id = command.contextId;
     const c = this.contexts.get(id);
     switch (command.type) {
@@ -237,7 +239,7 @@ export class ContextModel {
         return { command, result };
       }
       case 'append':
-        return this.applyAppend(command, result, c);
+        return this.applyAppend(command, result, c, events);
       case 'compact': {
         if (c === undefined) expect(result).toEqual(notFound(id));
         else if (c.status === 'tombstoned') expect(result).toEqual(tombstoned(id));
@@ -273,6 +275,7 @@ export class ContextModel {
     command: Extract<Command, { type: 'append' }>,
     result: CommandResult,
     c: ModelContext | undefined,
+    events: readonly ContextEvent[],
   ): StepOutcome {
     const id = command.contextId;
     if (c === undefined) {
@@ -311,9 +314,22 @@ export class ContextModel {
     const draft = command.message;
     expect(result).toMatchObject({ type: 'append', seq, token_estimate: draft.tokenCount, replayed: false });
     const version = (result as { version: number }).version;
-    // +1 for the append, +1 more when it triggered a policy run (a compaction of the window).
-    expect([c.version + 1, c.version + 2]).toContain(version);
-    const ranPolicy = version === c.version + 2;
+    // +1 for the append, also when it triggered a policy run (the contract: one version per append).
+    expect(version).toBe(c.version + 1);
+    // Its events, all under that version: the message, then the policy's compaction when one ran,
+    // then the window's new state when the policy ran or needs_compaction moved.
+    const ranPolicy = events.some((event) => event.type === 'compaction');
+    const windowEvent = events.find((event) => event.type === 'context');
+    const expected: [string, number][] = [['message', version]];
+    if (ranPolicy) expected.push(['compaction', version]);
+    if (ranPolicy || windowEvent !== undefined) expected.push(['context', version]);
+    expect(events.map((event) => [event.type, event.version])).toEqual(expected);
+    if (windowEvent?.type === 'context') {
+      expect(windowEvent.change).toBe('window');
+      expect(windowEvent.needs_compaction).toBe(
+        overThreshold(windowEvent.used_tokens ?? -1, c.tokenBudget, c.triggerRatio),
+      );
+    }
     if (ranPolicy) {
       expect(c.policy.strategy).not.toBe('manual');
       c.untrimmed = false;

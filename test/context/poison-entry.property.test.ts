@@ -28,11 +28,12 @@ const step = async (model: ContextModel, replicas: readonly World[], intent: Int
   const results: CommandResult[] = [];
   for (const replica of replicas) results.push(await replica.run(command));
   for (const result of results.slice(1)) expect(result).toEqual(results[0]);
-  model.apply(command, results[0] ?? { type: 'noop' });
+  model.apply(command, results[0] ?? { type: 'noop' }, replicas[0]?.lastEvents ?? []);
 };
 
 /** Proposes raw bytes; an apply exception surfaces as the rejection, reported with the entry. */
 const applyPoison = async (world: World, poison: Poison): Promise<CommandResult> => {
+  world.lastEvents = [];
   try {
     const outcome = await world.host.propose(poison.group, poison.bytes);
     if (!outcome.ok) throw new Error(`proposal failed: ${outcome.code}`);
@@ -109,7 +110,7 @@ describe('poison entries', () => {
               expect(result).toMatchObject({ error: 'internal' });
               expect(replicas.map(stored)).toEqual(before);
             } else {
-              model.apply(command, result);
+              model.apply(command, result, replicas[0]?.lastEvents ?? []);
             }
           }
           for (const intent of after) await step(model, replicas, intent);

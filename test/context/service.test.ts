@@ -229,20 +229,37 @@ describe('context service: LLM window and policies', () => {
     expect(atThreshold).toMatchObject({ seq: 2, version: 2 });
     let window = await s.service.llmContext('c', {});
     expect(window).toMatchObject({ version: 2, used_tokens: 50, token_count: 50, needs_compaction: false });
-    // 51 > 50: the policy runs (a compaction: version +1 more) and keeps the newest within 50.
+    // 51 > 50: the policy runs and keeps the newest within 50; still one version for the append
+    // (the contract: version == last_seq with no manual compaction).
     const [crossed] = await appendTokens('c', 1);
-    expect(crossed).toEqual({ seq: 3, version: 4, token_estimate: 1, replayed: false });
+    expect(crossed).toEqual({ seq: 3, version: 3, token_estimate: 1, replayed: false });
     window = await s.service.llmContext('c', {});
     expect(window.messages.map((m) => m.seq)).toEqual([2, 3]);
     expect(window).toMatchObject({
-      version: 4,
+      version: 3,
       used_tokens: 26,
       needs_compaction: false,
       segments: [{ type: 'live', from_seq: 2, to_seq: 3 }],
-      metadata: { policy: 'last_n', version: 4, removed_messages: 1, tokens_before: 51, tokens_after: 26 },
+      metadata: { policy: 'last_n', version: 3, removed_messages: 1, tokens_before: 51, tokens_after: 26 },
     });
     // The log keeps everything.
     expect((await s.service.messages('c', 0, 100)).messages.map((m) => m.seq)).toEqual([1, 2, 3]);
+  });
+
+  it('one version per append, also when the policy rewrites the window: version == last_seq', async () => {
+    await s.service.putContext('c', { token_budget: 100, trigger_ratio: 0.1 });
+    // Every append from the second on crosses the threshold (10 tokens) and runs the policy.
+    const results = await appendTokens('c', 10, 10, 10, 10, 10);
+    expect(results.map((r) => [r.seq, r.version])).toEqual([
+      [1, 1],
+      [2, 2],
+      [3, 3],
+      [4, 4],
+      [5, 5],
+    ]);
+    const view = await s.service.getContext('c');
+    expect(view).toMatchObject({ version: 5, last_seq: 5 });
+    expect((await s.service.llmContext('c', {})).metadata).toMatchObject({ policy: 'last_n', version: 5 });
   });
 
   it('judges the threshold exactly: 180 × 0.35 = 63 tokens fit, 64 run the policy', async () => {
@@ -256,7 +273,7 @@ describe('context service: LLM window and policies', () => {
     });
     expect((await s.service.llmContext('c', { budgetTokens: 180 })).needs_compaction).toBe(false);
     const [crossed] = await appendTokens('c', 1);
-    expect(crossed).toMatchObject({ seq: 3, version: 4 });
+    expect(crossed).toMatchObject({ seq: 3, version: 3 });
     expect(await s.service.llmContext('c', {})).toMatchObject({ used_tokens: 4, needs_compaction: false });
   });
 

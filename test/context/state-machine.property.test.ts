@@ -21,7 +21,7 @@ const runChecked = async (world: World, intents: Parameters<ContextModel['resolv
   for (const intent of intents) {
     const command = model.resolve(intent);
     const result = await world.run(command);
-    const outcome = model.apply(command, result);
+    const outcome = model.apply(command, result, world.lastEvents);
     commands.push(command);
     results.push(result);
     await checkContext(world, model, command.contextId);

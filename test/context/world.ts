@@ -10,6 +10,7 @@ import type { CommandResult } from '../../src/context/results.js';
 import { ContextStateMachine } from '../../src/context/state-machine.js';
 import type { ContextView, LlmContextView, MessagesPage, StoredMessage } from '../../src/api/domain.js';
 import { groupOf } from '../../src/context/routing.js';
+import type { ContextEvent } from '../../src/context/events.js';
 
 export interface WorldOptions {
   readonly groupCount?: number;
@@ -22,12 +23,15 @@ export class World {
   readonly sm: ContextStateMachine;
   readonly host: InMemoryConsensusHost;
   readonly groupCount: number;
+  /** The events the state machine announced (onEvent) for the last command run. */
+  lastEvents: ContextEvent[] = [];
 
   constructor(options: WorldOptions = {}) {
     this.groupCount = options.groupCount ?? 2;
-    this.sm = new ContextStateMachine(
-      options.cacheContextsMax === undefined ? {} : { cacheContextsMax: options.cacheContextsMax },
-    );
+    this.sm = new ContextStateMachine({
+      ...(options.cacheContextsMax === undefined ? {} : { cacheContextsMax: options.cacheContextsMax }),
+      onEvent: ({ event }) => this.lastEvents.push(event),
+    });
     this.host = new InMemoryConsensusHost({
       stateMachine: this.sm,
       groupCount: this.groupCount,
@@ -44,6 +48,7 @@ export class World {
   }
 
   async run(command: Command): Promise<CommandResult> {
+    this.lastEvents = [];
     const outcome = await this.host.propose(this.group(command.contextId), encodeCommand(command));
     if (!outcome.ok) throw new Error(`proposal failed: ${outcome.code}`);
     return outcome.result;

@@ -198,11 +198,11 @@ describe('contract: LLM context and policies', () => {
       });
       const log = await api.tailOk(id);
 
-      // 60 > 50: the policy runs; the run counts as a compaction (version +1 on top of the append's).
-      expect(await api.appendOk(id, countedMessage(10))).toEqual({ seq: 6, version: 7, token_estimate: 10 });
+      // 60 > 50: the policy runs; still one version for the append (the contract: version == last_seq).
+      expect(await api.appendOk(id, countedMessage(10))).toEqual({ seq: 6, version: 6, token_estimate: 10 });
       const window = await api.windowOk(id);
       expect(window).toMatchObject({
-        version: 7,
+        version: 6,
         used_tokens: 50,
         token_count: 50,
         needs_compaction: false,
@@ -211,7 +211,7 @@ describe('contract: LLM context and policies', () => {
       });
       expect(seqsOf(window.messages)).toEqual([2, 3, 4, 5, 6]);
       expect(tokensOf(window.messages)).toBe(50);
-      expect(await api.contextOk(id)).toMatchObject({ version: 7, last_seq: 6 });
+      expect(await api.contextOk(id)).toMatchObject({ version: 6, last_seq: 6 });
       await expectFullLog(id, 6);
       expect((await api.tailOk(id)).slice(0, 5)).toEqual(log);
     });
@@ -237,7 +237,7 @@ describe('contract: LLM context and policies', () => {
 
       expect(await api.appendOk(id, countedMessage(10))).toEqual({
         seq: 11,
-        version: 12,
+        version: 11,
         token_estimate: 10,
       });
       const window = await api.windowOk(id);
@@ -255,7 +255,8 @@ describe('contract: LLM context and policies', () => {
       const id = uniqueId('last-n-oversized');
       await api.create(id, { token_budget: 100, trigger_ratio: 0.5 });
       await appendCounts(id, [10, 10]);
-      expect(await api.appendOk(id, countedMessage(80))).toEqual({ seq: 3, version: 4, token_estimate: 80 });
+      // One append is one version, also when its policy run rewrites the window.
+      expect(await api.appendOk(id, countedMessage(80))).toEqual({ seq: 3, version: 3, token_estimate: 80 });
       const window = await api.windowOk(id);
       expect(seqsOf(window.messages)).toEqual([3]);
       expect(window).toMatchObject({ used_tokens: 80, token_count: 80, needs_compaction: true });
@@ -299,9 +300,9 @@ describe('contract: LLM context and policies', () => {
       expect(before.messages.map((message) => message.parts)).toEqual([m1.parts, m2.parts, m3.parts]);
       const log = await api.tailOk(id);
       const crossing = await api.appendOk(id, m4);
-      expect(crossing).toEqual({ seq: 4, version: 5, token_estimate: 1 });
+      expect(crossing).toEqual({ seq: 4, version: 4, token_estimate: 1 });
       const window = await api.windowOk(id);
-      expect(window.version).toBe(5);
+      expect(window.version).toBe(4);
       expect(window.used_tokens).toBe(tokensOf(window.messages));
       expect(window.token_count).toBe(window.used_tokens);
       await expectFullLog(id, 4);

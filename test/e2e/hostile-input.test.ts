@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { call, startTestNode, type TestNode } from './node-harness.js';
 
-/** The contract's error catalogue (API.md), plus 405 method_not_allowed documented in /openapi.json. */
+/** The contract's error catalogue (API.md), plus the codes documented in /openapi.json (405, 426). */
 const documentedStatus: Readonly<Record<string, number>> = {
   invalid_json: 400,
   invalid_context_config: 400,
@@ -34,6 +34,8 @@ const documentedStatus: Readonly<Record<string, number>> = {
   context_tombstoned: 409,
   payload_too_large: 413,
   unsupported_media_type: 415,
+  /** GET /stream without a websocket upgrade (documented in /openapi.json). */
+  upgrade_required: 426,
   rate_limited: 429,
 };
 
@@ -90,7 +92,9 @@ const isolated = (probe: Probe): boolean =>
   probe.method.toUpperCase() === 'HEAD' ||
   !standardMethods.has(probe.method.toUpperCase()) ||
   'connection' in probe.headers ||
-  'upgrade' in probe.headers;
+  'upgrade' in probe.headers ||
+  // A live SSE stream is dropped once its headers arrive: never on a pooled socket.
+  probe.path.includes('/events');
 
 /** status 0: the server closed the connection without answering. */
 const send = (port: number, probe: Probe): Promise<Answer> =>
@@ -117,6 +121,13 @@ const send = (port: number, probe: Probe): Promise<Answer> =>
       },
       (res) => {
         answered = true;
+        // GET /events on a context that exists is a live SSE stream: it never ends by itself. Its
+        // answer is the status and headers; the stream is then dropped (the node must cope).
+        if (res.headers['content-type']?.startsWith('text/event-stream') === true) {
+          req.destroy();
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, text: '' });
+          return;
+        }
         const chunks: Buffer[] = [];
         res.on('data', (chunk: Buffer) => chunks.push(chunk));
         res.on('end', () => {
@@ -168,6 +179,10 @@ const checkAnswer = (probe: Probe, answer: Answer): void => {
     );
     expect(typeof error.message === 'string' && error.message.length > 0, where).toBe(true);
     if (answer.status === 405) expect(answer.headers.allow, where).toBeTypeOf('string');
+  } else if (answer.headers['content-type']?.startsWith('text/event-stream') === true) {
+    // Only the SSE mirror answers with a stream.
+    expect(probe.method.toUpperCase(), where).toBe('GET');
+    expect(probe.path, where).toMatch(/^\/v1\/contexts\/[^/?]+\/events(\?|$)/);
   } else if (answer.status !== 204 && probe.path.startsWith('/v1/')) {
     expect(() => JSON.parse(answer.text) as unknown, where).not.toThrow();
   }

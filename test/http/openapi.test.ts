@@ -71,6 +71,9 @@ describe('OpenAPI document', () => {
       '/health/ready',
       '/metrics',
       '/openapi.json',
+      // The live streams (src/stream/stream-openapi.ts): not in the route table, documented beside it.
+      '/v1/contexts/{id}/stream',
+      '/v1/contexts/{id}/events',
     ];
     expect(Object.keys(doc.paths).sort()).toEqual([...expectedPaths].sort());
     expect(routes.length).toBe(13);
@@ -88,6 +91,25 @@ describe('OpenAPI document', () => {
       expect(operation.security).toEqual(route.auth ? [{ bearer: [] }] : []);
     }
     expect(operationIds.size).toBe(routes.length);
+  });
+
+  it('documents the websocket stream and its SSE mirror: parameters, refusals, frames', () => {
+    const stream = doc.paths['/v1/contexts/{id}/stream']?.get;
+    const events = doc.paths['/v1/contexts/{id}/events']?.get;
+    expect(stream?.parameters.map((parameter) => parameter.name)).toEqual([
+      'id',
+      'cursor',
+      'include_messages',
+    ]);
+    expect(events?.parameters.map((parameter) => parameter.name)).toEqual([
+      'id',
+      'cursor',
+      'include_messages',
+      'Last-Event-ID',
+    ]);
+    expect(Object.keys(stream?.responses ?? {})).toEqual(['101', '400', '401', '404', '426', '503']);
+    expect(Object.keys(events?.responses ?? {})).toEqual(['200', '400', '401', '404', '503']);
+    expect(doc.components.schemas).toHaveProperty('StreamFrame');
   });
 
   it('lists query parameters and error codes per operation', () => {

@@ -25,9 +25,17 @@ export const serviceCallMethod: MethodDefinition<Uint8Array, Uint8Array> = bytes
 
 /**
  * The ContextService methods that may run on another node: the ones that read local state (a
- * write that only proposes is forwarded to the leader by the consensus layer already).
+ * write that only proposes is forwarded to the leader by the consensus layer already); and
+ * `streamPull`, one long poll of a live stream's events (src/stream/stream-pull.ts).
  */
-export const remoteOperations = ['putContext', 'getContext', 'tail', 'messages', 'llmContext'] as const;
+export const remoteOperations = [
+  'putContext',
+  'getContext',
+  'tail',
+  'messages',
+  'llmContext',
+  'streamPull',
+] as const;
 export type RemoteOperation = (typeof remoteOperations)[number];
 
 /** Operations with no effect: any failed attempt may be retried on another replica. */
@@ -36,6 +44,7 @@ export const readOnlyOperations: ReadonlySet<RemoteOperation> = new Set([
   'tail',
   'messages',
   'llmContext',
+  'streamPull',
 ]);
 
 export interface ServiceCallRequest {

@@ -12,6 +12,7 @@ import type { ContextPut } from '../../api/domain.js';
 import { isServiceError } from '../../api/errors.js';
 import { groupOf } from '../../context/routing.js';
 import type { ContextService } from '../../api/service.js';
+import type { PullRequest, StreamPullTarget } from '../../stream/stream-pull.js';
 import type { ServiceCallAnswer, ServiceCallRequest } from './remote-call-protocol.js';
 import { decodeServiceCall, encodeServiceAnswer, ServiceCallCodecError } from './remote-call-protocol.js';
 
@@ -22,6 +23,8 @@ export interface LocalServiceTarget {
   readonly groupCount: number;
   /** A failure that is not a ServiceError: the caller renders a 500, the cause is logged here. */
   readonly onInternal: (error: unknown, request: ServiceCallRequest) => void;
+  /** Answers live-stream pulls of peers without a replica; absent: pulls are answered "not here". */
+  readonly streams?: StreamPullTarget;
 }
 
 export interface ServiceCallServerOptions {
@@ -30,6 +33,9 @@ export interface ServiceCallServerOptions {
   readonly target: () => LocalServiceTarget | undefined;
 }
 
+/** This node cannot run the operation (no stream service yet): the caller tries another replica. */
+class NotServedHere extends Error {}
+
 const grpcError = (code: status, details: string): Error & { code: status; details: string } =>
   Object.assign(new Error(details), { code, details });
 
@@ -37,10 +43,15 @@ const grpcError = (code: status, details: string): Error & { code: status; detai
  * Calls the named method. The arguments are trusted as the method's: they come from an
  * authenticated peer's HTTP layer, which checked their shapes, and the service validates them again.
  */
-const invoke = (service: ContextService, request: ServiceCallRequest): Promise<unknown> => {
+const invoke = (target: LocalServiceTarget, request: ServiceCallRequest): Promise<unknown> => {
+  const { service } = target;
   const args = request.args;
   const id = args[0] as string;
   switch (request.operation) {
+    case 'streamPull': {
+      if (target.streams === undefined) throw new NotServedHere();
+      return target.streams(id, args[1] as PullRequest);
+    }
     case 'putContext':
       return service.putContext(id, args[1] as ContextPut);
     case 'getContext':
@@ -65,9 +76,10 @@ export const runServiceCall = async (
     return { ok: false, notHere: true };
   }
   try {
-    const value = await invoke(target.service, request);
+    const value = await invoke(target, request);
     return { ok: true, value };
   } catch (error) {
+    if (error instanceof NotServedHere) return { ok: false, notHere: true };
     if (isServiceError(error) && error.code !== 'internal') {
       return {
         ok: false,

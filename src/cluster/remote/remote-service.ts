@@ -41,21 +41,21 @@ export interface RemoteServiceOptions {
   readonly onProblem?: (peer: NodeId, reason: string) => void;
 }
 
-export const createRemoteService = (options: RemoteServiceOptions): ContextService => {
-  const { local, caller, nodeId } = options;
+/** Runs one operation on a node hosting `group`, trying its replicas in turn until `timeoutMs`. */
+export type RemoteRunner = (
+  group: GroupId,
+  request: ServiceCallRequest,
+  timeoutMs?: number,
+) => Promise<unknown>;
+
+export const createRemoteRunner = (
+  options: Omit<RemoteServiceOptions, 'local' | 'groupCount' | 'serves'>,
+): RemoteRunner => {
+  const { caller, nodeId } = options;
   const now = options.now ?? Date.now;
   const retryDelayMs = options.retryDelayMs ?? 25;
-
-  /** The group of `id` when another node must answer; undefined when this node serves it. */
-  const remoteGroup = (id: string): GroupId | undefined => {
-    // The local service's own check and error, before any network hop.
-    validateContextId(id);
-    const group = groupOf(id, options.groupCount);
-    return options.serves(group) ? undefined : group;
-  };
-
-  const remote = async (group: GroupId, request: ServiceCallRequest): Promise<unknown> => {
-    const deadline = now() + options.timeoutMs;
+  return async (group, request, timeoutMs = options.timeoutMs) => {
+    const deadline = now() + timeoutMs;
     const retryAnywhere = readOnlyOperations.has(request.operation);
     for (let turn = 0; ; turn += 1) {
       const remainingMs = deadline - now();
@@ -89,6 +89,19 @@ export const createRemoteService = (options: RemoteServiceOptions): ContextServi
         await sleep(Math.min(retryDelayMs, Math.max(0, deadline - now())));
     }
     throw failureToServiceError({ ok: false, code: 'NO_GROUP' });
+  };
+};
+
+export const createRemoteService = (options: RemoteServiceOptions): ContextService => {
+  const { local } = options;
+  const remote = createRemoteRunner(options);
+
+  /** The group of `id` when another node must answer; undefined when this node serves it. */
+  const remoteGroup = (id: string): GroupId | undefined => {
+    // The local service's own check and error, before any network hop.
+    validateContextId(id);
+    const group = groupOf(id, options.groupCount);
+    return options.serves(group) ? undefined : group;
   };
 
   return {

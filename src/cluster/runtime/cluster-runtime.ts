@@ -36,7 +36,13 @@ import { createForwardService } from '../remote/forward-server.js';
 import { StreamForwarder } from '../remote/forward-stream.js';
 import { RemoteCallClients } from '../remote/remote-call-client.js';
 import type { LocalServiceTarget } from '../remote/remote-call-server.js';
-import { createRemoteService } from '../remote/remote-service.js';
+import { createRemoteRunner, createRemoteService } from '../remote/remote-service.js';
+import { groupOf } from '../../context/routing.js';
+import type { RemoteStreams } from '../../stream/hub.js';
+import type { PullAnswer, StreamPullTarget } from '../../stream/stream-pull.js';
+
+/** How long a live-stream pull waits at the hosting node for an event before an empty answer. */
+const streamPullWaitMs = 15_000;
 import { createPeerDirectory } from './peer-directory.js';
 import type { RoundIntervals } from './rounds.js';
 import { startRounds } from './rounds.js';
@@ -109,6 +115,11 @@ export interface ClusterRuntime {
    * Call once, with the service that reads this node's state machine.
    */
   remoteService(local: ContextService): ContextService;
+  /**
+   * Live streams of groups this node does not serve: pulls from a node that does (stream-pull.ts).
+   * `target` answers peers' pulls of the groups this node serves. Call after remoteService.
+   */
+  remoteStreams(target: StreamPullTarget): RemoteStreams;
   /** Not ready before joining; the caller adds its own checks (every group has a leader). */
   readiness(): Readiness | undefined;
   /** Starts probing the seed, then balancing; call once the HTTP endpoint answers hello. */
@@ -123,6 +134,7 @@ export const prepareCluster = (options: ClusterOptions): ClusterWiring => {
   const remoteCalls = new RemoteCallClients(peerAuth);
   let localPropose: LocalPropose | undefined;
   let serviceTarget: LocalServiceTarget | undefined;
+  let streamTarget: StreamPullTarget | undefined;
   const extraServices: ExtraGrpcService[] = [
     {
       definition: forwardService,
@@ -151,7 +163,11 @@ export const prepareCluster = (options: ClusterOptions): ClusterWiring => {
       membership,
       forget,
       serveToPeers: (target) => {
-        serviceTarget = target;
+        serviceTarget = streamTarget === undefined ? target : { ...target, streams: streamTarget };
+      },
+      serveStreamsToPeers: (streams) => {
+        streamTarget = streams;
+        if (serviceTarget !== undefined) serviceTarget = { ...serviceTarget, streams };
       },
     });
     return runtime;
@@ -180,6 +196,8 @@ interface RuntimeOptions extends ClusterOptions {
   readonly forget: ((group: GroupId) => Promise<boolean>) | undefined;
   /** Hands the service peers may call to the forwarding service (remote-call-server.ts). */
   readonly serveToPeers: (target: LocalServiceTarget) => void;
+  /** Hands the answering of peers' stream pulls to the forwarding service. */
+  readonly serveStreamsToPeers: (target: StreamPullTarget) => void;
 }
 
 const createRuntime = (options: RuntimeOptions): Runtime => {
@@ -315,6 +333,28 @@ const createRuntime = (options: RuntimeOptions): Runtime => {
         timeoutMs: 2 * config.raftProposalTimeoutMs + 1_000,
         onProblem: peerProblem('remote_call_failed', 'a remote service call to a peer failed'),
       });
+    },
+    remoteStreams: (target) => {
+      options.serveStreamsToPeers(target);
+      const run = createRemoteRunner({
+        nodeId,
+        caller: options.remoteCalls,
+        replicasOf,
+        timeoutMs: 2 * config.raftProposalTimeoutMs + 1_000,
+        onProblem: peerProblem('stream_pull_failed', 'a live-stream pull from a peer failed'),
+      });
+      const waitMs = streamPullWaitMs;
+      return {
+        serves,
+        waitMs,
+        // The deadline outlasts the hosting node's wait, so its (possibly empty) answer arrives.
+        pull: async (contextId, request) =>
+          (await run(
+            groupOf(contextId, groupCount),
+            { operation: 'streamPull', args: [contextId, request] },
+            request.waitMs + 2 * config.raftProposalTimeoutMs + 1_000,
+          )) as PullAnswer,
+      };
     },
     acceptsReplicaFrom: (_group, from) =>
       formation?.acceptsReplicas() === true && from !== nodeId && directory.peers().has(from),
