@@ -35,7 +35,11 @@ export interface RunningNode {
   readonly nodeId: string;
   readonly httpPort: number;
   readonly raftPort: number;
-  /** Graceful stop: HTTP drains, the Raft loop finishes its turn, the store closes. Idempotent. */
+  /**
+   * Graceful stop (README "Shutting down"): not ready, new requests refused,
+   * leadership handed away, requests in flight finished, then HTTP, the Raft loop, gRPC and the
+   * store close. Idempotent.
+   */
   close(): Promise<void>;
 }
 
@@ -249,9 +253,8 @@ export const startNode = async (
           durationSeconds: durationMs / 1000,
         });
       },
-      // The whole close is bounded by shutdownTimeoutMs (the CLI enforces it): leave the Raft loop
-      // and the store a third of it after HTTP has drained.
-      closeTimeoutMs: Math.floor((config.shutdownTimeoutMs * 2) / 3),
+      // The whole close is bounded by shutdownTimeoutMs (the CLI enforces it), shared out below.
+      closeTimeoutMs: shutdownBudgets(config.shutdownTimeoutMs).inflightMs,
       ...(cluster === undefined ? {} : { extend: (app, gateway) => cluster.extendHttp(app, gateway) }),
     });
     closers.push(() => http.close());
@@ -262,14 +265,39 @@ export const startNode = async (
       { httpPort: http.port, raftPort: transport.port(), dataDir: config.dataDir, groups: defaultGroupCount },
       'fastpaca node started',
     );
+    const shutdown = async (): Promise<void> => {
+      const budgets = shutdownBudgets(config.shutdownTimeoutMs);
+      // 1. Not ready (load balancers and Kubernetes stop sending), and new /v1 requests get 503
+      //    shutting_down with Retry-After, so clients retry on another node.
+      closing = true;
+      http.drain();
+      log.info({ type: 'shutdown_draining' }, 'not ready; refusing new requests');
+      // 2. Every group this node leads gets another leader, so nobody waits out an election.
+      if (cluster !== undefined) {
+        const handoff = await cluster.handOffLeadership(budgets.handoffMs, config.shutdownTimeoutMs);
+        const message =
+          handoff.stillLed.length === 0
+            ? 'leadership handed away'
+            : `still leading ${handoff.stillLed.length} groups (no other voter took them in time)`;
+        log.info(
+          { type: 'shutdown_handoff', stillLed: handoff.stillLed.length, ms: handoff.elapsedMs },
+          message,
+        );
+      }
+      // 3. Websocket streams close with 1001 (going away) here, once the streams feature exists.
+      // 4. Requests in flight finish (bounded by budgets.inflightMs), then every connection closes.
+      await http.close();
+      // 5. The archiver flushes here, once it exists: everything committed is still readable.
+      // 6. The cluster rounds, the Raft loop (after its turn), the host, gRPC and LevelDB close.
+      await closeAll();
+    };
     let closed: Promise<void> | undefined;
     return {
       nodeId,
       httpPort: http.port,
       raftPort: transport.port(),
       close: () => {
-        closing = true;
-        closed ??= closeAll().then(() => log.info('fastpaca node stopped'));
+        closed ??= shutdown().then(() => log.info('fastpaca node stopped'));
         return closed;
       },
     };
@@ -278,6 +306,15 @@ export const startNode = async (
     throw error;
   }
 };
+
+/**
+ * How a graceful shutdown spends shutdown_timeout_ms: up to 40 % handing leadership away, up to 30 %
+ * waiting for requests in flight, and the rest (at least 30 %) for the Raft loop, gRPC and the store.
+ */
+export const shutdownBudgets = (timeoutMs: number): { handoffMs: number; inflightMs: number } => ({
+  handoffMs: Math.floor(timeoutMs * 0.4),
+  inflightMs: Math.max(1, Math.floor(timeoutMs * 0.3)),
+});
 
 const hostLimits = (config: Config): RaftHostLimits => ({
   proposalQueueMax: config.raftProposalQueueMax,

@@ -16,6 +16,11 @@ export const joinPath = '/internal/v1/cluster/join';
 export const leavePath = '/internal/v1/cluster/leave';
 /** POST ?node_id=: drop a drained node from the member list. */
 export const forgetPath = '/internal/v1/cluster/forget';
+/**
+ * POST ?node_id=&ttl_ms=: the caller is shutting down for up to ttl_ms (0: it is back); leader
+ * balancers hand it no group meanwhile (placement/draining-peers.ts).
+ */
+export const drainingPath = '/internal/v1/cluster/draining';
 export const clusterSecretHeader = 'x-fastpaca-cluster-secret';
 
 export const nodeIdPattern = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/;

@@ -24,6 +24,8 @@ import { createMemberChanges } from '../membership/member-changes.js';
 import { activeIds, currentMembers, namesIncarnation } from '../membership/membership.js';
 import { MembershipStateMachine } from '../membership/membership-state-machine.js';
 import { replicationFactor, votersFor } from '../placement/placement.js';
+import { announceDraining, createDrainingPeers } from '../placement/draining-peers.js';
+import { handOffLeadership, type HandoffResult } from '../placement/leadership-handoff.js';
 import { createReplicaJanitor } from '../placement/replica-janitor.js';
 import { createReplicaMover } from '../placement/replica-mover.js';
 import { createServing } from '../placement/serving.js';
@@ -110,6 +112,12 @@ export interface ClusterRuntime {
   readiness(): Readiness | undefined;
   /** Starts probing the seed, then balancing; call once the HTTP endpoint answers hello. */
   start(httpPort: number): void;
+  /**
+   * The cluster part of a graceful shutdown: tells the peers this node drains (for up to
+   * `drainTtlMs`, so their balancers hand it nothing), then hands every group it leads to another
+   * voter, within `budgetMs`.
+   */
+  handOffLeadership(budgetMs: number, drainTtlMs: number): Promise<HandoffResult>;
   close(): Promise<void>;
 }
 
@@ -215,6 +223,11 @@ const createRuntime = (options: RuntimeOptions): Runtime => {
 
   const timers: NodeJS.Timeout[] = [];
   let closed = false;
+  const drainingPeers = createDrainingPeers();
+  const peerHttpAddresses = (): string[] =>
+    currentMembers(membership.members())
+      .filter((member) => member.nodeId !== nodeId)
+      .map((member) => joinHostPort(member.host, member.httpPort));
   /** Data groups only: the meta group is reported on its own. */
   const groups = (): readonly GroupId[] => host.groups().filter((group) => group !== metaGroup);
   const statusSource: ClusterStatusSource = {
@@ -263,10 +276,7 @@ const createRuntime = (options: RuntimeOptions): Runtime => {
               return members.find((member) => member.nodeId === nodeId)?.state !== 'active';
             return !placedHere(group, members);
           },
-          peerHttpAddresses: () =>
-            currentMembers(membership.members())
-              .filter((member) => member.nodeId !== nodeId)
-              .map((member) => joinHostPort(member.host, member.httpPort)),
+          peerHttpAddresses,
           forget,
           clusterSecret: config.clusterSecret,
           logger,
@@ -287,6 +297,13 @@ const createRuntime = (options: RuntimeOptions): Runtime => {
         forget: async (id) => {
           memberChanges.requireMember(id);
           await memberChanges.change({ type: 'forget', nodeId: id });
+        },
+        draining: (id, ttlMs) => {
+          drainingPeers.mark(id, ttlMs);
+          logger.info(
+            { type: 'peer_draining', peer: id, ttlMs },
+            'a peer is shutting down: handing it no group',
+          );
         },
       }),
     servingGroups: () => host.groups().filter(serves),
@@ -348,8 +365,21 @@ const createRuntime = (options: RuntimeOptions): Runtime => {
           observeLeaders: () => consensus.observeLeaders(groups()),
           observeIntervalMs: Math.max(10, config.raftTickMs),
           intervals: tuning,
+          draining: (node) => drainingPeers.isDraining(node),
         }),
       );
+    },
+    handOffLeadership: async (budgetMs, drainTtlMs) => {
+      const started = Date.now();
+      const told = await announceDraining({
+        self: nodeId,
+        ttlMs: drainTtlMs,
+        peerHttpAddresses: peerHttpAddresses(),
+        clusterSecret: config.clusterSecret,
+        timeoutMs: Math.max(1, Math.min(1_000, Math.floor(budgetMs / 4))),
+      });
+      logger.info({ type: 'draining_announced', peers: told }, 'told the peers this node is shutting down');
+      return handOffLeadership(host, nodeId, Math.max(0, budgetMs - (Date.now() - started)));
     },
     close: async () => {
       closed = true;
