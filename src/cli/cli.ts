@@ -7,6 +7,7 @@ import { configFileEnv, loadConfig, type LoadedConfig } from '../config/load-con
 import { renderSampleConfig } from '../config/sample-config.js';
 import { clusterCommand } from './cluster-command.js';
 import { renderConfigCheck } from './config-view.js';
+import { snapshotCommand } from './snapshot-command.js';
 import { exitCodes } from './exit-codes.js';
 import { flagsFromArgv, withConfigFlags } from './option-flags.js';
 
@@ -78,7 +79,12 @@ export const runCli = async (
     .command('cluster', "Inspect a running cluster (a node's status) or remove a node", (command) =>
       clusterCommand(command, io, (then) => (work = then)),
     )
-    .demandCommand(1, 'Give a command: serve, config or cluster (see --help).')
+    .command(
+      'snapshot',
+      'Back up a running node to a file, or restore one into a data directory',
+      (command) => snapshotCommand(command, io, (then) => (work = then)),
+    )
+    .demandCommand(1, 'Give a command: serve, config, cluster or snapshot (see --help).')
     .recommendCommands()
     .strict()
     .help()

@@ -9,7 +9,7 @@
 // HTTP stops taking requests first, then the Raft loop finishes its turn, then the store closes.
 
 import { randomBytes } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import type { RaftHostLimits, RaftHostStats } from '../../raft/index.js';
@@ -23,6 +23,8 @@ import { createContextService } from '../context/context-service.js';
 import type { CommandResult } from '../context/results.js';
 import { ContextStateMachine } from '../context/state-machine.js';
 import { startHttpServer } from '../http/server.js';
+import { restoreMarkerFileName } from '../snapshot/restore-marker.js';
+import { registerSnapshotRoute } from '../snapshot/snapshot-route.js';
 import { startDiskGuard } from '../storage/disk-guard.js';
 import type { Logger } from '../telemetry/logger.js';
 import { createMetrics, type Metrics } from '../telemetry/metrics.js';
@@ -71,6 +73,7 @@ export const startNode = async (
     );
   }
   await mkdir(config.dataDir, { recursive: true });
+  await refuseUnfinishedRestore(config.dataDir);
   const nodeId = await resolveNodeName(config);
   const log = logger.child({ node: nodeId });
   const closers: (() => Promise<void>)[] = [];
@@ -255,7 +258,10 @@ export const startNode = async (
       },
       // The whole close is bounded by shutdownTimeoutMs (the CLI enforces it), shared out below.
       closeTimeoutMs: shutdownBudgets(config.shutdownTimeoutMs).inflightMs,
-      ...(cluster === undefined ? {} : { extend: (app, gateway) => cluster.extendHttp(app, gateway) }),
+      extend: (app, gateway) => {
+        registerSnapshotRoute(app, gateway, { store, nodeId, clustered, logger: log });
+        cluster?.extendHttp(app, gateway);
+      },
     });
     closers.push(() => http.close());
     // Peers find this node through its HTTP hello, so probing starts once that answers.
@@ -304,6 +310,22 @@ export const startNode = async (
   } catch (error) {
     await closeAll();
     throw error;
+  }
+};
+
+/** A snapshot restore into this directory that did not finish leaves its marker: never serve that. */
+const refuseUnfinishedRestore = async (dataDir: string): Promise<void> => {
+  const marker = join(dataDir, restoreMarkerFileName);
+  if (
+    await stat(marker).then(
+      () => true,
+      () => false,
+    )
+  ) {
+    throw new ConfigError(
+      `${marker} exists: a snapshot restore into ${dataDir} did not finish; run \`fastpaca snapshot restore <file> --data-dir ${dataDir} --force\` again`,
+      { option: 'dataDir' },
+    );
   }
 };
 

@@ -71,6 +71,7 @@ describe('OpenAPI document', () => {
       '/health/ready',
       '/metrics',
       '/openapi.json',
+      '/v1/admin/snapshot',
     ];
     expect(Object.keys(doc.paths).sort()).toEqual([...expectedPaths].sort());
     expect(routes.length).toBe(13);
