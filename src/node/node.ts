@@ -12,11 +12,20 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import type { RaftHostLimits, RaftHostStats } from '../../raft/index.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+import type { HostLoop, RaftHostLimits, RaftHostStats } from '../../raft/index.js';
 import { createGrpcTransport, openLevelStore, RaftHost, startHostLoop } from '../../raft/index.js';
 import type { Config } from '../config/config.js';
 import { ConfigError } from '../config/config-error.js';
 import { resolveIncarnation, resolveNodeName } from '../config/node-name.js';
+import {
+  foreignReplicasError,
+  readGeneration,
+  recordedGeneration,
+  staleCopyError,
+  writeGeneration,
+} from '../cluster/membership/generation.js';
 import { prepareCluster } from '../cluster/runtime/cluster-runtime.js';
 import { createLocalConsensus } from '../context/consensus.js';
 import { createContextService } from '../context/context-service.js';
@@ -108,15 +117,30 @@ export const startNode = async (
       onRefusedEntry: ({ group, index, reason, error }) =>
         log.error({ group, index, reason, err: error }, 'committed entry refused'),
     });
-    const wiring = clustered
-      ? prepareCluster({
-          config,
-          nodeId,
-          incarnation: await resolveIncarnation(config.dataDir),
-          groupCount: defaultGroupCount,
-          logger: log,
-        })
-      : undefined;
+    const incarnation = clustered ? await resolveIncarnation(config.dataDir) : undefined;
+    // The data directory's generation (cluster/membership/generation.ts): a stale copy is refused.
+    let generation = clustered ? await readGeneration(config.dataDir) : 0;
+    // No generation is reported before the check below passed: a refused stale copy, restarted
+    // again and again, must never climb past the cluster's record by reporting.
+    let generationChecked = false;
+    const wiring =
+      incarnation === undefined
+        ? undefined
+        : prepareCluster({
+            config,
+            nodeId,
+            incarnation,
+            groupCount: defaultGroupCount,
+            logger: log,
+            generation: {
+              advance: async () => {
+                if (!generationChecked) throw new Error('the stale-copy check has not passed yet');
+                generation += 1;
+                await writeGeneration(config.dataDir, generation);
+                return generation;
+              },
+            },
+          });
     const transport = createGrpcTransport({
       nodeId,
       listenHost: config.host,
@@ -164,8 +188,14 @@ export const startNode = async (
     if (cluster === undefined) {
       for (let group = 0; group < defaultGroupCount; group += 1) await host.bootstrapGroup(group, [nodeId]);
     }
-    const loop = startHostLoop(host, { tickMs: config.raftTickMs });
-    closers.push(() => loop.stop());
+    // In a cluster the loop starts only once the data directory is known not to be a stale copy:
+    // until then its replicas neither vote nor acknowledge anything.
+    let loop: HostLoop | undefined;
+    const startLoop = (): void => {
+      loop = startHostLoop(host, { tickMs: config.raftTickMs });
+    };
+    closers.push(async () => loop?.stop());
+    if (cluster === undefined) startLoop();
     // Closed before the loop stops (closers run in reverse): no formation or balancing on a closing host.
     if (cluster !== undefined) closers.push(() => cluster.close());
 
@@ -264,8 +294,27 @@ export const startNode = async (
       },
     });
     closers.push(() => http.close());
-    // Peers find this node through its HTTP hello, so probing starts once that answers.
+    // Read before formation may bootstrap groups: whether the directory came with replicas.
+    const holdsReplicas = host.groups().length > 0;
+    // Peers find this node through its HTTP hello, so probing starts once that answers. Formation
+    // may learn its peers meanwhile; nothing it proposes is stepped before the loop runs.
     cluster?.start(http.port);
+    if (incarnation !== undefined) {
+      // Peers answer hello (with their member lists) whether or not their loops run, so a whole
+      // cluster starting at once cannot wait on itself here.
+      await refuseStaleCopy({
+        config,
+        nodeId,
+        incarnation,
+        generation,
+        holdsReplicas,
+        logger: log,
+      });
+      generation += 1;
+      await writeGeneration(config.dataDir, generation);
+      generationChecked = true;
+      startLoop();
+    }
 
     log.info(
       { httpPort: http.port, raftPort: transport.port(), dataDir: config.dataDir, groups: defaultGroupCount },
@@ -310,6 +359,54 @@ export const startNode = async (
   } catch (error) {
     await closeAll();
     throw error;
+  }
+};
+
+/** How long a starting cluster node waits for its peers' member lists before starting unchecked. */
+const staleCheckWaitMs = 5_000;
+
+/**
+ * Asks the seed for the generation the cluster recorded from this incarnation and refuses to start
+ * (ConfigError, exit 2) if this directory's is lower: it is an older copy (generation.ts).
+ */
+const refuseStaleCopy = async (options: {
+  readonly config: Config;
+  readonly nodeId: string;
+  readonly incarnation: string;
+  readonly generation: number;
+  /** The store holds replicas (a directory that has been used, or restored). */
+  readonly holdsReplicas: boolean;
+  readonly logger: Logger;
+}): Promise<void> => {
+  const { config } = options;
+  const deadline = Date.now() + staleCheckWaitMs;
+  let highest: number | undefined;
+  let answered = 0;
+  for (;;) {
+    const round = await recordedGeneration({
+      seed: config.clusterSeed,
+      clusterSecret: config.clusterSecret,
+      nodeId: options.nodeId,
+      incarnation: options.incarnation,
+      timeoutMs: 1_000,
+    });
+    answered = Math.max(answered, round.answered);
+    if (round.generation !== undefined) highest = Math.max(highest ?? 0, round.generation);
+    if (highest !== undefined && highest > options.generation)
+      throw staleCopyError(config.dataDir, options.nodeId, options.generation, highest);
+    // An emptied directory under another incarnation holds nothing to vote with; it waits,
+    // unready, as before (formation.ts). One that holds replicas is refused here.
+    if (round.otherIncarnation && options.holdsReplicas)
+      throw foreignReplicasError(config.dataDir, options.nodeId);
+    // Every other seed entry answered (a seed may also name this node), or time is up.
+    if (round.answered >= config.clusterSeed.length - 1 || Date.now() >= deadline) break;
+    await sleep(250);
+  }
+  if (answered === 0) {
+    options.logger.warn(
+      { type: 'stale_check_skipped' },
+      'no peer answered within 5 s: starting without checking that this data directory is not an older copy',
+    );
   }
 };
 

@@ -19,6 +19,7 @@ import type { ClusterStatusSource } from '../membership/cluster-status.js';
 import { joinHostPort } from '../membership/discovery.js';
 import type { Formation } from '../membership/formation.js';
 import { startFormation } from '../membership/formation.js';
+import { generationIntervalMs } from '../membership/generation.js';
 import { registerInternalRoutes } from '../membership/internal-routes.js';
 import { createMemberChanges } from '../membership/member-changes.js';
 import { activeIds, currentMembers, namesIncarnation } from '../membership/membership.js';
@@ -66,6 +67,8 @@ export interface ClusterOptions {
   readonly groupCount: number;
   readonly logger: Logger;
   readonly tuning?: ClusterTuning;
+  /** Persists the data directory's next generation and resolves with it (generation.ts). */
+  readonly generation?: { advance(): Promise<number> };
 }
 
 /** Step 1, before the host exists: the forwarding service the transport must carry. */
@@ -352,6 +355,31 @@ const createRuntime = (options: RuntimeOptions): Runtime => {
         registered: () => namesIncarnation(membership.members(), nodeId, incarnation),
         logger,
       });
+      const reporter = options.generation;
+      if (reporter !== undefined) {
+        let reporting = false;
+        timers.push(
+          setInterval(() => {
+            if (reporting || formation?.joined() !== true) return;
+            reporting = true;
+            // Persisted first, reported second: the record never exceeds what the directory holds.
+            void reporter
+              .advance()
+              .then((generation) =>
+                memberChanges.change({ type: 'generation', nodeId, incarnation, generation }),
+              )
+              .catch((error: unknown) =>
+                logger.debug(
+                  { type: 'generation_report_failed', err: error },
+                  'recording a generation failed',
+                ),
+              )
+              .finally(() => {
+                reporting = false;
+              });
+          }, generationIntervalMs),
+        );
+      }
       timers.push(
         ...startRounds({
           nodeId,
