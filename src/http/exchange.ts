@@ -112,7 +112,12 @@ export class Exchange {
    * fast as the client reads (uWS backpressure). A client that goes away stops the iteration; a
    * source that throws ends the connection without the body's end, so the client sees it cut short.
    */
-  async stream(headers: readonly Header[], chunks: AsyncIterable<Uint8Array>): Promise<void> {
+  async stream(
+    headers: readonly Header[],
+    chunks: AsyncIterable<Uint8Array>,
+    /** A client that reads nothing for this long is cut off (it would hold the source open forever). */
+    stallTimeoutMs = 60_000,
+  ): Promise<void> {
     if (!this.isOpen) return;
     const res = this.res;
     res.cork(() => {
@@ -127,7 +132,11 @@ export class Exchange {
           sent = res.write(chunk);
         });
         // uWS kept what it could not send; wait until the socket drained before the next chunk.
-        if (!sent) await this.writable();
+        if (!sent && !(await this.writable(stallTimeoutMs))) {
+          res.close();
+          this.settle('aborted', clientClosedStatus);
+          return;
+        }
       }
       if (!this.isOpen) return;
       res.cork(() => res.end());
@@ -143,12 +152,24 @@ export class Exchange {
 
   private wakeWriter: (() => void) | undefined;
 
-  private writable(): Promise<void> {
+  /** True once the socket drained; false after `timeoutMs` without (or once the client left). */
+  private writable(timeoutMs: number): Promise<boolean> {
     return new Promise((resolve) => {
-      this.wakeWriter = resolve;
+      const timer = setTimeout(() => {
+        this.wakeWriter = undefined;
+        resolve(false);
+      }, timeoutMs);
+      this.wakeWriter = () => {
+        clearTimeout(timer);
+        resolve(false);
+      };
       this.res.onWritable(() => {
         this.wakeWriter = undefined;
-        resolve();
+        clearTimeout(timer);
+        // Resume after uWS has finished this writable event: a write made while it is still being
+        // dispatched (a promise continuation runs that early) can leave uWS waiting for no further
+        // event, and the stream stalls.
+        setImmediate(() => resolve(true));
         return true;
       });
     });

@@ -6,6 +6,7 @@
 import type { TemplatedApp } from 'uWebSockets.js';
 
 import type { KvStore } from '../../raft/index.js';
+import { ServiceError } from '../api/errors.js';
 import type { Gateway } from '../http/gateway.js';
 import type { Logger } from '../telemetry/logger.js';
 import { encodeSnapshot, snapshotFormat } from './format.js';
@@ -17,7 +18,12 @@ export interface SnapshotRouteOptions {
   readonly nodeId: string;
   readonly clustered: boolean;
   readonly logger: Pick<Logger, 'info'>;
+  /** A client that reads nothing for this long is cut off. Default 60 s. */
+  readonly stallTimeoutMs?: number;
 }
+
+/** Snapshots one node streams at once; more get 503 overloaded. */
+export const snapshotsAtOnceMax = 2;
 
 export const registerSnapshotRoute = (
   app: TemplatedApp,
@@ -25,6 +31,7 @@ export const registerSnapshotRoute = (
   options: SnapshotRouteOptions,
 ): void => {
   const route = `GET ${snapshotPath}`;
+  let streaming = 0;
   app.get(snapshotPath, (res, req) => {
     const exchange = gateway.begin(res, route);
     try {
@@ -34,6 +41,21 @@ export const registerSnapshotRoute = (
       exchange.fail(error);
       return;
     }
+    // Each snapshot pins LevelDB's files (compaction cannot drop what its iterator may still read),
+    // so a node serves only a few at once.
+    if (streaming >= snapshotsAtOnceMax) {
+      exchange.fail(
+        new ServiceError(
+          'overloaded',
+          `${snapshotsAtOnceMax} snapshots are being taken already; retry later`,
+          {
+            retryAfterSeconds: 10,
+          },
+        ),
+      );
+      return;
+    }
+    streaming += 1;
     const createdAt = new Date().toISOString();
     // Created now, synchronously: the point in time the snapshot shows is this one.
     const pairs = options.store.iterate({});
@@ -53,12 +75,16 @@ export const registerSnapshotRoute = (
           ['Cache-Control', 'no-store'],
         ],
         encodeSnapshot(header, pairs),
+        options.stallTimeoutMs,
       )
       .then(() =>
         options.logger.info(
           { type: 'snapshot_finished', ms: Date.now() - started },
-          'online snapshot streamed',
+          'online snapshot stream ended',
         ),
-      );
+      )
+      .finally(() => {
+        streaming -= 1;
+      });
   });
 };
