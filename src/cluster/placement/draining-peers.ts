@@ -1,7 +1,7 @@
 // Peers that said they are shutting down. A node handing its groups away (leadership-handoff.ts)
 // tells its peers first, because their leader balancers would otherwise hand the groups straight
 // back to it (it is still up, caught up, and often their preferred leader). The mark expires after
-// the time the peer said its shutdown may take, so a node that restarts gets its groups back by then.
+// the time the peer said its shutdown may take; a node that starts again clears it at once.
 
 import type { NodeId } from '../../../raft/index.js';
 import { clusterSecretHeader, drainingPath } from '../membership/internal-protocol.js';

@@ -305,7 +305,9 @@ const createRuntime = (options: RuntimeOptions): Runtime => {
           drainingPeers.mark(id, ttlMs);
           logger.info(
             { type: 'peer_draining', peer: id, ttlMs },
-            'a peer is shutting down: handing it no group',
+            ttlMs > 0
+              ? 'a peer is shutting down: handing it no group'
+              : 'a peer is back: it may lead groups again',
           );
         },
       }),
@@ -354,6 +356,15 @@ const createRuntime = (options: RuntimeOptions): Runtime => {
         selfPorts: () => ({ httpPort, raftPort: transport.port() }),
         registered: () => namesIncarnation(membership.members(), nodeId, incarnation),
         logger,
+      });
+      // Back from a restart: peers may still hold this node's draining mark from its shutdown; clear
+      // it (best effort; the mark expires anyway) so their balancers hand its groups back now.
+      void announceDraining({
+        self: nodeId,
+        ttlMs: 0,
+        peerHttpAddresses: config.clusterSeed.map((peer) => joinHostPort(peer.host, peer.port)),
+        clusterSecret: config.clusterSecret,
+        timeoutMs: 1_000,
       });
       const reporter = options.generation;
       if (reporter !== undefined) {
