@@ -77,6 +77,8 @@ describe('graceful shutdown', () => {
     }
     const log = victim.output();
     expect(log).toContain('leadership handed away');
+    const handoffMs = /"type":"shutdown_handoff"[^\n]*"ms":(\d+)/.exec(log)?.[1];
+    console.log(`SIGTERM to exit ${tookMs} ms; leadership handoff ${handoffMs ?? '?'} ms`);
     expect(log).toContain('graceful shutdown complete');
 
     await sleep(1_500);
