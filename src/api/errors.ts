@@ -28,6 +28,8 @@ export const ErrorCodes = {
   raft_unavailable: 503,
   raft_timeout: 503,
   overloaded: 503,
+  /** [ext] The node is shutting down gracefully: retry on another node (Retry-After says when here). */
+  shutting_down: 503,
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

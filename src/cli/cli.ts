@@ -8,6 +8,7 @@ import { renderSampleConfig } from '../config/sample-config.js';
 import { benchCommand } from './bench-command.js';
 import { clusterCommand } from './cluster-command.js';
 import { renderConfigCheck } from './config-view.js';
+import { snapshotCommand } from './snapshot-command.js';
 import { exitCodes } from './exit-codes.js';
 import { healthOptions, healthWork } from './health-command.js';
 import { flagsFromArgv, withConfigFlags } from './option-flags.js';
@@ -95,7 +96,12 @@ export const runCli = async (
         work = healthWork(argv, io);
       },
     )
-    .demandCommand(1, 'Give a command: serve, config, cluster, health or bench (see --help).')
+    .command(
+      'snapshot',
+      'Back up a running node to a file, or restore one into a data directory',
+      (command) => snapshotCommand(command, io, (then) => (work = then)),
+    )
+    .demandCommand(1, 'Give a command: serve, config, cluster, snapshot, health or bench (see --help).')
     .recommendCommands()
     .strict()
     .help()

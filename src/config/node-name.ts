@@ -86,7 +86,7 @@ const readStoredName = async (path: string): Promise<string | undefined> => {
 };
 
 /** Write to a temporary file, fsync, rename over the target, fsync the directory: all or nothing. */
-const writeDurably = async (dir: string, path: string, content: string): Promise<void> => {
+export const writeDurably = async (dir: string, path: string, content: string): Promise<void> => {
   const temporary = `${path}.tmp-${process.pid}`;
   const file = await open(temporary, 'w');
   try {

@@ -155,8 +155,8 @@ export const options = {
     env: 'FASTPACA_SHUTDOWN_TIMEOUT_MS',
     flag: 'shutdown-timeout-ms',
     toml: 'shutdown_timeout_ms',
-    default: 15_000,
-    doc: 'On SIGTERM/SIGINT, how long a graceful close may take before the process exits anyway.',
+    default: 25_000,
+    doc: 'On SIGTERM/SIGINT, the grace period: refuse new requests, hand leadership away, finish requests in flight and close, or exit 1 when it runs out.',
   }),
   apiKeys: spec({
     kind: stringList('a comma-separated list of API keys without spaces'),

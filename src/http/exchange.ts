@@ -119,9 +119,78 @@ export class Exchange {
     return true;
   }
 
+  /**
+   * Answers 200 with a body of unknown length (chunked), written as `chunks` yields it and only as
+   * fast as the client reads (uWS backpressure). A client that goes away stops the iteration; a
+   * source that throws ends the connection without the body's end, so the client sees it cut short.
+   */
+  async stream(
+    headers: readonly Header[],
+    chunks: AsyncIterable<Uint8Array>,
+    /** A client that reads nothing for this long is cut off (it would hold the source open forever). */
+    stallTimeoutMs = 60_000,
+  ): Promise<void> {
+    if (!this.isOpen) return;
+    const res = this.res;
+    res.cork(() => {
+      res.writeStatus(statusLine(200));
+      for (const [name, value] of headers) res.writeHeader(name, value);
+    });
+    try {
+      for await (const chunk of chunks) {
+        if (!this.isOpen) return;
+        let sent = false;
+        res.cork(() => {
+          sent = res.write(chunk);
+        });
+        // uWS kept what it could not send; wait until the socket drained before the next chunk.
+        if (!sent && !(await this.writable(stallTimeoutMs))) {
+          res.close();
+          this.settle('aborted', clientClosedStatus);
+          return;
+        }
+      }
+      if (!this.isOpen) return;
+      res.cork(() => res.end());
+      this.settle('answered', 200);
+    } catch (error) {
+      if (this.isOpen) {
+        this.hooks.onInternalError('stream', error, this.route);
+        res.close();
+        this.settle('aborted', 500);
+      }
+    }
+  }
+
+  private wakeWriter: (() => void) | undefined;
+
+  /** True once the socket drained; false after `timeoutMs` without (or once the client left). */
+  private writable(timeoutMs: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.wakeWriter = undefined;
+        resolve(false);
+      }, timeoutMs);
+      this.wakeWriter = () => {
+        clearTimeout(timer);
+        resolve(false);
+      };
+      this.res.onWritable(() => {
+        this.wakeWriter = undefined;
+        clearTimeout(timer);
+        // Resume after uWS has finished this writable event: a write made while it is still being
+        // dispatched (a promise continuation runs that early) can leave uWS waiting for no further
+        // event, and the stream stalls.
+        setImmediate(() => resolve(true));
+        return true;
+      });
+    });
+  }
+
   private settle(state: 'aborted' | 'answered', status: number): void {
     if (this.state !== 'open') return;
     this.state = state;
+    this.wakeWriter?.();
     if (this.heldBytes > 0) this.hooks.onRelease(this.heldBytes);
     this.hooks.onSettle();
     const observer = this.hooks.onRequest;

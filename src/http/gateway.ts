@@ -51,8 +51,13 @@ export interface Gateway {
    * keys are configured. Call synchronously in the uWS handler: `req` dies when it returns.
    */
   authorize(req: HttpRequest, res: HttpResponse): void;
-  /** Throws ServiceError overloaded when more requests are in flight than the node takes. */
+  /**
+   * Throws ServiceError shutting_down once the node drains, else overloaded when more requests are
+   * in flight than the node takes.
+   */
   admit(): void;
+  /** From now on, refuse new /v1 requests (503 shutting_down, Retry-After); those in flight go on. */
+  drain(): void;
   /** Throws ServiceError insufficient_storage while the node refuses writes. */
   admitWrite(): void;
   /** Starts answering a request: attaches onAborted, so call it first, before any async work. */
@@ -88,6 +93,7 @@ export const createGateway = (options: GatewayOptions): Gateway => {
     options.rateBurst ?? Math.max(1, options.ratePerKey ?? 0),
   );
   let inflight = 0;
+  let draining = false;
   let bufferedBytes = 0;
   let idleWaiters: (() => void)[] = [];
   const deadlines = new BodyDeadlines(options.load.bodyTimeoutMs);
@@ -128,6 +134,12 @@ export const createGateway = (options: GatewayOptions): Gateway => {
     },
     logger: options.logger,
     admit: () => {
+      if (draining) {
+        // A client that retries elsewhere (or here, once a restarted node answers) loses nothing.
+        throw new ServiceError('shutting_down', 'This node is shutting down; retry on another node', {
+          retryAfterSeconds: 1,
+        });
+      }
       // begin() has counted this request already.
       if (inflight > options.load.inflightRequestsMax) {
         throw new ServiceError('overloaded', 'The node has too many requests in flight; retry shortly', {
@@ -157,6 +169,9 @@ export const createGateway = (options: GatewayOptions): Gateway => {
             'set FASTPACA_API_KEY, or FASTPACA_PROTECTED_MODE=false to serve an open API',
         );
       }
+    },
+    drain: () => {
+      draining = true;
     },
     admitWrite: () => {
       const refusal = options.refuseWrites?.();

@@ -55,8 +55,36 @@ const buildPaths = (): JsonDoc => {
     const path = route.path.replace(':id', '{id}');
     paths[path] = { ...paths[path], [route.method]: operation(route) };
   }
+  paths['/v1/admin/snapshot'] = { get: snapshotOperation() };
   return paths;
 };
+
+/** Registered by src/snapshot/snapshot-route.ts (a streamed body, outside the JSON route table). */
+const snapshotRoute: RouteSpec = {
+  operationId: 'createSnapshot',
+  method: 'get',
+  path: '/v1/admin/snapshot',
+  summary: 'Online snapshot',
+  auth: true,
+  responses: {},
+  errors: [],
+};
+
+const snapshotOperation = (): JsonDoc => ({
+  operationId: 'createSnapshot',
+  summary:
+    "A consistent point-in-time copy of this node's store, streamed (the fastpaca snapshot file format; " +
+    'use `fastpaca snapshot create`)',
+  security: [{ bearer: [] }],
+  parameters: [],
+  responses: {
+    '200': {
+      description: 'The snapshot file, chunked; it ends with a SHA-256 of everything before it',
+      content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } },
+    },
+    ...errorResponses(snapshotRoute),
+  },
+});
 
 const operation = (route: RouteSpec): JsonDoc => ({
   operationId: route.operationId,

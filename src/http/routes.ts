@@ -35,6 +35,7 @@ export const serviceErrors: readonly ErrorCode[] = [
   'raft_unavailable',
   'raft_timeout',
   'overloaded',
+  'shutting_down',
 ];
 
 export const routes = [

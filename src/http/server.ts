@@ -51,6 +51,11 @@ export interface HttpServerOptions {
 
 export interface HttpServer {
   readonly port: number;
+  /**
+   * The first step of a graceful shutdown: new /v1 requests get 503 shutting_down with Retry-After
+   * (health, metrics and the internal endpoints still answer); requests in flight go on.
+   */
+  drain(): void;
   /** Stops accepting, waits for requests in flight (bounded), then closes every connection. */
   close(): Promise<void>;
 }
@@ -99,7 +104,11 @@ export const startHttpServer = async (options: HttpServerOptions): Promise<HttpS
     );
   }
   options.logger.info({ type: 'http_listening', host, port }, 'HTTP gateway listening');
-  return { port, close: closer(app, listenSocket, gateway, options.closeTimeoutMs ?? 5_000) };
+  return {
+    port,
+    drain: () => gateway.drain(),
+    close: closer(app, listenSocket, gateway, options.closeTimeoutMs ?? 5_000),
+  };
 };
 
 const listen = (app: TemplatedApp, host: string, port: number): Promise<us_listen_socket> =>

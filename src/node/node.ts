@@ -9,22 +9,34 @@
 // HTTP stops taking requests first, then the Raft loop finishes its turn, then the store closes.
 
 import { randomBytes } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import type { RaftHostLimits, RaftHostStats } from '../../raft/index.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+import type { HostLoop, RaftHostLimits, RaftHostStats } from '../../raft/index.js';
 import { createGrpcTransport, openLevelStore, RaftHost, startHostLoop } from '../../raft/index.js';
 import type { Config } from '../config/config.js';
 import { ConfigError } from '../config/config-error.js';
 import { resolveIncarnation, resolveNodeName } from '../config/node-name.js';
+import {
+  foreignReplicasError,
+  readGeneration,
+  recordedGeneration,
+  staleCopyError,
+  writeGeneration,
+} from '../cluster/membership/generation.js';
 import { prepareCluster } from '../cluster/runtime/cluster-runtime.js';
 import { createLocalConsensus } from '../context/consensus.js';
 import { defaultRequestLimits } from '../api/schemas.js';
+import type { PeerTls } from '../../net/grpc.js';
 import { loadNodeTls } from './tls-files.js';
 import { createContextService } from '../context/context-service.js';
 import type { CommandResult } from '../context/results.js';
 import { ContextStateMachine } from '../context/state-machine.js';
 import { startHttpServer } from '../http/server.js';
+import { restoreMarkerFileName } from '../snapshot/restore-marker.js';
+import { registerSnapshotRoute } from '../snapshot/snapshot-route.js';
 import { startDiskGuard } from '../storage/disk-guard.js';
 import { localStreamStore } from '../stream/stream-store.js';
 import { createStreams } from '../stream/streams.js';
@@ -40,7 +52,11 @@ export interface RunningNode {
   readonly nodeId: string;
   readonly httpPort: number;
   readonly raftPort: number;
-  /** Graceful stop: HTTP drains, the Raft loop finishes its turn, the store closes. Idempotent. */
+  /**
+   * Graceful stop (README "Shutting down"): not ready, new requests refused,
+   * leadership handed away, requests in flight finished, then HTTP, the Raft loop, gRPC and the
+   * store close. Idempotent.
+   */
   close(): Promise<void>;
 }
 
@@ -74,6 +90,7 @@ export const startNode = async (
     );
   }
   await mkdir(config.dataDir, { recursive: true });
+  await refuseUnfinishedRestore(config.dataDir);
   const nodeId = await resolveNodeName(config);
   const log = logger.child({ node: nodeId });
   const closers: (() => Promise<void>)[] = [];
@@ -112,16 +129,31 @@ export const startNode = async (
       onRefusedEntry: ({ group, index, reason, error }) =>
         log.error({ group, index, reason, err: error }, 'committed entry refused'),
     });
-    const wiring = clustered
-      ? prepareCluster({
-          config,
-          tls: tls?.peer,
-          nodeId,
-          incarnation: await resolveIncarnation(config.dataDir),
-          groupCount: defaultGroupCount,
-          logger: log,
-        })
-      : undefined;
+    const incarnation = clustered ? await resolveIncarnation(config.dataDir) : undefined;
+    // The data directory's generation (cluster/membership/generation.ts): a stale copy is refused.
+    let generation = clustered ? await readGeneration(config.dataDir) : 0;
+    // No generation is reported before the check below passed: a refused stale copy, restarted
+    // again and again, must never climb past the cluster's record by reporting.
+    let generationChecked = false;
+    const wiring =
+      incarnation === undefined
+        ? undefined
+        : prepareCluster({
+            config,
+            tls: tls?.peer,
+            nodeId,
+            incarnation,
+            groupCount: defaultGroupCount,
+            logger: log,
+            generation: {
+              advance: async () => {
+                if (!generationChecked) throw new Error('the stale-copy check has not passed yet');
+                generation += 1;
+                await writeGeneration(config.dataDir, generation);
+                return generation;
+              },
+            },
+          });
     const transport = createGrpcTransport({
       nodeId,
       listenHost: config.host,
@@ -173,8 +205,14 @@ export const startNode = async (
     if (cluster === undefined) {
       for (let group = 0; group < defaultGroupCount; group += 1) await host.bootstrapGroup(group, [nodeId]);
     }
-    const loop = startHostLoop(host, { tickMs: config.raftTickMs });
-    closers.push(() => loop.stop());
+    // In a cluster the loop starts only once the data directory is known not to be a stale copy:
+    // until then its replicas neither vote nor acknowledge anything.
+    let loop: HostLoop | undefined;
+    const startLoop = (): void => {
+      loop = startHostLoop(host, { tickMs: config.raftTickMs });
+    };
+    closers.push(async () => loop?.stop());
+    if (cluster === undefined) startLoop();
     // Closed before the loop stops (closers run in reverse): no formation or balancing on a closing host.
     if (cluster !== undefined) closers.push(() => cluster.close());
 
@@ -287,32 +325,79 @@ export const startNode = async (
           durationSeconds: durationMs / 1000,
         });
       },
-      // The whole close is bounded by shutdownTimeoutMs (the CLI enforces it): leave the Raft loop
-      // and the store a third of it after HTTP has drained.
-      closeTimeoutMs: Math.floor((config.shutdownTimeoutMs * 2) / 3),
+      // The whole close is bounded by shutdownTimeoutMs (the CLI enforces it), shared out below.
+      closeTimeoutMs: shutdownBudgets(config.shutdownTimeoutMs).inflightMs,
       extend: (app, gateway) => {
         liveStreams.register(app, gateway);
+        registerSnapshotRoute(app, gateway, { store, nodeId, clustered, logger: log });
         cluster?.extendHttp(app, gateway);
       },
     });
     closers.push(() => http.close());
     // Runs first on close (closers run in reverse): every stream gets 1001 before HTTP drains.
     closers.push(async () => liveStreams.close());
-    // Peers find this node through its HTTP hello, so probing starts once that answers.
+    // Read before formation may bootstrap groups: whether the directory came with replicas.
+    const holdsReplicas = host.groups().length > 0;
+    // Peers find this node through its HTTP hello, so probing starts once that answers. Formation
+    // may learn its peers meanwhile; nothing it proposes is stepped before the loop runs.
     cluster?.start(http.port);
+    if (incarnation !== undefined) {
+      // Peers answer hello (with their member lists) whether or not their loops run, so a whole
+      // cluster starting at once cannot wait on itself here.
+      await refuseStaleCopy({
+        config,
+        nodeId,
+        incarnation,
+        generation,
+        holdsReplicas,
+        tls: tls?.peer,
+        logger: log,
+      });
+      generation += 1;
+      await writeGeneration(config.dataDir, generation);
+      generationChecked = true;
+      startLoop();
+    }
 
     log.info(
       { httpPort: http.port, raftPort: transport.port(), dataDir: config.dataDir, groups: defaultGroupCount },
       'fastpaca node started',
     );
+    const shutdown = async (): Promise<void> => {
+      const budgets = shutdownBudgets(config.shutdownTimeoutMs);
+      // 1. Not ready (load balancers and Kubernetes stop sending), and new /v1 requests get 503
+      //    shutting_down with Retry-After, so clients retry on another node.
+      closing = true;
+      http.drain();
+      log.info({ type: 'shutdown_draining' }, 'not ready; refusing new requests');
+      // 2. Every group this node leads gets another leader, so nobody waits out an election.
+      if (cluster !== undefined) {
+        const handoff = await cluster.handOffLeadership(budgets.handoffMs, config.shutdownTimeoutMs);
+        const message =
+          handoff.stillLed.length === 0
+            ? 'leadership handed away'
+            : `still leading ${handoff.stillLed.length} groups (no other voter took them in time)`;
+        log.info(
+          { type: 'shutdown_handoff', stillLed: handoff.stillLed.length, ms: handoff.elapsedMs },
+          message,
+        );
+      }
+      // 3. Live streams close with 1001 (going away): subscribers reconnect to another node with
+      //    their cursors.
+      liveStreams.close();
+      // 4. Requests in flight finish (bounded by budgets.inflightMs), then every connection closes.
+      await http.close();
+      // 5. The archiver flushes here, once it exists: everything committed is still readable.
+      // 6. The cluster rounds, the Raft loop (after its turn), the host, gRPC and LevelDB close.
+      await closeAll();
+    };
     let closed: Promise<void> | undefined;
     return {
       nodeId,
       httpPort: http.port,
       raftPort: transport.port(),
       close: () => {
-        closing = true;
-        closed ??= closeAll().then(() => log.info('fastpaca node stopped'));
+        closed ??= shutdown().then(() => log.info('fastpaca node stopped'));
         return closed;
       },
     };
@@ -321,6 +406,81 @@ export const startNode = async (
     throw error;
   }
 };
+
+/** How long a starting cluster node waits for its peers' member lists before starting unchecked. */
+const staleCheckWaitMs = 5_000;
+
+/**
+ * Asks the seed for the generation the cluster recorded from this incarnation and refuses to start
+ * (ConfigError, exit 2) if this directory's is lower: it is an older copy (generation.ts).
+ */
+const refuseStaleCopy = async (options: {
+  readonly config: Config;
+  readonly nodeId: string;
+  readonly incarnation: string;
+  readonly generation: number;
+  /** The store holds replicas (a directory that has been used, or restored). */
+  readonly holdsReplicas: boolean;
+  readonly tls: PeerTls | undefined;
+  readonly logger: Logger;
+}): Promise<void> => {
+  const { config } = options;
+  const deadline = Date.now() + staleCheckWaitMs;
+  let highest: number | undefined;
+  let answered = 0;
+  for (;;) {
+    const round = await recordedGeneration({
+      seed: config.clusterSeed,
+      clusterSecret: config.clusterSecret,
+      tls: options.tls,
+      nodeId: options.nodeId,
+      incarnation: options.incarnation,
+      timeoutMs: 1_000,
+    });
+    answered = Math.max(answered, round.answered);
+    if (round.generation !== undefined) highest = Math.max(highest ?? 0, round.generation);
+    if (highest !== undefined && highest > options.generation)
+      throw staleCopyError(config.dataDir, options.nodeId, options.generation, highest);
+    // An emptied directory under another incarnation holds nothing to vote with; it waits,
+    // unready, as before (formation.ts). One that holds replicas is refused here.
+    if (round.otherIncarnation && options.holdsReplicas)
+      throw foreignReplicasError(config.dataDir, options.nodeId);
+    // Every other seed entry answered (a seed may also name this node), or time is up.
+    if (round.answered >= config.clusterSeed.length - 1 || Date.now() >= deadline) break;
+    await sleep(250);
+  }
+  if (answered === 0) {
+    options.logger.warn(
+      { type: 'stale_check_skipped' },
+      'no peer answered within 5 s: starting without checking that this data directory is not an older copy',
+    );
+  }
+};
+
+/** A snapshot restore into this directory that did not finish leaves its marker: never serve that. */
+const refuseUnfinishedRestore = async (dataDir: string): Promise<void> => {
+  const marker = join(dataDir, restoreMarkerFileName);
+  if (
+    await stat(marker).then(
+      () => true,
+      () => false,
+    )
+  ) {
+    throw new ConfigError(
+      `${marker} exists: a snapshot restore into ${dataDir} did not finish; run \`fastpaca snapshot restore <file> --data-dir ${dataDir} --force\` again`,
+      { option: 'dataDir' },
+    );
+  }
+};
+
+/**
+ * How a graceful shutdown spends shutdown_timeout_ms: up to 40 % handing leadership away, up to 30 %
+ * waiting for requests in flight, and the rest (at least 30 %) for the Raft loop, gRPC and the store.
+ */
+export const shutdownBudgets = (timeoutMs: number): { handoffMs: number; inflightMs: number } => ({
+  handoffMs: Math.floor(timeoutMs * 0.4),
+  inflightMs: Math.max(1, Math.floor(timeoutMs * 0.3)),
+});
 
 const hostLimits = (config: Config): RaftHostLimits => ({
   proposalQueueMax: config.raftProposalQueueMax,

@@ -9,7 +9,9 @@ import { describe, expect, it } from 'vitest';
 
 import type { ConsensusHost, GroupStatus } from '../../raft/api.js';
 import type { ProgressStatus } from '../../raft/core/types.js';
+import { createDrainingPeers } from '../../src/cluster/placement/draining-peers.js';
 import { balanceLeadersOnce } from '../../src/cluster/placement/leader-balancer.js';
+import { handOffLeadership, handoffTarget } from '../../src/cluster/placement/leadership-handoff.js';
 import { preferredLeader, votersFor } from '../../src/cluster/placement/placement.js';
 
 const nodeName = fc.stringMatching(/^[a-z][a-z0-9-]{0,11}$/);
@@ -108,5 +110,50 @@ describe('leader balancer', () => {
     const { host, transfers } = fakeHost([1, 2, 4, 5, 7, 8].map((group) => leaderStatus(group, all)));
     expect(balanceLeadersOnce(host, 'a', 3)).toBe(3);
     expect(transfers).toHaveLength(3);
+  });
+});
+
+describe('leader balancer and draining peers', () => {
+  it('hands no group to a peer that is shutting down, until its mark expires', () => {
+    let now = 1_000;
+    const draining = createDrainingPeers(() => now);
+    const all = { a: progress(100, true), b: progress(100, true), c: progress(100, true) };
+    // Group 1 prefers b (see above).
+    const { host, transfers } = fakeHost([leaderStatus(1, all)]);
+    draining.mark('b', 5_000);
+    expect(balanceLeadersOnce(host, 'a', 10, undefined, (node) => draining.isDraining(node))).toBe(0);
+    now += 5_001;
+    expect(balanceLeadersOnce(host, 'a', 10, undefined, (node) => draining.isDraining(node))).toBe(1);
+    expect(transfers).toEqual([[1, 'b']]);
+    draining.mark('c', 5_000);
+    draining.mark('c', 0);
+    expect(draining.isDraining('c')).toBe(false);
+  });
+});
+
+describe('leadership handoff', () => {
+  it('hands each led group to its most caught-up active voter, leaving groups with none', async () => {
+    const { host, transfers } = fakeHost([
+      leaderStatus(1, { a: progress(100, true), b: progress(90, true), c: progress(100, true) }),
+      leaderStatus(2, { a: progress(100, true), b: progress(100, false), c: progress(100, false) }),
+      { ...leaderStatus(3, {}), role: 'follower', leader: 'b' },
+    ]);
+    expect(handoffTarget(host, 1, 'a')).toBe('c');
+    expect(handoffTarget(host, 2, 'a')).toBeUndefined();
+    expect(handoffTarget(host, 3, 'a')).toBeUndefined();
+    const result = await handOffLeadership(host, 'a', 100, 10);
+    // The fake never changes leader, so group 1 is asked again each round; group 2 has no target.
+    expect(new Set(transfers.map(([group, to]) => `${group}->${to}`))).toEqual(new Set(['1->c']));
+    expect(result.stillLed).toEqual([1, 2]);
+    expect(result.elapsedMs).toBeGreaterThanOrEqual(100);
+  });
+
+  it('returns at once when this node leads nothing it can hand over', async () => {
+    const { host } = fakeHost([
+      leaderStatus(2, { a: progress(100, true), b: progress(100, false), c: progress(100, false) }),
+    ]);
+    const result = await handOffLeadership(host, 'a', 10_000, 10);
+    expect(result.stillLed).toEqual([2]);
+    expect(result.elapsedMs).toBeLessThan(1_000);
   });
 });

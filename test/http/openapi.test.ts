@@ -74,6 +74,7 @@ describe('OpenAPI document', () => {
       // The live streams (src/stream/stream-openapi.ts): not in the route table, documented beside it.
       '/v1/contexts/{id}/stream',
       '/v1/contexts/{id}/events',
+      '/v1/admin/snapshot',
     ];
     expect(Object.keys(doc.paths).sort()).toEqual([...expectedPaths].sort());
     expect(routes.length).toBe(13);

@@ -28,6 +28,7 @@ const memberView = (member: ClusterMember): MemberView => ({
   raft_port: member.raftPort,
   state: member.state,
   ...(member.incarnation === undefined ? {} : { incarnation: member.incarnation }),
+  ...(member.generation === undefined ? {} : { generation: member.generation }),
 });
 
 export const helloAnswer = (source: ClusterStatusSource): HelloAnswer => {
@@ -50,7 +51,10 @@ const groupView = (host: ClusterStatusSource['host'], group: GroupId): GroupView
     group,
     voters: [...(groupStatus?.conf.voters ?? [])].sort(),
     learners: [...(groupStatus?.conf.learners ?? [])].sort(),
-    leader: host.leaderOf(group),
+    // The core's own (term, leader) pair, read at one instant: the host's cached leader is updated
+    // only when the core's next Ready is taken, so beside the core's term it could name the
+    // previous term's leader.
+    leader: groupStatus === undefined ? host.leaderOf(group) : groupStatus.leader,
     term: groupStatus?.term ?? 0,
     commit: groupStatus?.commit ?? 0,
     applied: groupStatus?.applied ?? 0,

@@ -16,6 +16,11 @@ export const joinPath = '/internal/v1/cluster/join';
 export const leavePath = '/internal/v1/cluster/leave';
 /** POST ?node_id=: drop a drained node from the member list. */
 export const forgetPath = '/internal/v1/cluster/forget';
+/**
+ * POST ?node_id=&ttl_ms=: the caller is shutting down for up to ttl_ms (0: it is back); leader
+ * balancers hand it no group meanwhile (placement/draining-peers.ts).
+ */
+export const drainingPath = '/internal/v1/cluster/draining';
 export const clusterSecretHeader = 'x-fastpaca-cluster-secret';
 
 export const nodeIdPattern = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/;
@@ -29,6 +34,8 @@ export interface MemberView {
   readonly state: 'active' | 'leaving' | 'removed';
   /** Its data directory's incarnation, once the member list has recorded one. */
   readonly incarnation?: string;
+  /** The highest generation that incarnation's data directory reported (generation.ts). */
+  readonly generation?: number;
 }
 
 export interface HelloAnswer {
@@ -76,15 +83,20 @@ const parseMembers = (value: unknown): MemberView[] => {
       raft_port: raftPort,
       state,
       incarnation,
+      generation,
     } = entry as Record<string, unknown>;
     if (typeof nodeId !== 'string' || !nodeIdPattern.test(nodeId)) continue;
     if (typeof host !== 'string' || host.length === 0 || !isPort(httpPort) || !isPort(raftPort)) continue;
     if (state !== 'active' && state !== 'leaving' && state !== 'removed') continue;
     const member: MemberView = { node_id: nodeId, host, http_port: httpPort, raft_port: raftPort, state };
-    members.push(
+    const withIncarnation =
       typeof incarnation === 'string' && incarnationPattern.test(incarnation)
         ? { ...member, incarnation }
-        : member,
+        : member;
+    members.push(
+      typeof generation === 'number' && Number.isSafeInteger(generation) && generation >= 0
+        ? { ...withIncarnation, generation }
+        : withIncarnation,
     );
   }
   return members;
@@ -139,6 +151,8 @@ export interface StatusMember {
   readonly state?: 'active' | 'leaving' | 'removed';
   /** Its data directory's incarnation, once the member list has recorded one. */
   readonly incarnation?: string;
+  /** The highest generation that incarnation's data directory reported (generation.ts). */
+  readonly generation?: number;
 }
 
 export interface ClusterStatus {

@@ -12,6 +12,7 @@ import type { MemberAddress } from './membership.js';
 import type { ClusterStatus, HelloAnswer } from './internal-protocol.js';
 import {
   clusterSecretHeader,
+  drainingPath,
   forgetPath,
   helloBody,
   helloPath,
@@ -29,6 +30,8 @@ export interface InternalRoutesOptions {
   readonly join: (member: MemberAddress) => Promise<void>;
   readonly leave: (nodeId: string) => Promise<void>;
   readonly forget: (nodeId: string) => Promise<void>;
+  /** A peer shuts down for up to ttlMs (0: it is back). */
+  readonly draining: (nodeId: string, ttlMs: number) => void;
 }
 
 export const registerInternalRoutes = (
@@ -93,6 +96,23 @@ export const registerInternalRoutes = (
       });
       return jsonReply(200, { ok: true });
     }, undefined);
+  });
+  app.post(drainingPath, (res, req) => {
+    const exchange = gateway.begin(res, `POST ${drainingPath}`);
+    if (!secretMatches(options.clusterSecret, req.getHeader(clusterSecretHeader))) {
+      exchange.fail(unauthorized);
+      return;
+    }
+    const query = new URLSearchParams(req.getQuery() ?? '');
+    try {
+      const nodeId = nodeIdOf(query);
+      const ttlMs = Number(query.get('ttl_ms'));
+      if (!Number.isSafeInteger(ttlMs) || ttlMs < 0) throw invalid('ttl_ms is not a non-negative integer');
+      options.draining(nodeId, ttlMs);
+      exchange.send(jsonReply(200, { ok: true }));
+    } catch (error) {
+      exchange.fail(error);
+    }
   });
   for (const [path, change] of [
     [leavePath, options.leave],

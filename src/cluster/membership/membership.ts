@@ -32,6 +32,11 @@ export interface ClusterMember extends MemberAddress {
   readonly state: MemberState;
   /** A removed member the meta group no longer counts either: its name may come back. */
   readonly purged?: true;
+  /**
+   * The highest start generation this incarnation reported (generation.ts): its data directory
+   * had persisted at least that one, so a copy of the directory holding less is stale.
+   */
+  readonly generation?: number;
 }
 
 export type MembershipCommand =
@@ -42,7 +47,14 @@ export type MembershipCommand =
   /** Marks a drained (leaving) node removed for good: no group keeps a replica on it. */
   | { readonly type: 'forget'; readonly nodeId: NodeId }
   /** The meta group's leader reports that its membership no longer counts a removed node. */
-  | { readonly type: 'purge'; readonly nodeId: NodeId };
+  | { readonly type: 'purge'; readonly nodeId: NodeId }
+  /** A member's data directory persisted this generation (it only grows; generation.ts). */
+  | {
+      readonly type: 'generation';
+      readonly nodeId: NodeId;
+      readonly incarnation: string;
+      readonly generation: number;
+    };
 
 export type MembershipOutcome = { readonly ok: true } | { readonly ok: false; readonly reason: string };
 
@@ -91,6 +103,8 @@ export const applyMembership = (
         );
       }
       const recorded = incarnation ?? known?.incarnation;
+      // A new incarnation under a purged name starts its generations afresh.
+      const generation = known?.state === 'removed' ? undefined : known?.generation;
       const joined: ClusterMember = {
         nodeId,
         host,
@@ -98,6 +112,7 @@ export const applyMembership = (
         raftPort,
         ...(recorded === undefined ? {} : { incarnation: recorded }),
         state,
+        ...(generation === undefined ? {} : { generation }),
       };
       const others = members.filter((member) => member.nodeId !== nodeId);
       return { members: [...others, joined].sort(byId), outcome: { ok: true } };
@@ -126,6 +141,20 @@ export const applyMembership = (
       return {
         members: members.map((member) =>
           member.nodeId === command.nodeId ? { ...member, purged: true as const } : member,
+        ),
+        outcome: { ok: true },
+      };
+    }
+    case 'generation': {
+      const known = members.find((member) => member.nodeId === command.nodeId);
+      if (known === undefined || known.state === 'removed')
+        return refuse(`node ${command.nodeId} is not a current member`);
+      if (known.incarnation !== command.incarnation)
+        return refuse(`node ${command.nodeId} is a member under another incarnation`);
+      if ((known.generation ?? 0) >= command.generation) return { members, outcome: { ok: true } };
+      return {
+        members: members.map((member) =>
+          member.nodeId === command.nodeId ? { ...member, generation: command.generation } : member,
         ),
         outcome: { ok: true },
       };
@@ -187,6 +216,9 @@ const isRecord = (value: unknown): value is Record<string, unknown> =>
 const isPort = (value: unknown): value is number =>
   typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= 65_535;
 
+const isGeneration = (value: unknown): value is number =>
+  typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+
 const parseAddress = (value: unknown): MemberAddress => {
   if (!isRecord(value)) throw new MembershipDecodeError('member is not an object');
   const { nodeId, host, httpPort, raftPort } = value;
@@ -212,6 +244,14 @@ export const decodeMembershipCommand = (data: Uint8Array): MembershipCommand => 
   switch (value['type']) {
     case 'join':
       return { type: 'join', member: parseAddress(value['member']) };
+    case 'generation': {
+      const { nodeId, incarnation, generation } = value;
+      if (typeof nodeId !== 'string' || nodeId.length === 0) throw new MembershipDecodeError('bad nodeId');
+      if (typeof incarnation !== 'string' || incarnation.length === 0)
+        throw new MembershipDecodeError('bad incarnation');
+      if (!isGeneration(generation)) throw new MembershipDecodeError('bad generation');
+      return { type: 'generation', nodeId, incarnation, generation };
+    }
     case 'leave':
     case 'forget':
     case 'purge': {
@@ -236,6 +276,10 @@ export const decodeMembers = (data: Uint8Array): ClusterMember[] => {
     if (state !== 'active' && state !== 'leaving' && state !== 'removed')
       throw new MembershipDecodeError('bad member state');
     const purged = state === 'removed' && isRecord(entry) && entry['purged'] === true;
-    return purged ? { ...address, state, purged } : { ...address, state };
+    const generation = isRecord(entry) ? entry['generation'] : undefined;
+    if (generation !== undefined && !isGeneration(generation))
+      throw new MembershipDecodeError('bad member generation');
+    const member: ClusterMember = purged ? { ...address, state, purged } : { ...address, state };
+    return generation === undefined ? member : { ...member, generation };
   });
 };

@@ -20,6 +20,8 @@ export const balanceLeadersOnce = (
   transfersMax: number,
   /** Groups whose replicas are moving: leadership is the replica mover's business there. */
   moving: (group: GroupId, voters: readonly NodeId[]) => boolean = () => false,
+  /** Peers shutting down (draining-peers.ts): they are handed nothing. */
+  draining: (node: NodeId) => boolean = () => false,
 ): number => {
   let started = 0;
   for (const group of host.groups()) {
@@ -28,7 +30,7 @@ export const balanceLeadersOnce = (
     if (status?.role !== 'leader' || status.leadTransferee !== null) continue;
     if (moving(group, status.conf.voters)) continue;
     const preferred = preferredLeader(group, status.conf.voters);
-    if (preferred === undefined || preferred === nodeId) continue;
+    if (preferred === undefined || preferred === nodeId || draining(preferred)) continue;
     const progress = status.progress?.[preferred];
     // A replica not heard from lately may be down: handing it the group would stall writes until
     // the transfer times out.

@@ -20,11 +20,14 @@ import type { ClusterStatusSource } from '../membership/cluster-status.js';
 import { joinHostPort } from '../membership/discovery.js';
 import type { Formation } from '../membership/formation.js';
 import { startFormation } from '../membership/formation.js';
+import { generationIntervalMs } from '../membership/generation.js';
 import { registerInternalRoutes } from '../membership/internal-routes.js';
 import { createMemberChanges } from '../membership/member-changes.js';
 import { activeIds, currentMembers, namesIncarnation } from '../membership/membership.js';
 import { MembershipStateMachine } from '../membership/membership-state-machine.js';
 import { replicationFactor, votersFor } from '../placement/placement.js';
+import { announceDraining, createDrainingPeers } from '../placement/draining-peers.js';
+import { handOffLeadership, type HandoffResult } from '../placement/leadership-handoff.js';
 import { createReplicaJanitor } from '../placement/replica-janitor.js';
 import { createReplicaMover } from '../placement/replica-mover.js';
 import { createServing } from '../placement/serving.js';
@@ -73,6 +76,8 @@ export interface ClusterOptions {
   readonly tuning?: ClusterTuning;
   /** Mutual TLS between nodes (gRPC and internal HTTP); plain TCP when absent. */
   readonly tls?: PeerTls | undefined;
+  /** Persists the data directory's next generation and resolves with it (generation.ts). */
+  readonly generation?: { advance(): Promise<number> };
 }
 
 /** Step 1, before the host exists: the forwarding service the transport must carry. */
@@ -124,6 +129,12 @@ export interface ClusterRuntime {
   readiness(): Readiness | undefined;
   /** Starts probing the seed, then balancing; call once the HTTP endpoint answers hello. */
   start(httpPort: number): void;
+  /**
+   * The cluster part of a graceful shutdown: tells the peers this node drains (for up to
+   * `drainTtlMs`, so their balancers hand it nothing), then hands every group it leads to another
+   * voter, within `budgetMs`.
+   */
+  handOffLeadership(budgetMs: number, drainTtlMs: number): Promise<HandoffResult>;
   close(): Promise<void>;
 }
 
@@ -237,6 +248,11 @@ const createRuntime = (options: RuntimeOptions): Runtime => {
 
   const timers: NodeJS.Timeout[] = [];
   let closed = false;
+  const drainingPeers = createDrainingPeers();
+  const peerHttpAddresses = (): string[] =>
+    currentMembers(membership.members())
+      .filter((member) => member.nodeId !== nodeId)
+      .map((member) => joinHostPort(member.host, member.httpPort));
   /** Data groups only: the meta group is reported on its own. */
   const groups = (): readonly GroupId[] => host.groups().filter((group) => group !== metaGroup);
   const statusSource: ClusterStatusSource = {
@@ -285,10 +301,7 @@ const createRuntime = (options: RuntimeOptions): Runtime => {
               return members.find((member) => member.nodeId === nodeId)?.state !== 'active';
             return !placedHere(group, members);
           },
-          peerHttpAddresses: () =>
-            currentMembers(membership.members())
-              .filter((member) => member.nodeId !== nodeId)
-              .map((member) => joinHostPort(member.host, member.httpPort)),
+          peerHttpAddresses,
           forget,
           clusterSecret: config.clusterSecret,
           tls: options.tls,
@@ -310,6 +323,15 @@ const createRuntime = (options: RuntimeOptions): Runtime => {
         forget: async (id) => {
           memberChanges.requireMember(id);
           await memberChanges.change({ type: 'forget', nodeId: id });
+        },
+        draining: (id, ttlMs) => {
+          drainingPeers.mark(id, ttlMs);
+          logger.info(
+            { type: 'peer_draining', peer: id, ttlMs },
+            ttlMs > 0
+              ? 'a peer is shutting down: handing it no group'
+              : 'a peer is back: it may lead groups again',
+          );
         },
       }),
     servingGroups: () => host.groups().filter(serves),
@@ -381,6 +403,41 @@ const createRuntime = (options: RuntimeOptions): Runtime => {
         registered: () => namesIncarnation(membership.members(), nodeId, incarnation),
         logger,
       });
+      // Back from a restart: peers may still hold this node's draining mark from its shutdown; clear
+      // it (best effort; the mark expires anyway) so their balancers hand its groups back now.
+      void announceDraining({
+        self: nodeId,
+        ttlMs: 0,
+        peerHttpAddresses: config.clusterSeed.map((peer) => joinHostPort(peer.host, peer.port)),
+        clusterSecret: config.clusterSecret,
+        tls: options.tls,
+        timeoutMs: 1_000,
+      });
+      const reporter = options.generation;
+      if (reporter !== undefined) {
+        let reporting = false;
+        timers.push(
+          setInterval(() => {
+            if (reporting || formation?.joined() !== true) return;
+            reporting = true;
+            // Persisted first, reported second: the record never exceeds what the directory holds.
+            void reporter
+              .advance()
+              .then((generation) =>
+                memberChanges.change({ type: 'generation', nodeId, incarnation, generation }),
+              )
+              .catch((error: unknown) =>
+                logger.debug(
+                  { type: 'generation_report_failed', err: error },
+                  'recording a generation failed',
+                ),
+              )
+              .finally(() => {
+                reporting = false;
+              });
+          }, generationIntervalMs),
+        );
+      }
       timers.push(
         ...startRounds({
           nodeId,
@@ -394,8 +451,22 @@ const createRuntime = (options: RuntimeOptions): Runtime => {
           observeLeaders: () => consensus.observeLeaders(groups()),
           observeIntervalMs: Math.max(10, config.raftTickMs),
           intervals: tuning,
+          draining: (node) => drainingPeers.isDraining(node),
         }),
       );
+    },
+    handOffLeadership: async (budgetMs, drainTtlMs) => {
+      const started = Date.now();
+      const told = await announceDraining({
+        self: nodeId,
+        ttlMs: drainTtlMs,
+        peerHttpAddresses: peerHttpAddresses(),
+        clusterSecret: config.clusterSecret,
+        tls: options.tls,
+        timeoutMs: Math.max(1, Math.min(1_000, Math.floor(budgetMs / 4))),
+      });
+      logger.info({ type: 'draining_announced', peers: told }, 'told the peers this node is shutting down');
+      return handOffLeadership(host, nodeId, Math.max(0, budgetMs - (Date.now() - started)));
     },
     close: async () => {
       closed = true;

@@ -37,6 +37,8 @@ export interface RoundsOptions {
   readonly observeLeaders: () => void;
   readonly observeIntervalMs: number;
   readonly intervals: RoundIntervals;
+  /** Peers shutting down: the balancer hands them no group. */
+  readonly draining: (node: NodeId) => boolean;
 }
 
 /** Starts every round; returns the timers (clear them to stop). */
@@ -51,13 +53,19 @@ export const startRounds = (options: RoundsOptions): NodeJS.Timeout[] => {
       // Let the first elections settle before moving leaders around.
       roundsJoined += 1;
       if (roundsJoined < 2) return;
-      balanceLeadersOnce(options.host, options.nodeId, intervals.transfersPerRound ?? 32, (group, voters) => {
-        // A group whose voters are not yet placement's may be handed to a voter about to go.
-        const members = membership.members();
-        if (members.length === 0) return false;
-        const wanted = desiredFor(group, options.metaGroup, members).voters;
-        return voters.length !== wanted.length || voters.some((node) => !wanted.includes(node));
-      });
+      balanceLeadersOnce(
+        options.host,
+        options.nodeId,
+        intervals.transfersPerRound ?? 32,
+        (group, voters) => {
+          // A group whose voters are not yet placement's may be handed to a voter about to go.
+          const members = membership.members();
+          if (members.length === 0) return false;
+          const wanted = desiredFor(group, options.metaGroup, members).voters;
+          return voters.length !== wanted.length || voters.some((node) => !wanted.includes(node));
+        },
+        options.draining,
+      );
     }, intervals.balanceIntervalMs ?? 1_000),
   );
   timers.push(
