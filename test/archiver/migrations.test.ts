@@ -1,0 +1,46 @@
+// The archive's migrations against a real PostgreSQL: they create the documented schema, record
+// their version, and running them again (or from several callers at once) changes nothing.
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { latestSchemaVersion, runMigrations, schemaVersion } from '../../archiver/migrations.js';
+import { openDatabase } from '../../archiver/database.js';
+import { startTestPostgres, type TestPostgres } from './postgres-harness.js';
+
+let pg: TestPostgres;
+beforeAll(async () => {
+  pg = await startTestPostgres();
+}, 60_000);
+afterAll(async () => {
+  await pg?.stop();
+});
+
+describe('archive migrations', () => {
+  it('creates messages (PK context_id, seq; a time index) and contexts, then is a no-op', async () => {
+    const sql = openDatabase(pg.url);
+    try {
+      expect(await schemaVersion(sql)).toBe(0);
+      const first = await runMigrations(sql);
+      expect(first.applied).toEqual([1]);
+      expect(first.version).toBe(latestSchemaVersion);
+      const again = await Promise.all([runMigrations(sql), runMigrations(sql)]);
+      expect(again.map((report) => report.applied)).toEqual([[], []]);
+      expect(await schemaVersion(sql)).toBe(latestSchemaVersion);
+
+      const pk = await sql<{ column_name: string }[]>`
+        SELECT a.attname AS column_name FROM pg_index i
+        JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+        WHERE i.indrelid = 'messages'::regclass AND i.indisprimary ORDER BY a.attname`;
+      expect(pk.map((row) => row.column_name)).toEqual(['context_id', 'seq']);
+      const indexes = await sql<{ indexdef: string }[]>`
+        SELECT indexdef FROM pg_indexes WHERE tablename = 'messages'`;
+      expect(indexes.some((row) => row.indexdef.includes('(inserted_at)'))).toBe(true);
+      const columns = await sql<{ column_name: string }[]>`
+        SELECT column_name FROM information_schema.columns WHERE table_name = 'contexts'`;
+      expect(columns.map((row) => row.column_name)).toEqual(
+        expect.arrayContaining(['id', 'status', 'policy', 'version', 'last_seq', 'archived_seq']),
+      );
+    } finally {
+      await sql.end({ timeout: 1 });
+    }
+  });
+});
