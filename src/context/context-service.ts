@@ -22,6 +22,8 @@ import type {
 } from '../api/domain.js';
 import { ServiceError } from '../api/errors.js';
 import { validateContextId, validateIdempotencyKey } from '../api/identifiers.js';
+import type { ArchiveReader } from './archive-reader.js';
+import { readMessages, readTail } from './read-through.js';
 import { groupOf } from './routing.js';
 import type { ContextService, PutContextResult } from '../api/service.js';
 import type { Metrics, ProposalOutcome } from '../telemetry/metrics.js';
@@ -45,7 +47,10 @@ export const defaultContextServiceLimits: ContextServiceLimits = {
 };
 
 /** The state machine's read side, as the service uses it. */
-export type ContextReads = Pick<ContextStateMachine, 'getContext' | 'tail' | 'messages' | 'window'>;
+export type ContextReads = Pick<
+  ContextStateMachine,
+  'getContext' | 'tail' | 'messages' | 'window' | 'tailBounds'
+>;
 
 export interface ContextServiceOptions {
   readonly consensus: Consensus;
@@ -54,6 +59,8 @@ export interface ContextServiceOptions {
   readonly clock: () => Date;
   readonly groupCount: number;
   readonly limits?: ContextServiceLimits;
+  /** Where history trimmed after archiving is read back from (read-through.ts); none without an archive. */
+  readonly archive?: ArchiveReader;
   /** Where proposals and first appends are counted (fastpaca_raft_proposals_total, fastpaca_messages_*). */
   readonly metrics?: ServiceMetrics;
 }
@@ -76,7 +83,7 @@ const expectResult = <T extends Exclude<CommandResult, { readonly error: unknown
 };
 
 export const createContextService = (options: ContextServiceOptions): ContextService => {
-  const { consensus, stateMachine, estimator, clock, groupCount, metrics } = options;
+  const { consensus, stateMachine, estimator, clock, groupCount, metrics, archive } = options;
   const limits = options.limits ?? defaultContextServiceLimits;
   const now = (): string => clock().toISOString();
 
@@ -195,14 +202,14 @@ export const createContextService = (options: ContextServiceOptions): ContextSer
       queryInteger('limit', limit, 1, limits.pageLimitMax);
       queryInteger('offset', offset, 0, Number.MAX_SAFE_INTEGER);
       const { group, kv } = await readPoint(id);
-      return stateMachine.tail(group, kv, id, limit, offset);
+      return readTail(stateMachine, archive, group, kv, id, limit, offset);
     },
 
     async messages(id: string, fromSeq: number, limit: number): Promise<MessagesPage> {
       queryInteger('from_seq', fromSeq, 0, Number.MAX_SAFE_INTEGER);
       queryInteger('limit', limit, 1, limits.pageLimitMax);
       const { group, kv } = await readPoint(id);
-      const page = await stateMachine.messages(group, kv, id, fromSeq, limit);
+      const page = await readMessages(stateMachine, archive, group, kv, id, fromSeq, limit);
       if (page === undefined) throw notFound(id);
       return page;
     },

@@ -30,13 +30,19 @@ import { defaultGroupCount } from '../context/routing.js';
 import type { Readiness } from '../api/service.js';
 import { createTokenEstimator } from '../tokens/create-token-estimator.js';
 import { withFsyncFault } from './fault-injection.js';
+import { createNodeArchive, type NodeArchive } from '../../archiver/index.js';
 
 export interface RunningNode {
   readonly nodeId: string;
   readonly httpPort: number;
   readonly raftPort: number;
-  /** Graceful stop: HTTP drains, the Raft loop finishes its turn, the store closes. Idempotent. */
+  /**
+   * Graceful stop: HTTP drains, the archiver flushes (bounded), the Raft loop finishes its turn, the
+   * store closes. Idempotent.
+   */
   close(): Promise<void>;
+  /** Writes and acknowledges what the archiver has pending (bounded); a no-op without one. */
+  flushArchive(deadlineMs?: number): Promise<void>;
 }
 
 export interface StartNodeHooks {
@@ -100,6 +106,15 @@ export const startNode = async (
       // Every replica refuses the same entries; each says so once, when it applies one.
       onRefusedEntry: ({ group, index, reason, error }) =>
         log.error({ group, index, reason, err: error }, 'committed entry refused'),
+      // The archive is built right below; nothing is applied before the Raft host starts.
+      onEvent: (event) => archive?.noteEvent(event),
+    });
+    const archive: NodeArchive | undefined = createNodeArchive({
+      config,
+      nodeId,
+      stateMachine,
+      metrics,
+      log,
     });
     const wiring = clustered
       ? prepareCluster({
@@ -190,7 +205,15 @@ export const startNode = async (
       clock: () => new Date(),
       groupCount: defaultGroupCount,
       metrics,
+      ...(archive === undefined ? {} : { archive: archive.reader }),
     });
+    if (archive !== undefined) {
+      // Acks are proposed here, on the leader the archiver found; never forwarded elsewhere.
+      archive.start(host, createLocalConsensus(host, { proposeTimeoutMs: config.raftProposalTimeoutMs }));
+      const nodeArchive = archive;
+      // Closed after HTTP (closers run in reverse) and before the Raft loop: its acks need Raft.
+      closers.push(() => nodeArchive.close());
+    }
     // In a cluster, reads of groups hosted elsewhere are run by a node that hosts them.
     const service = cluster?.remoteService(localService) ?? localService;
 
@@ -199,6 +222,8 @@ export const startNode = async (
       if (closing) return { ready: false, reason: 'shutting down' };
       const notJoined = cluster?.readiness();
       if (notJoined !== undefined) return notJoined;
+      const archiveProblem = archive?.readinessProblem();
+      if (archiveProblem !== undefined) return { ready: false, reason: archiveProblem };
       // Every group this node hosts (all 256 alone; its replicas in a larger cluster, not counting
       // replicas it has lost in a move, which no leader talks to any more).
       let leaderless = 0;
@@ -272,6 +297,7 @@ export const startNode = async (
         closed ??= closeAll().then(() => log.info('fastpaca node stopped'));
         return closed;
       },
+      flushArchive: async (deadlineMs) => archive?.flush(deadlineMs),
     };
   } catch (error) {
     await closeAll();

@@ -1,0 +1,129 @@
+// The archive's rows: batched idempotent inserts of messages, upserts of the contexts table, and
+// reads of archived messages back in the API's shape. One statement per batch whatever its size:
+// every column travels as one array parameter (unnest), so a 5,000-row batch is 10 parameters, not
+// 50,000.
+
+import type { ContextView, JsonObject, MessagePart, StoredMessage } from '../src/api/domain.js';
+import type { ArchiveRow } from '../src/context/state-machine.js';
+import type { Sql, TransactionSql } from './database.js';
+
+/** Messages of one context, contiguous and ascending, and the context as it stood when they were read. */
+export interface ContextBatch {
+  readonly contextId: string;
+  readonly rows: readonly ArchiveRow[];
+  readonly context: ContextView;
+}
+
+/**
+ * Writes the batches in one transaction: messages with ON CONFLICT DO NOTHING (a batch written
+ * again after a crash or a leader change adds nothing), and each context's row with archived_seq
+ * at the last message written. Returns the rows actually inserted.
+ */
+export const writeBatches = async (sql: Sql, batches: readonly ContextBatch[]): Promise<number> =>
+  sql.begin(async (tx) => {
+    const inserted = await insertMessages(tx, batches);
+    await upsertContexts(tx, batches);
+    return inserted;
+  });
+
+const insertMessages = async (tx: TransactionSql, batches: readonly ContextBatch[]): Promise<number> => {
+  const columns = {
+    contextId: [] as string[],
+    seq: [] as number[],
+    id: [] as string[],
+    role: [] as string[],
+    parts: [] as string[],
+    metadata: [] as string[],
+    tokenCount: [] as number[],
+    insertedAt: [] as string[],
+    version: [] as number[],
+    compaction: [] as (string | null)[],
+  };
+  for (const { contextId, rows } of batches) {
+    for (const { message, version, compaction } of rows) {
+      columns.contextId.push(contextId);
+      columns.seq.push(message.seq);
+      columns.id.push(message.id);
+      columns.role.push(message.role);
+      columns.parts.push(JSON.stringify(message.parts));
+      columns.metadata.push(JSON.stringify(message.metadata));
+      columns.tokenCount.push(message.token_count);
+      columns.insertedAt.push(message.inserted_at);
+      columns.version.push(version);
+      columns.compaction.push(compaction === undefined ? null : JSON.stringify(compaction));
+    }
+  }
+  if (columns.seq.length === 0) return 0;
+  const result = await tx`
+    INSERT INTO messages (context_id, seq, id, role, parts, metadata, token_count, inserted_at, version, compaction)
+    SELECT * FROM unnest(
+      ${columns.contextId}::text[], ${columns.seq}::bigint[], ${columns.id}::text[], ${columns.role}::text[],
+      ${columns.parts}::text[]::jsonb[], ${columns.metadata}::text[]::jsonb[], ${columns.tokenCount}::bigint[],
+      ${columns.insertedAt}::timestamptz[], ${columns.version}::bigint[], ${columns.compaction}::text[]::jsonb[]
+    )
+    ON CONFLICT (context_id, seq) DO NOTHING`;
+  return result.count;
+};
+
+const upsertContexts = async (tx: TransactionSql, batches: readonly ContextBatch[]): Promise<void> => {
+  if (batches.length === 0) return;
+  const rows = batches.map(({ context, rows: written }) => ({
+    ...context,
+    archived_seq: Math.max(context.archived_seq, written[written.length - 1]?.message.seq ?? 0),
+  }));
+  // A stale writer (a deposed leader finishing a batch) must not move a row backwards.
+  await tx`
+    INSERT INTO contexts (id, status, token_budget, trigger_ratio, policy, metadata, version, last_seq,
+      archived_seq, created_at, updated_at)
+    SELECT * FROM unnest(
+      ${rows.map((r) => r.id)}::text[], ${rows.map((r) => r.status)}::text[],
+      ${rows.map((r) => r.token_budget)}::bigint[], ${rows.map((r) => r.trigger_ratio)}::float8[],
+      ${rows.map((r) => JSON.stringify(r.policy))}::text[]::jsonb[],
+      ${rows.map((r) => JSON.stringify(r.metadata))}::text[]::jsonb[],
+      ${rows.map((r) => r.version)}::bigint[], ${rows.map((r) => r.last_seq)}::bigint[],
+      ${rows.map((r) => r.archived_seq)}::bigint[], ${rows.map((r) => r.created_at)}::timestamptz[],
+      ${rows.map((r) => r.updated_at)}::timestamptz[]
+    )
+    ON CONFLICT (id) DO UPDATE SET
+      status = EXCLUDED.status, token_budget = EXCLUDED.token_budget,
+      trigger_ratio = EXCLUDED.trigger_ratio, policy = EXCLUDED.policy, metadata = EXCLUDED.metadata,
+      version = EXCLUDED.version, last_seq = EXCLUDED.last_seq,
+      archived_seq = GREATEST(contexts.archived_seq, EXCLUDED.archived_seq),
+      updated_at = EXCLUDED.updated_at, synced_at = now()
+    WHERE (contexts.last_seq, contexts.version, contexts.updated_at)
+      <= (EXCLUDED.last_seq, EXCLUDED.version, EXCLUDED.updated_at)`;
+};
+
+interface MessageRowOut {
+  readonly seq: string;
+  readonly id: string;
+  readonly role: string;
+  readonly parts: readonly MessagePart[];
+  readonly metadata: JsonObject;
+  readonly token_count: string;
+  readonly inserted_at: Date;
+}
+
+/** Archived messages of a context with afterSeq < seq <= throughSeq, ascending, at most `limit`. */
+export const readArchived = async (
+  sql: Sql,
+  contextId: string,
+  afterSeq: number,
+  throughSeq: number,
+  limit: number,
+): Promise<StoredMessage[]> => {
+  if (throughSeq <= afterSeq || limit <= 0) return [];
+  const rows = await sql<MessageRowOut[]>`
+    SELECT seq, id, role, parts, metadata, token_count, inserted_at FROM messages
+    WHERE context_id = ${contextId} AND seq > ${afterSeq} AND seq <= ${throughSeq}
+    ORDER BY seq LIMIT ${limit}`;
+  return rows.map((row) => ({
+    id: row.id,
+    seq: Number(row.seq),
+    role: row.role,
+    parts: row.parts,
+    metadata: row.metadata,
+    token_count: Number(row.token_count),
+    inserted_at: row.inserted_at.toISOString(),
+  }));
+};
