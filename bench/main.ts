@@ -1,12 +1,14 @@
 // Service benchmarks against a node started here (or an existing one with --url). Each scenario
 // prints a human summary and, as its last line, one JSON object with the medians of several runs.
 //   npm run bench -- append --connections 32 --duration 10 [--runs 3] [--client-token-count] [--client undici]
+//   npm run bench -- append --archiver [--database-url postgres://...]   (archiver off vs on: archive-bench.ts)
 //   npm run bench -- fill --contexts 100000 --messages 20   (reports the node's RSS afterwards)
 //   [--node-option=--max-old-space-size=512] passes Node/V8 flags to the node started here
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { Pool } from 'undici';
 import { createContexts, messageText, runAppendLoad } from './append-load.js';
+import { archiveComparison } from './archive-bench.js';
 import { startNodeProcess, type NodeProcess } from './node-process.js';
 import { medianOfRuns, round, type RunResult } from './stats.js';
 
@@ -42,8 +44,14 @@ const appendScenario = async (
     messageBytes: number;
     clientTokenCount: boolean;
     client: 'raw' | 'undici';
+    archiver: boolean;
+    databaseUrl: string | undefined;
   },
 ): Promise<void> => {
+  if (argv.archiver) {
+    await archiveComparison(argv);
+    return;
+  }
   await withTarget(argv, async (url) => {
     const runs: RunResult[] = [];
     // One short warm-up run (JIT, tokenizer workers, LevelDB) that is not counted.
@@ -186,6 +194,16 @@ await yargs(hideBin(process.argv))
           choices: ['raw', 'undici'] as const,
           default: 'raw' as const,
           describe: 'HTTP client of the load generator (raw: lean keep-alive sockets)',
+        })
+        .option('archiver', {
+          type: 'boolean',
+          default: false,
+          describe:
+            'run with the archiver off, then on (fresh nodes), and report the loss and the archive lag',
+        })
+        .option('database-url', {
+          type: 'string',
+          describe: 'with --archiver: archive here instead of an embedded PostgreSQL started by the bench',
         }),
     (argv) => appendScenario(argv),
   )

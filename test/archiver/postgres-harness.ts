@@ -31,6 +31,40 @@ const withDatabase = (serverUrl: string, database: string): string => {
   return url.toString();
 };
 
+/**
+ * An embedded server in a fresh temp dir. initdb runs as the `postgres` user when we are root, and
+ * must create the data directory itself: a world-writable parent, and a `data` below it that does not
+ * exist yet. A port taken between choosing and binding it (other test processes share the machine)
+ * makes the server exit at once: then again on another port.
+ */
+const startEmbedded = async (): Promise<{ server: EmbeddedPostgres; parent: string; port: number }> => {
+  let lastError: unknown;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const parent = mkdtempSync(join(tmpdir(), 'pg-'));
+    chmodSync(parent, 0o777);
+    const port = await freePort();
+    const server = new EmbeddedPostgres({
+      databaseDir: join(parent, 'data'),
+      port,
+      user,
+      password,
+      persistent: false,
+      onLog: () => {},
+      onError: () => {},
+    });
+    try {
+      await server.initialise();
+      await server.start();
+      return { server, parent, port };
+    } catch (error) {
+      lastError = error;
+      await server.stop().catch(() => {});
+      rmSync(parent, { recursive: true, force: true });
+    }
+  }
+  throw new Error(`embedded PostgreSQL did not start: ${String(lastError)}`);
+};
+
 /** Starts (or connects to) PostgreSQL and creates a fresh database on it. */
 export const startTestPostgres = async (): Promise<TestPostgres> => {
   const external = process.env.DATABASE_URL;
@@ -40,23 +74,10 @@ export const startTestPostgres = async (): Promise<TestPostgres> => {
   if (external !== undefined && external !== '') {
     serverUrl = external;
   } else {
-    // initdb runs as the `postgres` user when we are root, and must create the data directory
-    // itself: a world-writable parent, and a `data` below it that does not exist yet.
-    parent = mkdtempSync(join(tmpdir(), 'pg-'));
-    chmodSync(parent, 0o777);
-    const port = await freePort();
-    server = new EmbeddedPostgres({
-      databaseDir: join(parent, 'data'),
-      port,
-      user,
-      password,
-      persistent: false,
-      onLog: () => {},
-      onError: () => {},
-    });
-    await server.initialise();
-    await server.start();
-    serverUrl = `postgres://${user}:${password}@127.0.0.1:${port}/postgres`;
+    const started = await startEmbedded();
+    server = started.server;
+    parent = started.parent;
+    serverUrl = `postgres://${user}:${password}@127.0.0.1:${started.port}/postgres`;
   }
   const database = `fastpaca_test_${randomBytes(6).toString('hex')}`;
   const admin = postgres(serverUrl, { max: 1, onnotice: () => {} });
