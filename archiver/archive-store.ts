@@ -2,6 +2,10 @@
 // reads of archived messages back in the API's shape. One statement per batch whatever its size:
 // every column travels as one array parameter (unnest), so a 5,000-row batch is 10 parameters, not
 // 50,000.
+//
+// PostgreSQL stores neither NUL characters (in text or jsonb) nor unpaired UTF-16 surrogates (in
+// jsonb), both of which a message may hold: one such row would fail its whole batch again and again,
+// and archiving would stop for good. They are archived as U+FFFD instead (pgSafe).
 
 import type { ContextView, JsonObject, MessagePart, StoredMessage } from '../src/api/domain.js';
 import type { ArchiveRow } from '../src/context/state-machine.js';
@@ -43,14 +47,14 @@ const insertMessages = async (tx: TransactionSql, batches: readonly ContextBatch
     for (const { message, version, compaction } of rows) {
       columns.contextId.push(contextId);
       columns.seq.push(message.seq);
-      columns.id.push(message.id);
-      columns.role.push(message.role);
-      columns.parts.push(JSON.stringify(message.parts));
-      columns.metadata.push(JSON.stringify(message.metadata));
+      columns.id.push(pgSafeText(message.id));
+      columns.role.push(pgSafeText(message.role));
+      columns.parts.push(pgSafeJson(message.parts));
+      columns.metadata.push(pgSafeJson(message.metadata));
       columns.tokenCount.push(message.token_count);
       columns.insertedAt.push(message.inserted_at);
       columns.version.push(version);
-      columns.compaction.push(compaction === undefined ? null : JSON.stringify(compaction));
+      columns.compaction.push(compaction === undefined ? null : pgSafeJson(compaction));
     }
   }
   if (columns.seq.length === 0) return 0;
@@ -63,6 +67,34 @@ const insertMessages = async (tx: TransactionSql, batches: readonly ContextBatch
     )
     ON CONFLICT (context_id, seq) DO NOTHING`;
   return result.count;
+};
+
+const replacement = '\ufffd';
+
+// NUL is matched on purpose: PostgreSQL refuses it.
+// eslint-disable-next-line no-control-regex
+const unsafeText = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+
+/** `text` with NUL and unpaired surrogates replaced: what PostgreSQL can store. */
+export const pgSafeText = (text: string): string => text.replace(unsafeText, replacement);
+
+/** A JSON value with every string (keys too) made pgSafeText, as JSON text (depth is bounded upstream). */
+const pgSafeValue = (value: unknown): unknown => {
+  if (typeof value === 'string') return pgSafeText(value);
+  if (Array.isArray(value)) return value.map(pgSafeValue);
+  if (typeof value === 'object' && value !== null) {
+    return Object.fromEntries(
+      Object.entries(value).map(([key, inner]) => [pgSafeText(key), pgSafeValue(inner)]),
+    );
+  }
+  return value;
+};
+
+/** JSON text jsonb accepts: the common case is one JSON.stringify and one scan. */
+export const pgSafeJson = (value: unknown): string => {
+  const text = JSON.stringify(value);
+  // JSON.stringify escapes NUL as \u0000 and unpaired surrogates as \udXXX; both are rare.
+  return /\\u(0000|d[89a-f])/i.test(text) ? JSON.stringify(pgSafeValue(value)) : text;
 };
 
 const upsertContexts = async (tx: TransactionSql, batches: readonly ContextBatch[]): Promise<void> => {
@@ -78,8 +110,8 @@ const upsertContexts = async (tx: TransactionSql, batches: readonly ContextBatch
     SELECT * FROM unnest(
       ${rows.map((r) => r.id)}::text[], ${rows.map((r) => r.status)}::text[],
       ${rows.map((r) => r.token_budget)}::bigint[], ${rows.map((r) => r.trigger_ratio)}::float8[],
-      ${rows.map((r) => JSON.stringify(r.policy))}::text[]::jsonb[],
-      ${rows.map((r) => JSON.stringify(r.metadata))}::text[]::jsonb[],
+      ${rows.map((r) => pgSafeJson(r.policy))}::text[]::jsonb[],
+      ${rows.map((r) => pgSafeJson(r.metadata))}::text[]::jsonb[],
       ${rows.map((r) => r.version)}::bigint[], ${rows.map((r) => r.last_seq)}::bigint[],
       ${rows.map((r) => r.archived_seq)}::bigint[], ${rows.map((r) => r.created_at)}::timestamptz[],
       ${rows.map((r) => r.updated_at)}::timestamptz[]

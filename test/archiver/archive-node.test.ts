@@ -161,6 +161,31 @@ describe('archiver on one node', () => {
     );
   }, 30_000);
 
+  it('archives what PostgreSQL cannot store (NUL, unpaired surrogates) as U+FFFD instead of stalling', async () => {
+    const id = 'archived-nul';
+    await put(node.base, id);
+    const body = `{"message": {"role": "us\\u0000er", "id": "m\\u0000", "parts": [{"type": "text", "text": "a\\u0000b \\ud800 c ${'x'.repeat(40)}"}], "metadata": {"k\\u0000": "\\udc00"}}}`;
+    const response = await fetch(`${node.base}/v1/contexts/${id}/messages`, {
+      method: 'POST',
+      headers: json,
+      body,
+    });
+    expect(response.status).toBe(201);
+    for (let i = 2; i <= 6; i++) await append(node.base, id, `m${i}`);
+    await eventually(async () => (await context(node.base, id)).archived_seq === 6, 10_000, 'archived 6');
+    const [row] = await pg.sql<{ role: string; id: string; parts: { text: string }[]; metadata: unknown }[]>`
+      SELECT role, id, parts, metadata FROM messages WHERE context_id = ${id} AND seq = 1`;
+    expect(row?.role).toBe('us\ufffder');
+    expect(row?.id).toBe('m\ufffd');
+    // (The unpaired surrogate is already U+FFFD in the node's own store: its encoding writes UTF-8.)
+    expect(row?.parts[0]?.text.startsWith('a\ufffdb \ufffd')).toBe(true);
+    expect(Object.keys(row?.metadata ?? {})).toEqual(['k\ufffd']);
+    // Trimmed (tail_keep 3), it reads back from the archive in that form, in an unbroken history.
+    const exported = await exportAll(node.base, id, 2);
+    expect(exported.map((m) => m.seq)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(exported[0]?.id).toBe('m\ufffd');
+  }, 30_000);
+
   it('a batch written again adds no row (idempotent inserts)', async () => {
     const id = 'archived-a';
     const batch = await pg.sql<
