@@ -1,7 +1,7 @@
 // The archive's rows: batched idempotent inserts of messages, upserts of the contexts table, and
-// reads of archived messages back in the API's shape. One statement per batch whatever its size:
-// every column travels as one array parameter (unnest), so a 5,000-row batch is 10 parameters, not
-// 50,000.
+// reads of archived messages back in the API's shape. One statement per batch whatever its size: the
+// messages travel as one JSON document (json_to_recordset), the cheapest encoding for the node (one
+// native JSON.stringify), and the contexts as one array parameter per column (unnest).
 //
 // PostgreSQL stores neither NUL characters (in text or jsonb) nor unpaired UTF-16 surrogates (in
 // jsonb), both of which a message may hold: one such row would fail its whole batch again and again,
@@ -31,40 +31,28 @@ export const writeBatches = async (sql: Sql, batches: readonly ContextBatch[]): 
   });
 
 const insertMessages = async (tx: TransactionSql, batches: readonly ContextBatch[]): Promise<number> => {
-  const columns = {
-    contextId: [] as string[],
-    seq: [] as number[],
-    id: [] as string[],
-    role: [] as string[],
-    parts: [] as string[],
-    metadata: [] as string[],
-    tokenCount: [] as number[],
-    insertedAt: [] as string[],
-    version: [] as number[],
-    compaction: [] as (string | null)[],
-  };
-  for (const { contextId, rows } of batches) {
-    for (const { message, version, compaction } of rows) {
-      columns.contextId.push(contextId);
-      columns.seq.push(message.seq);
-      columns.id.push(pgSafeText(message.id));
-      columns.role.push(pgSafeText(message.role));
-      columns.parts.push(pgSafeJson(message.parts));
-      columns.metadata.push(pgSafeJson(message.metadata));
-      columns.tokenCount.push(message.token_count);
-      columns.insertedAt.push(message.inserted_at);
-      columns.version.push(version);
-      columns.compaction.push(compaction === undefined ? null : pgSafeJson(compaction));
-    }
-  }
-  if (columns.seq.length === 0) return 0;
+  const records = batches.flatMap(({ contextId, rows }) =>
+    rows.map(({ message, version, compaction }) => ({
+      context_id: contextId,
+      seq: message.seq,
+      id: message.id,
+      role: message.role,
+      parts: message.parts,
+      metadata: message.metadata,
+      token_count: message.token_count,
+      inserted_at: message.inserted_at,
+      version,
+      compaction: compaction ?? null,
+    })),
+  );
+  if (records.length === 0) return 0;
+  // The whole batch as one JSON document: one native JSON.stringify here, one parse in PostgreSQL.
   const result = await tx`
     INSERT INTO messages (context_id, seq, id, role, parts, metadata, token_count, inserted_at, version, compaction)
-    SELECT * FROM unnest(
-      ${columns.contextId}::text[], ${columns.seq}::bigint[], ${columns.id}::text[], ${columns.role}::text[],
-      ${columns.parts}::text[]::jsonb[], ${columns.metadata}::text[]::jsonb[], ${columns.tokenCount}::bigint[],
-      ${columns.insertedAt}::timestamptz[], ${columns.version}::bigint[], ${columns.compaction}::text[]::jsonb[]
-    )
+    SELECT context_id, seq, id, role, parts, metadata, token_count, inserted_at, version, compaction
+    FROM json_to_recordset(${pgSafeJson(records)}::text::json) AS r(
+      context_id text, seq bigint, id text, role text, parts jsonb, metadata jsonb, token_count bigint,
+      inserted_at timestamptz, version bigint, compaction jsonb)
     ON CONFLICT (context_id, seq) DO NOTHING`;
   return result.count;
 };

@@ -5,7 +5,7 @@
 // and the archive lag (fastpaca_archive_pending_rows sampled every 250 ms) over the run.
 //   npm run bench -- append --archiver [--database-url postgres://...] [--connections 32 --duration 10 --runs 3]
 
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -55,6 +55,15 @@ const startEmbeddedPostgres = async (port: number): Promise<Database> => {
   };
 };
 
+/** CPU seconds (user + system) a process has used so far, from /proc (Linux). */
+const cpuSeconds = (pid: number): number => {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name (which may hold spaces) start at state, field 3; utime and stime
+  // are fields 14 and 15, in clock ticks (100 per second on Linux).
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+};
+
 const metricValue = (text: string, name: string): number => {
   const line = text.split('\n').find((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `));
   return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
@@ -68,7 +77,12 @@ const scrape = async (url: string): Promise<{ pendingRows: number; inserted: num
   };
 };
 
-interface ArchivedRun extends RunResult {
+interface MeasuredRun extends RunResult {
+  /** The node's CPU per 1,000 acknowledged appends: steadier than appends/s on a shared machine. */
+  readonly node_cpu_ms_per_1k: number;
+}
+
+interface ArchivedRun extends MeasuredRun {
   readonly lag_max_rows: number;
   readonly lag_median_rows: number;
   readonly lag_at_end_rows: number;
@@ -78,7 +92,12 @@ interface ArchivedRun extends RunResult {
 }
 
 /** One measured run on `url`, sampling /metrics (the archive lag) every 250 ms while it runs. */
-const measuredRun = async (load: AppendLoadOptions, archived: boolean): Promise<RunResult | ArchivedRun> => {
+const measuredRun = async (
+  load: AppendLoadOptions,
+  archived: boolean,
+  pid: number,
+): Promise<MeasuredRun | ArchivedRun> => {
+  const cpuBefore = cpuSeconds(pid);
   // Both sides are scraped alike, so the scrapes cost both the same.
   const samples: number[] = [];
   let sampling = true;
@@ -90,9 +109,12 @@ const measuredRun = async (load: AppendLoadOptions, archived: boolean): Promise<
       await sleep(250);
     }
   })();
-  const result = await runAppendLoad(load);
+  const loaded = await runAppendLoad(load);
   sampling = false;
   await sampler;
+  const appends = (loaded.ops_per_s * load.durationMs) / 1000;
+  const cpuMsPer1k = (cpuAt: number) => round(((cpuAt - cpuBefore) * 1000 * 1000) / Math.max(1, appends), 0);
+  const result = { ...loaded, node_cpu_ms_per_1k: cpuMsPer1k(cpuSeconds(pid)) };
   if (!archived) return result;
   const endedMs = performance.now();
   const atEnd = (await scrape(load.url)).pendingRows;
@@ -105,6 +127,8 @@ const measuredRun = async (load: AppendLoadOptions, archived: boolean): Promise<
   const after = await scrape(load.url);
   return {
     ...result,
+    // Archiving's CPU includes writing what was still pending when the load stopped.
+    node_cpu_ms_per_1k: cpuMsPer1k(cpuSeconds(pid)),
     lag_max_rows: Math.max(0, ...samples),
     lag_median_rows: median(samples),
     lag_at_end_rows: atEnd,
@@ -118,7 +142,7 @@ export const archiveComparison = async (options: ArchiveBenchOptions): Promise<v
     options.databaseUrl === undefined ? await startEmbeddedPostgres(options.port + 2000) : undefined;
   const databaseUrl = options.databaseUrl ?? database?.url;
   if (databaseUrl === undefined) throw new Error('no database');
-  const off: RunResult[] = [];
+  const off: MeasuredRun[] = [];
   const on: ArchivedRun[] = [];
   try {
     for (let round = 0; round < options.runs; round++) {
@@ -144,11 +168,12 @@ export const archiveComparison = async (options: ArchiveBenchOptions): Promise<v
           const result = await measuredRun(
             load(`r${round}-${archived}-${Date.now()}`, options.duration * 1000),
             archived,
+            node.pid,
           );
           if ('lag_max_rows' in result) on.push(result);
           else off.push(result);
           console.log(
-            `round ${round + 1}/${options.runs} archiver ${archived ? 'on ' : 'off'}: ${result.ops_per_s} appends/s, p50 ${result.p50_ms} ms, p99 ${result.p99_ms} ms, errors ${result.errors}` +
+            `round ${round + 1}/${options.runs} archiver ${archived ? 'on ' : 'off'}: ${result.ops_per_s} appends/s, p50 ${result.p50_ms} ms, p99 ${result.p99_ms} ms, errors ${result.errors}, node CPU ${result.node_cpu_ms_per_1k} ms per 1k appends` +
               ('lag_max_rows' in result
                 ? `; archived ${result.archived_rows_per_s} rows/s, lag max ${result.lag_max_rows} rows (median ${result.lag_median_rows}), drained ${result.drain_s} s after the load`
                 : ''),
@@ -164,6 +189,9 @@ export const archiveComparison = async (options: ArchiveBenchOptions): Promise<v
   const offSummary = medianOfRuns(off);
   const onSummary = medianOfRuns(on);
   const lossPercent = round((1 - onSummary.ops_per_s / offSummary.ops_per_s) * 100, 1);
+  const cpuOff = median(off.map((r) => r.node_cpu_ms_per_1k));
+  const cpuOn = median(on.map((r) => r.node_cpu_ms_per_1k));
+  const cpuGrowthPercent = round((cpuOn / cpuOff - 1) * 100, 1);
   const archive = {
     archived_rows_per_s: median(on.map((r) => r.archived_rows_per_s)),
     lag_max_rows: median(on.map((r) => r.lag_max_rows)),
@@ -172,6 +200,7 @@ export const archiveComparison = async (options: ArchiveBenchOptions): Promise<v
   };
   console.log(
     `append with the archiver: off ${offSummary.ops_per_s} appends/s, on ${onSummary.ops_per_s} appends/s (medians of ${options.runs}): loss ${lossPercent} %; ` +
+      `node CPU per 1k appends ${cpuOff} ms off, ${cpuOn} ms on (+${cpuGrowthPercent} %); ` +
       `archived ${archive.archived_rows_per_s} rows/s, lag max ${archive.lag_max_rows} rows, drained ${archive.drain_s} s after the load`,
   );
   console.log(
@@ -181,6 +210,7 @@ export const archiveComparison = async (options: ArchiveBenchOptions): Promise<v
       off: offSummary,
       on: onSummary,
       loss_percent: lossPercent,
+      node_cpu_ms_per_1k: { off: cpuOff, on: cpuOn, growth_percent: cpuGrowthPercent },
       ...archive,
       runs: { off, on },
     }),

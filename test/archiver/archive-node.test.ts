@@ -21,7 +21,7 @@ import { startTestPostgres, type TestPostgres } from './postgres-harness.js';
 let pg: TestPostgres;
 beforeAll(async () => {
   pg = await startTestPostgres();
-}, 60_000);
+}, 120_000);
 afterAll(async () => {
   await pg?.stop();
 });
