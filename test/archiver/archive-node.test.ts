@@ -234,6 +234,30 @@ describe('archiver on one node', () => {
   });
 });
 
+describe('closing a node', () => {
+  it('flushes what the archiver has pending before Raft stops', async () => {
+    // An interval far beyond the test: only the close's own flush can write these.
+    const node = await startTestNode({
+      env: archiverEnv(pg.url, { FASTPACA_ARCHIVE_FLUSH_INTERVAL_MS: '600000' }),
+    });
+    const id = 'flushed-on-close';
+    try {
+      await put(node.base, id);
+      // The first pass (at start) has run once the node is ready; wait a moment for it to finish.
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      for (let i = 1; i <= 7; i++) await append(node.base, id, `c${i}`);
+      const before = await pg.sql`SELECT 1 FROM messages WHERE context_id = ${id}`;
+      expect(before).toHaveLength(0);
+    } finally {
+      await node.destroy();
+    }
+    const rows = await pg.sql<
+      { seq: string }[]
+    >`SELECT seq FROM messages WHERE context_id = ${id} ORDER BY seq`;
+    expect(rows.map((row) => Number(row.seq))).toEqual([1, 2, 3, 4, 5, 6, 7]);
+  }, 30_000);
+});
+
 describe('a Postgres outage during appends', () => {
   let node: TestNode;
   let proxy: TcpProxy;
