@@ -45,7 +45,7 @@ beforeAll(async () => {
   });
   for (const node of cluster.nodes) node.start();
   await waitReady(cluster.nodes, 60_000);
-}, 120_000);
+}, 180_000);
 
 afterAll(async () => {
   await cluster?.destroy();
@@ -93,7 +93,10 @@ const exportAll = async (node: ClusterNode, id: string, pageSize: number): Promi
   let from = 0;
   for (let page = 0; page < 10_000; page++) {
     const answer = await call(node, 'GET', `/v1/contexts/${id}/messages?from_seq=${from}&limit=${pageSize}`);
-    if (answer.status !== 200) throw new Error(`export via ${node.name}: HTTP ${answer.status}`);
+    if (answer.status !== 200)
+      throw new Error(
+        `export of ${id} via ${node.name}: HTTP ${answer.status} ${JSON.stringify(answer.body)}`,
+      );
     const body = answer.body as { messages: Message[]; next_from_seq?: number };
     all.push(...body.messages);
     if (body.next_from_seq === undefined) return all;

@@ -37,6 +37,8 @@ const withDatabase = (serverUrl: string, database: string): string => {
  * exist yet. A port taken between choosing and binding it (other test processes share the machine)
  * makes the server exit at once: then again on another port.
  */
+const startTimeoutMs = 40_000;
+
 const startEmbedded = async (): Promise<{ server: EmbeddedPostgres; parent: string; port: number }> => {
   let lastError: unknown;
   for (let attempt = 0; attempt < 3; attempt++) {
@@ -52,14 +54,25 @@ const startEmbedded = async (): Promise<{ server: EmbeddedPostgres; parent: stri
       onLog: () => {},
       onError: () => {},
     });
+    let timer: NodeJS.Timeout | undefined;
     try {
-      await server.initialise();
-      await server.start();
+      // Bounded: on a loaded machine a start has been seen to hang; the next attempt then starts afresh.
+      await Promise.race([
+        (async () => {
+          await server.initialise();
+          await server.start();
+        })(),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`no start within ${startTimeoutMs} ms`)), startTimeoutMs);
+        }),
+      ]);
       return { server, parent, port };
     } catch (error) {
       lastError = error;
       await server.stop().catch(() => {});
       rmSync(parent, { recursive: true, force: true });
+    } finally {
+      clearTimeout(timer);
     }
   }
   throw new Error(`embedded PostgreSQL did not start: ${String(lastError)}`);
