@@ -295,7 +295,9 @@ export class Archiver {
             this.pending.delete(contextId);
           return;
         }
-        const outcome = await consensus.propose(entry?.group ?? 0, {
+        // Leadership of its group was lost meanwhile: the next leader acknowledges from the watermark.
+        if (entry === undefined) return;
+        const outcome = await consensus.propose(entry.group, {
           type: 'ack_archived',
           contextId,
           now,
