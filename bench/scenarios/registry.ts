@@ -1,6 +1,7 @@
 // Every `fastpaca bench` scenario, in the order --help lists them. Adding one is one line here.
 import type { Scenario } from '../scenario.js';
 import { appendScenario } from './append.js';
+import { archiveScenario } from './archive.js';
 import { clusterScenario } from './cluster.js';
 import { coldStartScenario } from './cold-start.js';
 import { durabilityScenario } from './durability.js';
@@ -16,6 +17,7 @@ export const scenarios: readonly Scenario[] = [
   durabilityScenario,
   failoverScenario,
   streamScenario,
+  archiveScenario,
   fillScenario,
   clusterScenario,
 ];

@@ -26,6 +26,8 @@ export const ErrorCodes = {
   /** [ext] Free disk space on the accepting node is below its floor: writes are refused, reads go on. */
   insufficient_storage: 507,
   raft_unavailable: 503,
+  /** [ext] Older history trimmed to the archive is asked for and the archive database does not answer. */
+  archive_unavailable: 503,
   raft_timeout: 503,
   overloaded: 503,
   /** [ext] The node is shutting down gracefully: retry on another node (Retry-After says when here). */

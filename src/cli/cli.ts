@@ -1,10 +1,12 @@
-// The fastpaca command line: `serve`, `config sample`, `config check`, `cluster`, `health`, `bench`. Parsing is strict (an
-// unknown flag or argument is an error naming it) and every command has --help. Runs in-process
-// and returns the exit code, so main.ts is the only place that touches the real process.
+// The fastpaca command line: `serve`, `config sample`, `config check`, `cluster`, `snapshot`,
+// `migrate`, `health`, `bench`. Parsing is strict (an unknown flag or argument is an error naming
+// it) and every command has --help. Runs in-process and returns the exit code, so main.ts is the
+// only place that touches the real process.
 import yargs, { type Argv } from 'yargs';
 import { isConfigError } from '../config/config-error.js';
 import { configFileEnv, loadConfig, type LoadedConfig } from '../config/load-config.js';
 import { renderSampleConfig } from '../config/sample-config.js';
+import { migrateDatabase } from '../../archiver/migrate-command.js';
 import { benchCommand } from './bench-command.js';
 import { clusterCommand } from './cluster-command.js';
 import { renderConfigCheck } from './config-view.js';
@@ -80,6 +82,25 @@ export const runCli = async (
     .command('config', 'Print a sample config file, or check a configuration', (command) =>
       configCommands(command, withLoaded, io),
     )
+    .command(
+      'migrate',
+      "Run the archive's Postgres schema migrations (DATABASE_URL) and exit; idempotent",
+      (command) =>
+        withConfigFlags(command)
+          .usage(
+            '$0 migrate [options]\n\nApply the missing archive migrations to DATABASE_URL (--database-url).',
+          )
+          .epilog(precedenceHelp),
+      withLoaded(async ({ config }) => {
+        if (config.databaseUrl === undefined) {
+          io.stderr('fastpaca: migrate needs DATABASE_URL (or --database-url)\n');
+          return exitCodes.usage;
+        }
+        const outcome = await migrateDatabase(config.databaseUrl);
+        (outcome.ok ? io.stdout : io.stderr)(`${outcome.ok ? '' : 'fastpaca: '}${outcome.line}\n`);
+        return outcome.ok ? exitCodes.ok : exitCodes.failure;
+      }),
+    )
     .command('cluster', "Inspect a running cluster (a node's status) or remove a node", (command) =>
       clusterCommand(command, io, (then) => (work = then)),
     )
@@ -101,7 +122,10 @@ export const runCli = async (
       'Back up a running node to a file, or restore one into a data directory',
       (command) => snapshotCommand(command, io, (then) => (work = then)),
     )
-    .demandCommand(1, 'Give a command: serve, config, cluster, snapshot, health or bench (see --help).')
+    .demandCommand(
+      1,
+      'Give a command: serve, config, cluster, snapshot, migrate, health or bench (see --help).',
+    )
     .recommendCommands()
     .strict()
     .help()

@@ -109,13 +109,18 @@ const rangeOf = (range: CompactionEvent['range']) => (range === undefined ? {} :
 
 /**
  * Forgets the key of the append that just left the newest `idempotencyKeysRemembered`. The key is
- * found in that message's record. (When the archiver trims records out of the hot tail sooner, it
- * must keep the keys of trimmed-but-remembered appends findable, e.g. in a seq -> key record.)
+ * found in that message's record, or, when the archiver trimmed the record sooner, in the seq -> key
+ * record the trim left behind (apply-archive.ts), which goes too.
  */
 const forgetExpiredKey = async (txn: ContextTxn, window: WindowRecord, expiredSeq: number): Promise<void> => {
   if (window.firstKeyedSeq === 0 || expiredSeq < window.firstKeyedSeq) return;
-  const expired = await txn.findMessage(expiredSeq);
-  const key = expired?.idempotencyKey;
+  let key: string | undefined;
+  if (expiredSeq <= window.trimmedThroughSeq) {
+    key = await txn.trimmedKey(expiredSeq);
+    if (key !== undefined) txn.delTrimmedKey(expiredSeq);
+  } else {
+    key = (await txn.findMessage(expiredSeq))?.idempotencyKey;
+  }
   if (key === undefined) return;
   // Only while the key still names this append (defensive: a key can only be reused once forgotten).
   if ((await txn.idempotent(key))?.seq === expiredSeq) txn.forgetIdempotent(key);

@@ -6,9 +6,8 @@
 // and every replica computes the same state.
 //
 // Encoding: `[0x01][msgpack array]`, the tag byte being the format version. Each array starts with
-// the command's kind code. Kinds 1–5 exist; 6 is reserved for the archiver's
-// `ack_archived {id, up_to_seq}` (it will trim the hot tail to `tail_keep` messages, never past the
-// archived watermark). Decoding rejects anything malformed with CommandDecodeError, which the state
+// the command's kind code: 1–5 the client's commands, 6 the archiver's `ack_archived` (its
+// watermark, and the tail it trims to: apply-archive.ts). Decoding rejects anything malformed with CommandDecodeError, which the state
 // machine turns into an error result on every replica alike (a poison entry must not crash them all).
 
 import type { ContextPut, JsonObject, MessagePart, Policy } from '../api/domain.js';
@@ -70,6 +69,15 @@ export type Command =
       readonly now: string;
       readonly replacement: readonly MessageDraft[];
       readonly ifVersion?: number;
+    }
+  | {
+      /** The archiver wrote messages 1..upToSeq to the archive (archiver/). */
+      readonly type: 'ack_archived';
+      readonly contextId: string;
+      readonly now: string;
+      readonly upToSeq: number;
+      /** Archived messages to keep in the store; travels in the command so every replica trims alike. */
+      readonly tailKeep: number;
     };
 
 export type CommandType = Command['type'];
@@ -80,6 +88,7 @@ const kindCodes = {
   patch_metadata: 3,
   append: 4,
   compact: 5,
+  ack_archived: 6,
 } as const satisfies Record<CommandType, number>;
 
 export class CommandDecodeError extends Error {
@@ -116,6 +125,8 @@ const commandToWire = (command: Command): unknown[] => {
       ];
     case 'compact':
       return [...head, command.replacement.map(draftToWire), command.ifVersion ?? null];
+    case 'ack_archived':
+      return [...head, command.upToSeq, command.tailKeep];
   }
 };
 
@@ -245,6 +256,7 @@ const wireLengths: Readonly<Record<number, number>> = {
   [kindCodes.patch_metadata]: 4,
   [kindCodes.append]: 6,
   [kindCodes.compact]: 5,
+  [kindCodes.ack_archived]: 5,
 };
 
 const commandFromWire = (wire: unknown): Command => {
@@ -285,6 +297,14 @@ const commandFromWire = (wire: unknown): Command => {
     case kindCodes.compact:
       if (!Array.isArray(a)) return fail('replacement');
       return { type: 'compact', contextId, now, replacement: a.map(draftFromWire), ...ifVersionOf(b) };
+    case kindCodes.ack_archived:
+      return {
+        type: 'ack_archived',
+        contextId,
+        now,
+        upToSeq: count(a, 'up_to_seq'),
+        tailKeep: count(b, 'tail_keep'),
+      };
     default:
       return fail(`unknown kind ${String(kind)}`);
   }

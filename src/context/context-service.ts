@@ -25,6 +25,8 @@ import { createBodyChecks } from '../api/body-checks.js';
 import { validateContextId } from '../api/identifiers.js';
 import type { RequestLimits } from '../api/schemas.js';
 import { defaultRequestLimits } from '../api/schemas.js';
+import type { ArchiveReader } from './archive-reader.js';
+import { readMessages, readTail } from './read-through.js';
 import { groupOf } from './routing.js';
 import type { ContextService, PutContextResult } from '../api/service.js';
 import type { Metrics, ProposalOutcome } from '../telemetry/metrics.js';
@@ -48,7 +50,10 @@ export const defaultContextServiceLimits: ContextServiceLimits = {
 };
 
 /** The state machine's read side, as the service uses it. */
-export type ContextReads = Pick<ContextStateMachine, 'getContext' | 'tail' | 'messages' | 'window'>;
+export type ContextReads = Pick<
+  ContextStateMachine,
+  'getContext' | 'tail' | 'messages' | 'window' | 'tailBounds'
+>;
 
 export interface ContextServiceOptions {
   readonly consensus: Consensus;
@@ -59,6 +64,8 @@ export interface ContextServiceOptions {
   readonly limits?: ContextServiceLimits;
   /** The gateway's limits, for requests from other callers (defaultRequestLimits when absent). */
   readonly requestLimits?: RequestLimits;
+  /** Where history trimmed after archiving is read back from (read-through.ts); none without an archive. */
+  readonly archive?: ArchiveReader;
   /** Where proposals and first appends are counted (fastpaca_raft_proposals_total, fastpaca_messages_*). */
   readonly metrics?: ServiceMetrics;
 }
@@ -81,7 +88,7 @@ const expectResult = <T extends Exclude<CommandResult, { readonly error: unknown
 };
 
 export const createContextService = (options: ContextServiceOptions): ContextService => {
-  const { consensus, stateMachine, estimator, clock, groupCount, metrics } = options;
+  const { consensus, stateMachine, estimator, clock, groupCount, metrics, archive } = options;
   const limits = options.limits ?? defaultContextServiceLimits;
   // Bodies the gateway checked pass at once; anything else is checked by the same rules.
   const bodies = createBodyChecks(options.requestLimits ?? defaultRequestLimits);
@@ -201,14 +208,14 @@ export const createContextService = (options: ContextServiceOptions): ContextSer
       queryInteger('limit', limit, 1, limits.pageLimitMax);
       queryInteger('offset', offset, 0, Number.MAX_SAFE_INTEGER);
       const { group, kv } = await readPoint(id);
-      return stateMachine.tail(group, kv, id, limit, offset);
+      return readTail(stateMachine, archive, group, kv, id, limit, offset);
     },
 
     async messages(id: string, fromSeq: number, limit: number): Promise<MessagesPage> {
       queryInteger('from_seq', fromSeq, 0, Number.MAX_SAFE_INTEGER);
       queryInteger('limit', limit, 1, limits.pageLimitMax);
       const { group, kv } = await readPoint(id);
-      const page = await stateMachine.messages(group, kv, id, fromSeq, limit);
+      const page = await readMessages(stateMachine, archive, group, kv, id, fromSeq, limit);
       if (page === undefined) throw notFound(id);
       return page;
     },

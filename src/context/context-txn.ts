@@ -120,6 +120,26 @@ export class ContextTxn implements WindowStore {
     this.tx.put(this.keys.message(seq), encodeMessageRecord(record));
   }
 
+  delMessage(seq: number): void {
+    this.tx.del(this.keys.message(seq));
+  }
+
+  /** Remembers the idempotency key of a message being trimmed until the key expires. */
+  putTrimmedKey(seq: number, idempotencyKey: string): void {
+    this.tx.put(this.keys.trimmedKey(seq), Buffer.from(idempotencyKey, 'utf8'));
+  }
+
+  async trimmedKey(seq: number): Promise<string | undefined> {
+    const data = await this.tx.get(this.keys.trimmedKey(seq));
+    return data === undefined
+      ? undefined
+      : Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8');
+  }
+
+  delTrimmedKey(seq: number): void {
+    this.tx.del(this.keys.trimmedKey(seq));
+  }
+
   async findMessage(seq: number): Promise<MessageRecord | undefined> {
     if (this.fresh?.seq === seq) return this.fresh.record;
     const data = await this.tx.get(this.keys.message(seq));

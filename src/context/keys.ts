@@ -8,6 +8,7 @@
 //   [0x04][idLen u16][id][version u64][n u32]   non-message event (config change, tombstone, compaction)
 //   [0x05][idLen u16][id][gen u32][index u32]   summary message installed by compaction, generation gen
 //   [0x06][id]                                  window record (counters and LLM window bookkeeping)
+//   [0x07][idLen u16][id][seq u64]              idempotency key of a trimmed, still remembered append
 //
 // The length prefix keeps "ab" from sorting inside the range of "a". The config and the window live
 // under separate keys because the window changes on every append and the config (with its possibly
@@ -20,6 +21,7 @@ export const KeyKind = {
   event: 0x04,
   summary: 0x05,
   window: 0x06,
+  trimmedKey: 0x07,
 } as const;
 
 const u32Max = 0xffff_ffff;
@@ -81,6 +83,13 @@ export class ContextKeys {
   /** The seq of a message key of this context. */
   seqOf(messageKey: Uint8Array): number {
     return readU64(messageKey, this.scoped.length);
+  }
+
+  /** Where the idempotency key of trimmed message `seq` waits to be forgotten (apply-archive.ts). */
+  trimmedKey(seq: number): Uint8Array {
+    const key = this.withSuffix(KeyKind.trimmedKey, 8);
+    writeU64(key, this.scoped.length, seq);
+    return key;
   }
 
   idempotency(idempotencyKey: string): Uint8Array {

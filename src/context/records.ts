@@ -47,8 +47,14 @@ export interface WindowRecord {
   version: number;
   /** Invariant: seqs 1..lastSeq exist, contiguous. */
   lastSeq: number;
-  /** Highest seq the archiver acknowledged (reserved: the archiver issue moves it). */
+  /** Highest seq the archiver acknowledged (ack_archived moves it). Invariant: <= lastSeq, monotonic. */
   archivedSeq: number;
+  /**
+   * Messages 1..trimmedThroughSeq were trimmed from the store after archiving (apply-archive.ts);
+   * reads of them go to the archive. Invariant: trimmedThroughSeq <= archivedSeq and
+   * trimmedThroughSeq < liveFromSeq (no message of the LLM window is ever trimmed).
+   */
+  trimmedThroughSeq: number;
   /** Invariant: 1 <= liveFromSeq <= lastSeq + 1. */
   liveFromSeq: number;
   /** Invariant: the sum of the token counts (filtered where filtered) of the live window messages. */
@@ -106,6 +112,7 @@ export const initialWindow = (): WindowRecord => ({
   version: 0,
   lastSeq: 0,
   archivedSeq: 0,
+  trimmedThroughSeq: 0,
   liveFromSeq: 1,
   liveTokens: 0,
   liveCount: 0,
@@ -192,6 +199,7 @@ export const encodeWindowRecord = (w: WindowRecord): Uint8Array => {
     [s.gen, s.from, s.count, s.tokens, s.filtered ? 1 : 0, s.fromSeq, s.toSeq],
     w.firstKeyedSeq,
     w.lastRun,
+    w.trimmedThroughSeq,
   ]);
 };
 
@@ -218,6 +226,8 @@ export const decodeWindowRecord = (data: Uint8Array): WindowRecord => {
     },
     firstKeyedSeq: f[9] as number,
     lastRun: f[10] as JsonObject,
+    // Absent from records written before trimming existed.
+    trimmedThroughSeq: (f[11] as number | undefined) ?? 0,
   };
 };
 

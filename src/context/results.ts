@@ -33,6 +33,17 @@ export type CommandResult =
       readonly replayed: boolean;
     }
   | { readonly type: 'compact'; readonly version: number }
+  | {
+      readonly type: 'ack_archived';
+      readonly archived_seq: number;
+      readonly last_seq: number;
+      /** Messages this ack trimmed from the store. */
+      readonly trimmed: number;
+      /** Messages left in the store (last_seq minus those trimmed so far). */
+      readonly tail_size: number;
+      /** Tokens of the LLM window (for fastpaca_archive_llm_token_count). */
+      readonly window_tokens: number;
+    }
   /** The leader's empty entry of a new term. */
   | { readonly type: 'noop' }
   | CommandError;

@@ -17,6 +17,7 @@ import type { AppliedEntry, GroupKv, GroupWriteBatch, StateMachine } from '../..
 import type { LlmContextView, MessagesPage, Segment, StoredMessage } from '../api/domain.js';
 import type { ContextView } from '../api/domain.js';
 import { applyAppend } from './apply-append.js';
+import { applyAckArchived } from './apply-archive.js';
 import { applyCompact } from './apply-compact.js';
 import { applyDeleteContext, applyPatchMetadata, applyPutContext } from './apply-config.js';
 import { asError, isLocalFailure } from './apply-guard.js';
@@ -27,15 +28,15 @@ import { ContextTxn, loadRecords } from './context-txn.js';
 import type { ContextRecords } from './context-txn.js';
 import { contextView } from './context-view.js';
 import { DirtyOverlay } from './dirty-overlay.js';
-import type { AppliedEvent } from './events.js';
+import type { AppliedEvent, CompactionEvent } from './events.js';
 import { replayEvents, streamPositionOf } from './event-replay.js';
 import type { HistoryPoint, ReplayedEvent, StreamPosition } from './event-replay.js';
 import { ApplyTx, GroupReader } from './group-access.js';
-import { ContextKeys } from './keys.js';
+import { ContextKeys, KeyKind } from './keys.js';
 import { cachedContextBytes } from './cache-weight.js';
 import { LruCache } from './lru-cache.js';
 import { storedMessage, storedSummaryMessage, windowView } from './message-view.js';
-import { decodeMessageRecord, decodeSummaryRecord } from './records.js';
+import { decodeMessageRecord, decodeSummaryRecord, decodeWindowRecord } from './records.js';
 import type { WindowRecord } from './records.js';
 import type { CommandResult } from './results.js';
 import { thresholdTokens, usedTokens } from './window-policy.js';
@@ -65,6 +66,29 @@ export interface ContextStateMachineOptions {
    * announced one by one (live streams of that group resynchronize from the store). Must not throw.
    */
   readonly onRestored?: (group: number) => void;
+}
+
+/** A context's stored range and archive watermark (tailBounds). */
+export interface TailBounds {
+  readonly lastSeq: number;
+  readonly archivedSeq: number;
+  /** Messages up to here are only in the archive; 0 when none were trimmed. */
+  readonly trimmedThroughSeq: number;
+}
+
+/** One message as the archive stores it. */
+export interface ArchiveRow {
+  readonly message: StoredMessage;
+  /** The context version this message's append produced. */
+  readonly version: number;
+  /** The policy run its append triggered (events.ts), if any. */
+  readonly compaction?: CompactionEvent;
+}
+
+export interface ArchiveBacklogEntry {
+  readonly contextId: string;
+  readonly lastSeq: number;
+  readonly archivedSeq: number;
 }
 
 /** Default of readPageBytesMax. */
@@ -312,6 +336,60 @@ export class ContextStateMachine implements StateMachine<CommandResult> {
   }
 
   /**
+   * Where a context's stored history starts and how far it is archived; undefined for unknown ids.
+   * Messages 1..trimmedThroughSeq are only in the archive (read-through.ts).
+   */
+  async tailBounds(group: number, kv: GroupKv, contextId: string): Promise<TailBounds | undefined> {
+    const keys = new ContextKeys(contextId);
+    const records = await this.recordsFor(group, new GroupReader(this.overlay, group, kv), keys);
+    if (records === undefined) return undefined;
+    const { lastSeq, archivedSeq, trimmedThroughSeq } = records.window;
+    return { lastSeq, archivedSeq, trimmedThroughSeq };
+  }
+
+  /**
+   * What the archiver writes: stored messages fromSeq..toSeq with the version each append gave and
+   * the compaction it triggered, oldest first, up to the page budget (at least one).
+   */
+  async archiveRows(
+    group: number,
+    kv: GroupKv,
+    contextId: string,
+    fromSeq: number,
+    toSeq: number,
+  ): Promise<ArchiveRow[]> {
+    if (fromSeq > toSeq) return [];
+    const keys = new ContextKeys(contextId);
+    const reader = new GroupReader(this.overlay, group, kv);
+    const range = keys.messageRange(fromSeq, toSeq);
+    const { pairs } = await reader.scanWithin(range.gte, range.lte, this.pageBytesMax);
+    return pairs.map(([key, value]) => {
+      const seq = keys.seqOf(key);
+      const record = decodeMessageRecord(value);
+      return {
+        message: storedMessage(contextId, seq, record),
+        version: record.version,
+        ...(record.compaction === undefined ? {} : { compaction: record.compaction }),
+      };
+    });
+  }
+
+  /** Every context of the group with messages not yet archived (the archiver's start point). */
+  async archiveBacklog(group: number, kv: GroupKv): Promise<ArchiveBacklogEntry[]> {
+    const reader = new GroupReader(this.overlay, group, kv);
+    // Window keys are [0x06][id]; an id is UTF-8, which never holds the byte 0xff.
+    const pairs = await reader.scan(Uint8Array.of(KeyKind.window), Uint8Array.of(KeyKind.window, 0xff));
+    const backlog: ArchiveBacklogEntry[] = [];
+    for (const [key, value] of pairs) {
+      const window = decodeWindowRecord(value);
+      if (window.lastSeq <= window.archivedSeq) continue;
+      const contextId = Buffer.from(key.buffer, key.byteOffset + 1, key.byteLength - 1).toString('utf8');
+      backlog.push({ contextId, lastSeq: window.lastSeq, archivedSeq: window.archivedSeq });
+    }
+    return backlog;
+  }
+
+  /**
    * The LLM window. With `budgetTokens`, the newest suffix that fits in it, and needs_compaction
    * judged against it instead of the context's budget. Undefined for unknown ids.
    */
@@ -352,6 +430,8 @@ const execute = async (txn: ContextTxn, command: Command): Promise<CommandResult
       return applyAppend(txn, command);
     case 'compact':
       return applyCompact(txn, command);
+    case 'ack_archived':
+      return applyAckArchived(txn, command);
   }
 };
 

@@ -92,21 +92,23 @@ export const routes = [
     operationId: 'tailMessages',
     method: 'get',
     path: '/v1/contexts/:id/tail',
-    summary: 'Skip `offset` newest messages and return the next `limit`, oldest first; [] for unknown ids',
+    summary:
+      'Skip `offset` newest messages and return the next `limit`, oldest first; [] for unknown ids. Messages trimmed from the hot tail after archiving are read from the archive (503 archive_unavailable when it does not answer)',
     auth: true,
     query: 'Tail',
     responses: { 200: 'TailPage' },
-    errors: ['invalid_query'],
+    errors: ['invalid_query', 'archive_unavailable'],
   },
   {
     operationId: 'exportMessages',
     method: 'get',
     path: '/v1/contexts/:id/messages',
-    summary: 'Full-history export, ascending, seq > from_seq, with next_from_seq when more remain',
+    summary:
+      'Full-history export, ascending, seq > from_seq, with next_from_seq when more remain. Messages trimmed from the hot tail after archiving are read from the archive, one continuous history (503 archive_unavailable when it does not answer)',
     auth: true,
     query: 'Messages',
     responses: { 200: 'MessagesPage' },
-    errors: ['invalid_query', 'context_not_found'],
+    errors: ['invalid_query', 'context_not_found', 'archive_unavailable'],
   },
   {
     operationId: 'getLlmContext',

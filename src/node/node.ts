@@ -47,17 +47,20 @@ import { defaultGroupCount } from '../context/routing.js';
 import type { Readiness } from '../api/service.js';
 import { createTokenEstimator } from '../tokens/create-token-estimator.js';
 import { withFsyncFault } from './fault-injection.js';
+import { createNodeArchive, type NodeArchive } from '../../archiver/index.js';
 
 export interface RunningNode {
   readonly nodeId: string;
   readonly httpPort: number;
   readonly raftPort: number;
   /**
-   * Graceful stop (README "Shutting down"): not ready, new requests refused,
-   * leadership handed away, requests in flight finished, then HTTP, the Raft loop, gRPC and the
-   * store close. Idempotent.
+   * Graceful stop (README "Shutting down"): not ready, new requests refused, leadership handed
+   * away, requests in flight finished, the archiver flushed (bounded), then HTTP, the Raft loop,
+   * gRPC and the store close. Idempotent.
    */
   close(): Promise<void>;
+  /** Writes and acknowledges what the archiver has pending (bounded); a no-op without one. */
+  flushArchive(deadlineMs?: number): Promise<void>;
 }
 
 export interface StartNodeHooks {
@@ -120,7 +123,12 @@ export const startNode = async (
     // Filled once the service exists; until then no subscriber exists to hear an event.
     const live: { streams?: Streams } = {};
     const stateMachine = new ContextStateMachine({
-      onEvent: (event) => live.streams?.hub.onApplied(event),
+      // Live streams hear every applied event; the archiver notes what it must write (it is built
+      // right below; nothing is applied before the Raft host starts).
+      onEvent: (event) => {
+        live.streams?.hub.onApplied(event);
+        archive?.noteEvent(event);
+      },
       onRestored: (group) => live.streams?.hub.onRestored(group),
       cacheContextsMax: config.cacheContextsMax,
       cacheBytesMax: config.cacheBytesMax,
@@ -128,6 +136,13 @@ export const startNode = async (
       // Every replica refuses the same entries; each says so once, when it applies one.
       onRefusedEntry: ({ group, index, reason, error }) =>
         log.error({ group, index, reason, err: error }, 'committed entry refused'),
+    });
+    const archive: NodeArchive | undefined = createNodeArchive({
+      config,
+      nodeId,
+      stateMachine,
+      metrics,
+      log,
     });
     const incarnation = clustered ? await resolveIncarnation(config.dataDir) : undefined;
     // The data directory's generation (cluster/membership/generation.ts): a stale copy is refused.
@@ -247,7 +262,15 @@ export const startNode = async (
       groupCount: defaultGroupCount,
       metrics,
       requestLimits,
+      ...(archive === undefined ? {} : { archive: archive.reader }),
     });
+    if (archive !== undefined) {
+      // Acks are proposed here, on the leader the archiver found; never forwarded elsewhere.
+      archive.start(host, createLocalConsensus(host, { proposeTimeoutMs: config.raftProposalTimeoutMs }));
+      const nodeArchive = archive;
+      // Closed after HTTP (closers run in reverse) and before the Raft loop: its acks need Raft.
+      closers.push(() => nodeArchive.close());
+    }
     // In a cluster, reads of groups hosted elsewhere are run by a node that hosts them.
     const service = cluster?.remoteService(localService) ?? localService;
     const liveStreams = createStreams({
@@ -274,6 +297,8 @@ export const startNode = async (
       if (closing) return { ready: false, reason: 'shutting down' };
       const notJoined = cluster?.readiness();
       if (notJoined !== undefined) return notJoined;
+      const archiveProblem = archive?.readinessProblem();
+      if (archiveProblem !== undefined) return { ready: false, reason: archiveProblem };
       // Every group this node hosts (all 256 alone; its replicas in a larger cluster, not counting
       // replicas it has lost in a move, which no leader talks to any more).
       let leaderless = 0;
@@ -387,8 +412,9 @@ export const startNode = async (
       liveStreams.close();
       // 4. Requests in flight finish (bounded by budgets.inflightMs), then every connection closes.
       await http.close();
-      // 5. The archiver flushes here, once it exists: everything committed is still readable.
-      // 6. The cluster rounds, the Raft loop (after its turn), the host, gRPC and LevelDB close.
+      // 5. closeAll runs the closers newest first: the archiver flushes what it holds (bounded; its
+      //    acks still need Raft), then the cluster rounds, the Raft loop (after its turn), the
+      //    host, gRPC and LevelDB close.
       await closeAll();
     };
     let closed: Promise<void> | undefined;
@@ -400,6 +426,7 @@ export const startNode = async (
         closed ??= shutdown().then(() => log.info('fastpaca node stopped'));
         return closed;
       },
+      flushArchive: async (deadlineMs) => archive?.flush(deadlineMs),
     };
   } catch (error) {
     await closeAll();

@@ -121,7 +121,7 @@ describe('fastpaca serve flags', () => {
     [['serve', 'extra'], 'Unknown argument: extra'],
     [['serve', '--port'], 'Not enough arguments following: port'],
     [['srve'], 'Unknown argument: srve'],
-    [[], 'Give a command: serve, config, cluster, snapshot, health or bench'],
+    [[], 'Give a command: serve, config, cluster, snapshot, migrate, health or bench'],
     [['config'], 'Give a config command: sample or check'],
     [['config', 'sample', '--port', '1'], 'Unknown argument: port'],
   ])('refuses %j with exit code 2', async (args, message) => {

@@ -26,6 +26,13 @@ export type Intent =
       readonly contextId: string;
       readonly replacement: readonly MessageDraft[];
       readonly ifVersion: IfVersionIntent;
+    }
+  | {
+      /** The archiver's ack: up to the last seq, a little behind it, or any seq (stale or ahead). */
+      readonly kind: 'ack';
+      readonly contextId: string;
+      readonly upTo: 'last' | 'behind' | number;
+      readonly tailKeep: number;
     };
 
 const partTypes = ['text', 'text', 'text', 'tool-call', 'tool-result', 'reasoning', 'image', 'toolbox'];
@@ -156,5 +163,62 @@ export const intentsArb = (maxLength: number): fc.Arbitrary<Intent[]> =>
         { minLength: 1, maxLength: 3 },
       ),
       fc.array(intentArb, { maxLength }),
+    )
+    .map(([creates, rest]) => [...creates, ...rest]);
+
+/** An archiver ack of a context: `upTo` relative to its last seq, a small `tailKeep`. */
+export const ackIntentArb: fc.Arbitrary<Intent> = fc.record({
+  kind: fc.constant('ack' as const),
+  contextId: contextArb,
+  upTo: fc.oneof(
+    fc.constant<'last'>('last'),
+    fc.constant<'behind'>('behind'),
+    fc.integer({ min: 0, max: 60 }),
+  ),
+  tailKeep: fc.integer({ min: 0, max: 6 }),
+});
+
+/** An unconditional append without a key: what grows a history fastest. */
+const plainAppendArb: fc.Arbitrary<Intent> = fc.record({
+  kind: fc.constant('append' as const),
+  contextId: contextArb,
+  message: draftArb,
+  ifVersion: fc.constant<IfVersionIntent>('none'),
+});
+
+/**
+ * Sequences with archiver acks mixed in (about one command in four). Contexts are created with a
+ * small last_n window most of the time, so the window moves on and trimming has room to happen.
+ */
+export const intentsWithAcksArb = (maxLength: number): fc.Arbitrary<Intent[]> =>
+  fc
+    .tuple(
+      fc.array(
+        fc.record({
+          kind: fc.constant('put' as const),
+          contextId: contextArb,
+          changes: fc.record({
+            token_budget: fc.integer({ min: 1, max: 40 }),
+            policy: fc.oneof(
+              {
+                weight: 3,
+                arbitrary: fc
+                  .integer({ min: 1, max: 4 })
+                  .map((limit): Policy => ({ strategy: 'last_n', config: { limit } })),
+              },
+              { weight: 1, arbitrary: policyArb },
+            ),
+          }),
+        }),
+        { minLength: 1, maxLength: 3 },
+      ),
+      fc.array(
+        fc.oneof(
+          { weight: 3, arbitrary: intentArb },
+          { weight: 3, arbitrary: plainAppendArb },
+          { weight: 2, arbitrary: ackIntentArb },
+        ),
+        { maxLength, size: 'large' },
+      ),
     )
     .map(([creates, rest]) => [...creates, ...rest]);

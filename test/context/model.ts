@@ -49,6 +49,10 @@ export interface ModelContext {
   /** No policy run since creation or the last compaction: the window is everything since. */
   untrimmed: boolean;
   readonly keys: Map<string, KeyEntry>;
+  /** The archiver's watermark (ack_archived). */
+  archivedSeq: number;
+  /** Messages 1..trimmedThrough left the store after an ack; the log keeps them. */
+  trimmedThrough: number;
 }
 
 const content = (draft: MessageDraft): string =>
@@ -73,7 +77,7 @@ export const viewOf = (id: string, c: ModelContext): ContextView => ({
   metadata: c.metadata,
   version: c.version,
   last_seq: c.log.length,
-  archived_seq: 0,
+  archived_seq: c.archivedSeq,
   created_at: c.createdAt,
   inserted_at: c.createdAt,
   updated_at: c.updatedAt,
@@ -143,6 +147,12 @@ export class ContextModel {
           replacement: intent.replacement,
           ...this.ifVersion(contextId, intent.ifVersion),
         };
+      case 'ack': {
+        const last = this.contexts.get(contextId)?.log.length ?? 0;
+        const upToSeq =
+          intent.upTo === 'last' ? last : intent.upTo === 'behind' ? Math.max(0, last - 2) : intent.upTo;
+        return { type: 'ack_archived', contextId, now, upToSeq, tailKeep: intent.tailKeep };
+      }
     }
   }
 
@@ -181,6 +191,8 @@ export class ContextModel {
             liveFrom: 1,
             untrimmed: true,
             keys: new Map(),
+            archivedSeq: 0,
+            trimmedThrough: 0,
           };
           this.contexts.set(id, created);
           expect(result).toEqual({ type: 'put_context', created: true, context: viewOf(id, created) });
@@ -240,6 +252,24 @@ export class ContextModel {
       }
       case 'append':
         return this.applyAppend(command, result, c, events);
+      case 'ack_archived': {
+        if (c === undefined) {
+          expect(result).toEqual(notFound(id));
+          return { command, result };
+        }
+        // Monotonic, never past last_seq; trims only archived messages beyond the newest tailKeep.
+        c.archivedSeq = Math.max(c.archivedSeq, Math.min(command.upToSeq, c.log.length));
+        expect(result).toMatchObject({
+          type: 'ack_archived',
+          archived_seq: c.archivedSeq,
+          last_seq: c.log.length,
+        });
+        const { trimmed, tail_size } = result as { trimmed: number; tail_size: number };
+        c.trimmedThrough += trimmed;
+        if (trimmed > 0) expect(c.trimmedThrough).toBeLessThanOrEqual(c.archivedSeq - command.tailKeep);
+        expect(tail_size).toBe(c.log.length - c.trimmedThrough);
+        return { command, result };
+      }
       case 'compact': {
         if (c === undefined) expect(result).toEqual(notFound(id));
         else if (c.status === 'tombstoned') expect(result).toEqual(tombstoned(id));
@@ -471,8 +501,11 @@ export const checkContext = async (world: World, model: ContextModel, id: string
     return;
   }
   expect(view).toEqual(viewOf(id, c));
-  // The log is the full history, untouched by policies and compactions.
-  expect(await world.messages(id, 0, 1_000)).toEqual({ messages: c.log.map((m) => m.message) });
+  // The log is the full history, untouched by policies and compactions; the store holds it from
+  // the first message not trimmed after archiving (the archive holds the rest).
+  expect(await world.messages(id, 0, 1_000)).toEqual({
+    messages: c.log.slice(c.trimmedThrough).map((m) => m.message),
+  });
   const window = await world.window(id);
   if (window === undefined) throw new Error(`${id}: no window`);
   checkWindow(id, c, window);
