@@ -48,10 +48,11 @@ export interface StreamPosition {
 }
 
 /**
- * The oldest seq this node holds for a context. Every seq until the archiver trims the hot tail
- * (its branch replaces this with the trimmed watermark + 1).
+ * The oldest seq this node holds for a context: every seq until the archiver trims the hot tail,
+ * then the first after the trimmed ones (apply-archive.ts). A stream whose cursor is older gets a
+ * `gap` frame and reads the difference from /messages, which reads it back from the archive.
  */
-export const retainedFromSeq = (_window: WindowRecord): number => 1;
+export const retainedFromSeq = (window: WindowRecord): number => window.trimmedThroughSeq + 1;
 
 export const streamPositionOf = async (
   reader: GroupReader,

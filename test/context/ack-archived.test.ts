@@ -103,3 +103,32 @@ describe('idempotency keys of trimmed appends', () => {
     expect(fresh).toMatchObject({ type: 'append', seq: total + 1, replayed: false });
   }, 60_000);
 });
+
+describe('streams after a trim', () => {
+  it('report history as starting after the trimmed messages, so an older cursor gets a gap', async () => {
+    const world = new World();
+    const id = 'streamed';
+    let step = 0;
+    const run = (command: Omit<Command, 'now'>) => world.run({ ...command, now: stamp(++step) } as Command);
+    await run({
+      type: 'put_context',
+      contextId: id,
+      changes: { token_budget: 5, policy: { strategy: 'last_n', config: { limit: 2 } } },
+      defaults: { triggerRatio: 0.7, policy: { strategy: 'last_n', config: { limit: 2 } } },
+    } as Omit<Command, 'now'>);
+    for (let seq = 1; seq <= 20; seq++) {
+      await run({
+        type: 'append',
+        contextId: id,
+        message: { role: 'user', parts: [{ type: 'text', text: `m${seq}` }], tokenCount: 1, partTokens: [1] },
+      } as Omit<Command, 'now'>);
+    }
+    const untrimmed = await world.sm.streamPosition(world.group(id), world.kv(id), id);
+    expect(untrimmed?.retainedFromVersion).toBe(1);
+    await run({ type: 'ack_archived', contextId: id, upToSeq: 15, tailKeep: 3 } as Omit<Command, 'now'>);
+    // Seqs 1..12 were trimmed (15 archived, the newest 3 of them kept): history starts at seq 13,
+    // which is version 13 (one version per append, no manual compaction).
+    const trimmed = await world.sm.streamPosition(world.group(id), world.kv(id), id);
+    expect(trimmed).toMatchObject({ version: 20, lastSeq: 20, retainedFromVersion: 13 });
+  });
+});
