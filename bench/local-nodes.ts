@@ -42,7 +42,8 @@ export interface LocalNodes {
   close(): Promise<void>;
 }
 
-const freePort = (): Promise<number> =>
+/** A port free on 127.0.0.1 a moment ago (bind port 0, read it, close). */
+export const freePort = (): Promise<number> =>
   new Promise((done, fail) => {
     const server = createServer();
     server.once('error', fail);

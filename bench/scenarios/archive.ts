@@ -1,20 +1,9 @@
 // The archiver's cost: the single-node append load with the archiver off and on, alternating on
 // fresh nodes (bench/archive-bench.ts), against an embedded PostgreSQL started here or --database-url.
-import { createServer } from 'node:net';
+import { freePort } from '../local-nodes.js';
 
 import { archiveComparison } from '../archive-bench.js';
 import { numberFlag, type Scenario } from '../scenario.js';
-
-const freePort = (): Promise<number> =>
-  new Promise((done, fail) => {
-    const server = createServer();
-    server.once('error', fail);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => (port > 0 ? done(port) : fail(new Error('no port assigned'))));
-    });
-  });
 
 export const archiveScenario: Scenario = {
   name: 'archive',

@@ -11,7 +11,7 @@
 // Every process started here is stopped by pid at the end, also on failure.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { freePort } from '../local-nodes.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -41,17 +41,6 @@ interface BenchNode {
   /** SIGKILL by default; SIGTERM lets a profiled node write its profile (SIGKILL after 10 s). */
   kill(signal?: 'SIGKILL' | 'SIGTERM'): Promise<void>;
 }
-
-const freePort = (): Promise<number> =>
-  new Promise((done, fail) => {
-    const server = createServer();
-    server.once('error', fail);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => (port > 0 ? done(port) : fail(new Error('no port assigned'))));
-    });
-  });
 
 /** The environment a node gets: ours minus any FASTPACA_* the developer has set, plus the cluster. */
 const nodeEnv = (extra: Readonly<Record<string, string>>): NodeJS.ProcessEnv => {

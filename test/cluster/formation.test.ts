@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import {
   call,
+  clusterSecret,
   clusterStatus,
   createCluster,
   exportMessages,
@@ -130,5 +131,31 @@ describe('three-node cluster formation', () => {
       await wrong.arrayBuffer();
       expect(wrong.status).toBe(401);
     }
+  });
+
+  it('refuses a draining announcement without the secret, or with a malformed node or ttl', async () => {
+    const node = cluster.nodes[0];
+    if (node === undefined) throw new Error('no node');
+    const post = async (query: string, secret = clusterSecret): Promise<number> => {
+      const response = await fetch(`${node.base}/internal/v1/cluster/draining?${query}`, {
+        method: 'POST',
+        headers: { 'x-fastpaca-cluster-secret': secret },
+      });
+      await response.arrayBuffer();
+      return response.status;
+    };
+    expect(await post('node_id=node-2&ttl_ms=1000', 'not-the-secret-at-all')).toBe(401);
+    for (const query of [
+      'node_id=node-2',
+      'node_id=node-2&ttl_ms=-1',
+      'node_id=node-2&ttl_ms=1.5',
+      'node_id=node-2&ttl_ms=1e400',
+      `node_id=${'x'.repeat(10_000)}&ttl_ms=0`,
+      'ttl_ms=0',
+    ]) {
+      expect(await post(query), query).toBe(400);
+    }
+    // A well-formed announcement that clears a mark is accepted.
+    expect(await post('node_id=node-2&ttl_ms=0')).toBe(200);
   });
 });

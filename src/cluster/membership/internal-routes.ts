@@ -106,7 +106,9 @@ export const registerInternalRoutes = (
     const query = new URLSearchParams(req.getQuery() ?? '');
     try {
       const nodeId = nodeIdOf(query);
-      const ttlMs = Number(query.get('ttl_ms'));
+      // Number() reads a missing or empty value as 0 (which clears a mark): it must be given.
+      const raw = query.get('ttl_ms') ?? '';
+      const ttlMs = raw === '' ? Number.NaN : Number(raw);
       if (!Number.isSafeInteger(ttlMs) || ttlMs < 0) throw invalid('ttl_ms is not a non-negative integer');
       options.draining(nodeId, ttlMs);
       exchange.send(jsonReply(200, { ok: true }));
