@@ -242,6 +242,13 @@ export interface RaftHostOptions<Result> {
   readonly acceptUnknownGroup?: (group: GroupId, from: NodeId) => boolean;
   /** Timers for metrics: each is called as the work starts and returns the function that ends it. */
   readonly timers?: RaftHostTimers;
+  /**
+   * Pipelined persistence: a turn starts its store write and ends without waiting for it, so the next
+   * turn steps, sends and applies while the disk syncs; what depends on the write (the core's stable
+   * index, answers to the leader, votes) waits for it as before (write-pipeline.ts). Off: every turn
+   * awaits its own write, so turn() returning means its write is durable.
+   */
+  readonly pipelineWrites?: boolean;
 }
 
 export interface RaftHostTimers {
@@ -261,7 +268,8 @@ export interface DrivableHost<Result = unknown> extends ConsensusHost<Result> {
   /**
    * One loop turn: step queued messages and proposals, collect every group's Ready, persist them
    * in one synced batch, send messages grouped per peer, apply committed entries, resolve waiters,
-   * advance. Turns never overlap (the caller awaits each).
+   * advance. Turns never overlap (the caller awaits each). With pipelined writes a turn may end
+   * before its write completes; a later turn finishes it (hasWork says when one should run).
    */
   turn(): Promise<void>;
   close(): Promise<void>;

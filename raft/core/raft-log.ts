@@ -31,6 +31,10 @@ export class RaftLog {
   private appliedIndex: Index;
   // Invariant: snapshotIndex <= stableIndex <= lastIndex
   private stable: Index;
+  // Invariant: stableIndex <= inProgress <= lastIndex. Entries in (stable, inProgress] were handed to
+  // the host and are being written (a pipelined write, see acceptInProgress); the next Ready starts
+  // after them.
+  private inProgress: Index;
   /** A snapshot received from the leader that the host has not yet persisted. */
   private pendingSnapshotMeta: SnapshotMeta | undefined;
 
@@ -42,6 +46,7 @@ export class RaftLog {
       if (this.entries[i]?.index !== expected) fail(`initial entries must be contiguous from ${expected}`);
     }
     this.stable = this.lastIndex();
+    this.inProgress = this.stable;
     invariant(applied >= snapshot.index, 'applied must be >= the snapshot index');
     invariant(applied <= committed, 'applied must be <= commit');
     invariant(committed <= this.lastIndex(), 'commit must be <= the last index');
@@ -186,14 +191,25 @@ export class RaftLog {
     return false;
   }
 
+  /** Entries the host has neither persisted nor started writing. */
   hasUnstable(): boolean {
-    return this.stable < this.lastIndex();
+    return this.inProgress < this.lastIndex();
   }
 
-  /** Entries the host has not persisted yet: (stableIndex, lastIndex]. */
+  /** Entries the host has neither persisted nor started writing: (inProgress, lastIndex]. */
   unstableEntries(): Entry[] {
     if (!this.hasUnstable()) return [];
-    return this.entries.slice(this.offsetOf(this.stable + 1));
+    return this.entries.slice(this.offsetOf(this.inProgress + 1));
+  }
+
+  /**
+   * The host took the entries up to `index` into a write that has not completed yet: the next Ready
+   * does not hand them out again. They count as persisted only at stableTo.
+   */
+  acceptInProgress(index: Index): void {
+    if (index <= this.inProgress) return;
+    if (index > this.lastIndex()) fail(`in-progress ${index} beyond last index ${this.lastIndex()}`);
+    this.inProgress = index;
   }
 
   /** Committed entries are applied only once persisted locally: (applied, min(commit, stableIndex)]. */
@@ -239,6 +255,7 @@ export class RaftLog {
   stableTo(index: Index, term: Term): void {
     if (index <= this.stable || !this.matchTerm(index, term)) return;
     this.stable = index;
+    if (this.inProgress < index) this.inProgress = index;
   }
 
   /** The host persisted the received snapshot: state up to its index is now the applied state. */
@@ -255,6 +272,7 @@ export class RaftLog {
     this.snapshotMetaValue = meta;
     this.committedIndex = meta.index;
     this.stable = meta.index;
+    this.inProgress = meta.index;
     this.pendingSnapshotMeta = meta;
   }
 
@@ -323,6 +341,9 @@ export class RaftLog {
     this.entries.length = this.head + (first - this.snapshotMetaValue.index - 1);
     for (let i = fromOffset; i < entries.length; i++) this.entries.push(entries[i] as Entry);
     if (this.stable >= first) this.stable = first - 1;
+    // A write in flight holds the replaced entries; the new ones go in a later write (stableTo
+    // ignores the old write's report: the term at its last index no longer matches).
+    if (this.inProgress >= first) this.inProgress = first - 1;
   }
 
   private offsetOf(index: Index): number {

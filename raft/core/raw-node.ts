@@ -272,6 +272,24 @@ export class RawNode implements RawNodeApi {
     return ready;
   }
 
+  accept(ready: Ready): void {
+    invariant(this.readyOutstanding, 'accept() without an outstanding ready()');
+    invariant(ready.snapshot === undefined, 'a Ready with a snapshot is advanced, not accepted');
+    this.readyOutstanding = false;
+    const log = this.log;
+    const lastEntry = ready.entries[ready.entries.length - 1];
+    if (lastEntry !== undefined) log.acceptInProgress(lastEntry.index);
+    const lastApplied = ready.committedEntries[ready.committedEntries.length - 1];
+    if (lastApplied !== undefined) log.appliedTo(lastApplied.index);
+  }
+
+  persisted(ready: Ready): void {
+    const lastEntry = ready.entries[ready.entries.length - 1];
+    if (lastEntry === undefined) return;
+    this.log.stableTo(lastEntry.index, lastEntry.term);
+    if (this.role === 'leader') this.leaderPersisted();
+  }
+
   advance(ready: Ready): void {
     invariant(this.readyOutstanding, 'advance() without an outstanding ready()');
     this.readyOutstanding = false;

@@ -224,6 +224,14 @@ export interface RawNodeApi {
   ready(): Ready;
   /** The host persisted, sent and applied everything in `ready`. */
   advance(ready: Ready): void;
+  /**
+   * Pipelined persistence, the first half of advance(): the host applied `ready`'s committed entries
+   * and started (not finished) writing its entries and hard state, so the next ready() may be taken
+   * now and holds only what came after. Not for a Ready with a snapshot (use advance).
+   */
+  accept(ready: Ready): void;
+  /** The second half: the write that carried an accepted `ready` completed (its entries are durable). */
+  persisted(ready: Ready): void;
   status(): RaftStatus;
   /** The term of the entry at `index`, or undefined if it is compacted away or beyond the log. */
   termAt(index: Index): Term | undefined;

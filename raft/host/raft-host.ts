@@ -40,10 +40,11 @@ import {
   recoverGroups,
   writeBootstrapPoint,
 } from './recovery.js';
-import { installsSnapshot, type GroupReplica, type Proposal } from './replica.js';
+import { installsSnapshot, type GroupReplica, type Proposal, type ReadyWork } from './replica.js';
 import { Requests, failure, type Request } from './requests.js';
 import { zeroStats, type MutableStats, type RaftHostStats } from './stats.js';
 import { WriteBatch } from './write-batch.js';
+import { WritePipeline, type PendingWrite } from './write-pipeline.js';
 
 /** A request for a group: refused (host closed, group not hosted here), or admitted to its replica. */
 type Admission<Result> =
@@ -61,6 +62,7 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
   private readonly inbound: Inbound<Result>;
   private readonly outbox: Outbox<Result>;
   private readonly writes: WriteBatch<Result>;
+  private readonly pipeline: WritePipeline<Result> | undefined;
   private readonly feedContext: FeedContext<Result>;
   private readonly applyContext: ApplyContext<Result>;
   private readonly advanceContext: AdvanceContext<Result>;
@@ -94,6 +96,16 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
       snapshotSent: (replica, peer, ok) => this.snapshotSent(replica, peer, ok),
     });
     this.writes = new WriteBatch({ store, stateMachine, stats, timers: options.timers });
+    this.pipeline =
+      options.pipelineWrites === true
+        ? new WritePipeline<Result>({
+            store,
+            stats,
+            timers: options.timers,
+            wake: () => this.wake(),
+            fatal: (error) => this.reportFatal(error),
+          })
+        : undefined;
     this.feedContext = {
       inbound: this.inbound,
       requests: this.requests,
@@ -208,7 +220,13 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
 
   hasWork(): boolean {
     if (this.closed || this.failed) return false;
-    return this.hosted.anyDirty || this.writes.hasWork || this.inbound.hasUnknown || this.deferredTicks > 0;
+    return (
+      this.hosted.anyDirty ||
+      this.writes.hasWork ||
+      this.inbound.hasUnknown ||
+      this.deferredTicks > 0 ||
+      this.pipeline?.hasCompleted === true
+    );
   }
 
   async turn(): Promise<void> {
@@ -230,6 +248,11 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
     if (this.closed) return;
     this.closed = true;
     if (this.turnInFlight !== undefined) await this.turnInFlight;
+    // Writes already handed over complete, and what waited for them is released.
+    if (this.pipeline !== undefined && !this.failed) {
+      await this.pipeline.idle();
+      this.finishWrites();
+    }
     // Answers held for a turn that will not come now: they are durable, so they still leave.
     this.outbox.flush();
     this.settleEverything();
@@ -251,6 +274,8 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
     replica.inboundSnapshot = undefined;
     this.writes.forget(group, replica);
     const deleting = (async (): Promise<void> => {
+      // Writes already handed over may carry the group's log: they land before the delete.
+      await this.pipeline?.idle();
       await this.store.write(await deleteGroupOps(this.store, group), { sync: true });
       await this.options.stateMachine.restored(group, { index: 0, term: 0, conf: EMPTY_CONF });
     })();
@@ -297,10 +322,17 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
 
   private async runTurn(): Promise<void> {
     this.stats_.turns += 1;
+    // Finish: writes completed since the last turn tell their cores what is durable (pipelined).
+    this.finishWrites();
     // Feed: input queued since the last turn goes into the cores, then each core hands over its Ready.
     this.inbound.adoptUnknownGroups((group, from) => this.adopt(group, from));
     this.hosted.reportUnreachable(this.options.transport.drainUnreachable());
     const work = this.hosted.takeDirty();
+    // A received snapshot replaces a group's stored data, listed from the store: no write may be in
+    // flight then, so such a turn waits for the pipeline and writes on its own (not pipelined).
+    const pipelined =
+      this.pipeline !== undefined && !work.some((replica) => replica.inboundSnapshot !== undefined);
+    if (this.pipeline !== undefined && !pipelined) await this.pipeline.idle();
     for (const replica of work) feed(replica, this.feedContext);
     const readys = collectReadys(work);
     // Send early: a leader's replication leaves before its own write (outbox.ts).
@@ -309,12 +341,27 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
     // own stable index), so they apply and answer now instead of waiting for this turn's fsync, and
     // their state-machine writes ride in that same write. A Ready that installs a snapshot applies
     // after it.
-    const installing = readys.filter(installsSnapshot);
     await Promise.all(
       readys
         .filter((item) => !installsSnapshot(item))
         .map((item) => applyAndResolve(this.applyContext, item)),
     );
+    if (pipelined && this.pipeline !== undefined) this.handOver(this.pipeline, readys);
+    else await this.persistAndAdvance(readys);
+    if (this.deferredTicks > 0) {
+      const ticks = this.deferredTicks;
+      this.deferredTicks = 0;
+      this.hosted.tick(ticks);
+    }
+    // A write with nothing to write completes at once: finish it in this turn.
+    this.finishWrites();
+    // With no turn to follow, nothing would carry the held messages: they leave now.
+    if (!this.hasWork()) this.outbox.flush();
+  }
+
+  /** The unpipelined end of a turn: one store write, awaited, then every Ready goes back to its core. */
+  private async persistAndAdvance(readys: ReadyWork<Result>[]): Promise<void> {
+    const installing = readys.filter(installsSnapshot);
     // Persist: one store write for the whole turn (write-batch.ts).
     const { installs, flushed } = await this.writes.persist(readys);
     for (const { replica, ready } of readys) this.hosted.observeSoftState(replica, ready);
@@ -325,17 +372,47 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
     await Promise.all(installing.map((item) => applyAndResolve(this.applyContext, item)));
     // Advance: every Ready goes back to its core; a lone member applies what that committed (advance.ts).
     await advance(readys, this.advanceContext);
-    // Compact: cores are between Readys again, so compaction and deferred ticks may touch them.
+    this.compactFlushed(flushed);
+  }
+
+  /**
+   * The pipelined end of a turn: every core accepts its Ready (the next one starts after it) and the
+   * turn's ops join the pipeline's next write. What depends on that write waits for finishWrites.
+   */
+  private handOver(pipeline: WritePipeline<Result>, readys: ReadyWork<Result>[]): void {
+    for (const { replica, ready } of readys) {
+      replica.core.accept(ready);
+      this.hosted.observeSoftState(replica, ready);
+    }
+    this.writes.collect(readys, pipeline.next());
+    pipeline.submit();
+  }
+
+  /**
+   * Completed writes, oldest first: their entries are stable in the cores (a leader may commit, a
+   * lone member commits at once), the messages that waited for them are held for the next flush, and
+   * groups whose applied index became durable may compact. Cores are between Readys here.
+   */
+  private finishWrites(): void {
+    if (this.pipeline === undefined || !this.pipeline.hasCompleted) return;
+    for (const write of this.pipeline.takeCompleted()) this.finishWrite(write);
+  }
+
+  private finishWrite(write: PendingWrite<Result>): void {
+    const flushed = this.writes.finish(write);
+    const current = write.readys.filter(({ replica }) => this.hosted.hosts(replica));
+    for (const { replica, ready } of current) {
+      replica.core.persisted(ready);
+      if (replica.core.hasReady()) this.hosted.markDirty(replica);
+    }
+    this.outbox.hold(current);
+    this.compactFlushed(flushed.filter((replica) => this.hosted.hosts(replica)));
+  }
+
+  private compactFlushed(flushed: readonly GroupReplica<Result>[]): void {
     for (const replica of flushed) {
       if (maybeCompact(replica, this.options, this.writes.compactionOps)) this.stats_.compactions += 1;
     }
-    if (this.deferredTicks > 0) {
-      const ticks = this.deferredTicks;
-      this.deferredTicks = 0;
-      this.hosted.tick(ticks);
-    }
-    // With no turn to follow, nothing would carry the held messages: they leave now.
-    if (!this.hasWork()) this.outbox.flush();
   }
 
   // -------------------------------------------------------------------------------------------

@@ -108,6 +108,8 @@ export class GroupReplica<Result> {
    * a hard state that differs only in commit is not written at all (see WriteBatch.persist).
    */
   durable: TermAndVote;
+  /** Term and vote of the last hard state handed to a write; ahead of `durable` while it is in flight. */
+  written: TermAndVote;
 
   readonly inbox: Message[] = [];
   readonly proposals: Proposal<Result>[] = [];
@@ -138,6 +140,7 @@ export class GroupReplica<Result> {
     this.persistedApplied = init.applied.index;
     this.confHistory = init.confHistory;
     this.durable = init.durable;
+    this.written = init.durable;
     this.logBytes = init.core.logBytesBetween(init.compaction.index, init.applied.index);
   }
 

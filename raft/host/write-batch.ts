@@ -5,7 +5,7 @@
 
 import type { BatchOp, KvStore, RaftHostTimers, StateMachine } from '../api.js';
 import { fail } from '../core/invariant.js';
-import type { GroupId, Index } from '../core/types.js';
+import type { GroupId } from '../core/types.js';
 import {
   appliedStateKey,
   groupSpaceKey,
@@ -25,6 +25,7 @@ import {
 } from './replica.js';
 import { failure } from './requests.js';
 import type { MutableStats } from './stats.js';
+import { emptyWrite, type PendingWrite } from './write-pipeline.js';
 
 export interface PersistOutcome<Result> {
   /** Readys that installed a snapshot in this write. */
@@ -78,46 +79,82 @@ export class WriteBatch<Result> {
    * per turn on every replica.
    */
   async persist(readys: readonly ReadyWork<Result>[]): Promise<PersistOutcome<Result>> {
-    const { store, stats, timers, stateMachine } = this.context;
+    const { store, stats, timers } = this.context;
     const installs = readys.filter(installsSnapshot);
     // Writes of earlier applies describe state a snapshot replaces: drop them before collecting.
     for (const { replica } of installs) this.discardUnflushed(replica);
     // Order matters within the batch: older compaction ops first, then applies, then this turn's Readys.
-    const ops = this.logOps;
-    this.logOps = [];
-    const flushed = this.collectUnflushed(ops);
-    for (const item of installs) await this.installOps(item, ops);
-    let sync = installs.length > 0;
-    for (const { replica, ready } of readys) {
-      if (ready.entries.length > 0) {
-        replica.log.append(ready.entries, ops);
-        stats.entriesPersisted += ready.entries.length;
-      }
-      const hardState = ready.hardState;
-      if (hardState !== undefined && !sameTermAndVote(hardState, replica.durable)) {
-        ops.push({ type: 'put', key: hardStateKey(replica.group), value: encodeHardState(hardState) });
-      }
-      if (ready.mustSync) sync = true;
-    }
-    if (ops.length > 0) {
-      const endTimer = sync ? timers?.syncedWrite() : undefined;
-      await store.write(ops, { sync });
+    const write = emptyWrite<Result>();
+    this.takeQueued(write);
+    for (const item of installs) await this.installOps(item, write.ops);
+    this.addReadys(readys, write);
+    if (installs.length > 0) write.sync = true;
+    if (write.ops.length > 0) {
+      const endTimer = write.sync ? timers?.syncedWrite() : undefined;
+      await store.write(write.ops, { sync: write.sync });
       endTimer?.();
       stats.storeWrites += 1;
-      if (sync) stats.syncedWrites += 1;
+      if (write.sync) stats.syncedWrites += 1;
     }
-    for (const { replica, ready } of readys) {
+    return { installs, flushed: this.finish(write) };
+  }
+
+  /**
+   * Pipelined persistence: the same ops as persist() (never for a Ready that installs a snapshot),
+   * added to `write`, the pipeline's queued write; finish() runs once it completed.
+   */
+  collect(readys: readonly ReadyWork<Result>[], write: PendingWrite<Result>): void {
+    this.takeQueued(write);
+    this.addReadys(readys, write);
+  }
+
+  /** After `write` completed: what it carried is durable. Returns the groups whose applied index is. */
+  finish(write: PendingWrite<Result>): GroupReplica<Result>[] {
+    for (const { replica, ready } of write.readys) {
       const hardState = ready.hardState;
-      if (hardState !== undefined) replica.durable = { term: hardState.term, vote: hardState.vote };
+      if (hardState !== undefined && hardState.term >= replica.durable.term) {
+        replica.durable = { term: hardState.term, vote: hardState.vote };
+      }
     }
-    for (const [replica, index] of flushed) {
+    const flushed: GroupReplica<Result>[] = [];
+    for (const [replica, index] of write.flushed) {
       if (index > replica.persistedApplied) {
         replica.logBytes += replica.core.logBytesBetween(replica.persistedApplied, index);
       }
       replica.persistedApplied = Math.max(replica.persistedApplied, index);
-      stateMachine.persisted?.(replica.group, index);
+      this.context.stateMachine.persisted?.(replica.group, index);
+      flushed.push(replica);
     }
-    return { installs, flushed: flushed.map(([replica]) => replica) };
+    return flushed;
+  }
+
+  /** Compaction ops queued since the last write, then the state-machine writes and applied records. */
+  private takeQueued(write: PendingWrite<Result>): void {
+    for (const op of this.logOps) write.ops.push(op);
+    this.logOps = [];
+    this.collectUnflushed(write);
+  }
+
+  /**
+   * Each Ready's entries and (when its term or vote changed) hard state. A hard state is compared with
+   * the last one handed to a write, which a write in flight may not have made durable yet.
+   */
+  private addReadys(readys: readonly ReadyWork<Result>[], write: PendingWrite<Result>): void {
+    const { stats } = this.context;
+    for (const item of readys) {
+      const { replica, ready } = item;
+      if (ready.entries.length > 0) {
+        replica.log.append(ready.entries, write.ops);
+        stats.entriesPersisted += ready.entries.length;
+      }
+      const hardState = ready.hardState;
+      if (hardState !== undefined && !sameTermAndVote(hardState, replica.written)) {
+        write.ops.push({ type: 'put', key: hardStateKey(replica.group), value: encodeHardState(hardState) });
+        replica.written = { term: hardState.term, vote: hardState.vote };
+      }
+      if (ready.mustSync) write.sync = true;
+      write.readys.push(item);
+    }
   }
 
   /** After the install write: the group now stands at the snapshot; tell the state machine. */
@@ -149,8 +186,7 @@ export class WriteBatch<Result> {
     this.unflushed.delete(replica);
   }
 
-  private collectUnflushed(ops: BatchOp[]): [GroupReplica<Result>, Index][] {
-    const flushed: [GroupReplica<Result>, Index][] = [];
+  private collectUnflushed({ ops, flushed }: PendingWrite<Result>): void {
     for (const replica of this.unflushed) {
       for (const op of replica.unflushedOps) ops.push(op);
       replica.unflushedOps.length = 0;
@@ -165,7 +201,6 @@ export class WriteBatch<Result> {
       }
     }
     this.unflushed.clear();
-    return flushed;
   }
 
   /**

@@ -384,6 +384,14 @@ export const options = {
     default: 1,
     doc: 'Ticks between leader heartbeats; must be less than election_ticks.',
   }),
+  raftPipelineWrites: spec({
+    kind: boolean(),
+    env: 'FASTPACA_RAFT_PIPELINE_WRITES',
+    flag: 'raft-pipeline-writes',
+    toml: 'raft.pipeline_writes',
+    default: false,
+    doc: 'Overlap the next Raft turn with the fsync in flight (answers still wait for it); false waits per turn.',
+  }),
   raftPreVote: spec({
     kind: boolean(),
     env: 'FASTPACA_RAFT_PRE_VOTE',

@@ -199,6 +199,7 @@ export const startNode = async (
       heartbeatTicks: config.raftHeartbeatTicks,
       preVote: config.raftPreVote,
       checkQuorum: config.raftCheckQuorum,
+      pipelineWrites: config.raftPipelineWrites,
       limits: hostLimits(config),
       onFatal: fatal,
       // Forwarded writes are proposed here too: a leader low on disk refuses them (503).

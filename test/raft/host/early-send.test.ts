@@ -5,38 +5,13 @@
 // answers that another turn follows at once leave in that turn's frame, with its early messages.
 
 import { describe, expect, it } from 'vitest';
-import type { BatchOp, KvStore } from '../../../raft/api.js';
+import type { KvStore } from '../../../raft/api.js';
 import { MessageType } from '../../../raft/core/types.js';
-import { MemoryStore } from '../storage/memory-store.js';
+import { GatedStore } from './gated-store.js';
 import { bytes, Cluster } from './harness.js';
 
 const GROUP = 3;
 const IDS = ['a', 'b', 'c'];
-
-/** A MemoryStore whose writes can be held until released. */
-class GatedStore extends MemoryStore {
-  private gate: { promise: Promise<void>; release: () => void } | undefined;
-  held = 0;
-
-  hold(): void {
-    let release = (): void => {};
-    const promise = new Promise<void>((resolve) => (release = resolve));
-    this.gate = { promise, release };
-  }
-
-  release(): void {
-    this.gate?.release();
-    this.gate = undefined;
-  }
-
-  override async write(ops: readonly BatchOp[], options: { readonly sync: boolean }): Promise<void> {
-    if (this.gate !== undefined) {
-      this.held += 1;
-      await this.gate.promise;
-    }
-    return super.write(ops, options);
-  }
-}
 
 describe('RaftHost leader sending before its own write', () => {
   it('followers persist the entry while the leader write is held; the answer waits for it', async () => {

@@ -202,6 +202,8 @@ export interface ClusterOptions {
   readonly refuseProposals?: () => string | undefined;
   /** Per node: a reason makes it drop arriving entries and snapshots (RaftHostOptions.refuseEntries). */
   readonly refuseEntries?: (id: NodeId) => string | undefined;
+  /** RaftHostOptions.pipelineWrites for every host (off by default: each turn awaits its write). */
+  readonly pipelineWrites?: boolean;
 }
 
 /** Several hosts on one MemoryNetwork, driven by hand. `clock` is every host's now(). */
@@ -255,6 +257,7 @@ export class Cluster {
       preVote: true,
       checkQuorum: true,
       limits: testLimits(this.options.limits),
+      pipelineWrites: this.options.pipelineWrites ?? process.env.TEST_PIPELINE_WRITES === '1',
       onFatal: (error) => handle.fatal.push(error),
       ...(accept ? { acceptUnknownGroup: () => true } : {}),
       ...(this.options.refuseProposals === undefined

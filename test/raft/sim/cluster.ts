@@ -193,6 +193,7 @@ export class SimCluster {
       preVote: true,
       checkQuorum: true,
       limits: this.config.limits,
+      pipelineWrites: this.config.pipelineWrites,
       onFatal: (error) => this.onFatal(node, incarnation, error),
       // With membership changes on, a node added to a group creates its replica when the leader calls.
       acceptUnknownGroup: () => this.config.weights.reconfigure > 0,

@@ -38,6 +38,11 @@ export interface SimConfig {
   readonly downNodesMax: number;
   /** The broken rule: every disk acknowledges synced writes before they are durable. */
   readonly lieAboutFsync: boolean;
+  /**
+   * Hosts pipeline their writes (RaftHostOptions.pipelineWrites): turns overlap the fsync in flight.
+   * Odd seeds pipeline, even ones do not, so every scenario runs both.
+   */
+  readonly pipelineWrites: boolean;
   /** Simulated milliseconds per Raft tick of one node. */
   readonly tickMs: number;
   readonly delayMsMin: number;
@@ -91,6 +96,7 @@ export const defaultSimConfig = (seed: number, overrides: Partial<SimConfig> = {
   weights: DEFAULT_WEIGHTS,
   downNodesMax: 1,
   lieAboutFsync: false,
+  pipelineWrites: Math.abs(seed) % 2 === 1,
   tickMs: 10,
   delayMsMin: 1,
   delayMsMax: 25,

@@ -129,12 +129,13 @@ export const formatResult = (result: SimResult): string => {
     first === undefined
       ? `seed ${result.seed}: no violation in ${result.stepsRun} steps`
       : `seed ${result.seed}: step ${first.step}: ${first.invariant} violated: ${first.detail}`;
-  const { nodeCount, groupCount, replicasPerGroup, lieAboutFsync } = result.config;
+  const { nodeCount, groupCount, replicasPerGroup, lieAboutFsync, pipelineWrites } = result.config;
   return [
     headline,
     `replay: SIM_SEED=${result.seed} SIM_STEPS=${result.config.steps} npm run test:sim`,
     `cluster: ${nodeCount} nodes, ${groupCount} groups x ${replicasPerGroup} replicas` +
-      (lieAboutFsync ? ', disks lie about fsync' : ''),
+      (lieAboutFsync ? ', disks lie about fsync' : '') +
+      (pipelineWrites ? ', pipelined writes' : ''),
     `stats: ${JSON.stringify(result.cluster)} network ${JSON.stringify(result.network)}`,
     ...result.violations.slice(1, 5).map((v) => `also at step ${v.step}: ${v.invariant}: ${v.detail}`),
     'last actions:',
