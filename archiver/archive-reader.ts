@@ -1,15 +1,20 @@
 // The ArchiveReader (src/context/archive-reader.ts) over the archive database: what the export,
-// the tail and stream replay read trimmed history through. A database that does not answer is a
-// retryable 503 archive_unavailable, never a silently shorter history.
+// the tail and stream replay read trimmed history through (one query, readArchived). A database
+// that does not answer is a retryable 503 archive_unavailable, never a silently shorter history.
 
 import { ServiceError } from '../src/api/errors.js';
-import type { ArchiveReader } from '../src/context/archive-reader.js';
+import type { ArchiveReader, ArchivedAppend } from '../src/context/archive-reader.js';
 import type { Logger } from '../src/telemetry/logger.js';
 import type { ArchiveDatabase } from './archive-database.js';
 import { readArchived } from './archive-store.js';
 
-export const createArchiveReader = (database: ArchiveDatabase, log: Logger): ArchiveReader => ({
-  async readRange(contextId, afterSeq, throughSeq, limit) {
+export const createArchiveReader = (database: ArchiveDatabase, log: Logger): ArchiveReader => {
+  const readAppends = async (
+    contextId: string,
+    afterSeq: number,
+    throughSeq: number,
+    limit: number,
+  ): Promise<ArchivedAppend[]> => {
     try {
       return await readArchived(database.sql(), contextId, afterSeq, throughSeq, limit);
     } catch (error) {
@@ -23,5 +28,10 @@ export const createArchiveReader = (database: ArchiveDatabase, log: Logger): Arc
         { retryAfterSeconds: 1 },
       );
     }
-  },
-});
+  };
+  return {
+    readAppends,
+    readRange: async (contextId, afterSeq, throughSeq, limit) =>
+      (await readAppends(contextId, afterSeq, throughSeq, limit)).map((append) => append.message),
+  };
+};

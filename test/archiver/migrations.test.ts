@@ -23,7 +23,7 @@ describe('archive migrations', () => {
     try {
       expect(await schemaVersion(sql)).toBe(0);
       const first = await runMigrations(sql);
-      expect(first.applied).toEqual([1]);
+      expect(first.applied).toEqual([1, 2]);
       expect(first.version).toBe(latestSchemaVersion);
       const again = await Promise.all([runMigrations(sql), runMigrations(sql)]);
       expect(again.map((report) => report.applied)).toEqual([[], []]);
