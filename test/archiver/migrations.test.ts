@@ -42,6 +42,12 @@ describe('archive migrations', () => {
       expect(columns.map((row) => row.column_name)).toEqual(
         expect.arrayContaining(['id', 'status', 'policy', 'version', 'last_seq', 'archived_seq']),
       );
+      // Migration 2: each append's events for stream replay (window_change, events_complete).
+      const messageColumns = await sql<{ column_name: string }[]>`
+        SELECT column_name FROM information_schema.columns WHERE table_name = 'messages'`;
+      expect(messageColumns.map((row) => row.column_name)).toEqual(
+        expect.arrayContaining(['version', 'compaction', 'window_change', 'events_complete']),
+      );
     } finally {
       await sql.end({ timeout: 1 });
     }
