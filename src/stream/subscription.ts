@@ -3,13 +3,15 @@
 //
 // 1. The hub registers it as a live listener first (live events from then on are held in `pending`).
 // 2. It reads the position the history stands at (StreamPosition) and replays from the store every
-//    event after its cursor up to that position, a page at a time, paced by the client's buffer.
+//    event after its cursor up to that position (history the archiver trimmed from the archive,
+//    when one is configured), a page at a time, paced by the client's buffer. What can be read
+//    neither way is a `gap` frame; a trim that overtakes the replay starts it again from the cursor.
 // 3. It then sends the held live events that the replay did not cover, and goes live.
 //
 // "Covered" is the one comparison: an event was replayed iff its version is at or below the
 // position's version and, for an event stored under its own key, its ordinal is below the position's
-// event count (a configuration change after the position has the same version as the last append). Nothing is sent twice, nothing is skipped, and a
-// version never goes backwards.
+// event count (a configuration change after the position has the same version as the last append).
+// Nothing is sent twice, nothing is skipped without a gap frame, and a version never goes backwards.
 
 import type { ContextEvent } from '../context/events.js';
 import { CloseCode } from './close-codes.js';
