@@ -7,7 +7,9 @@
 // jsonb), both of which a message may hold: one such row would fail its whole batch again and again,
 // and archiving would stop for good. They are archived as U+FFFD instead (pgSafe).
 
-import type { ContextView, JsonObject, MessagePart, StoredMessage } from '../src/api/domain.js';
+import type { ContextView, JsonObject, MessagePart } from '../src/api/domain.js';
+import type { ArchivedAppend } from '../src/context/archive-reader.js';
+import type { CompactionEvent, ContextChangeEvent } from '../src/context/events.js';
 import type { ArchiveRow } from '../src/context/state-machine.js';
 import type { Sql, TransactionSql } from './database.js';
 
@@ -32,7 +34,7 @@ export const writeBatches = async (sql: Sql, batches: readonly ContextBatch[]): 
 
 const insertMessages = async (tx: TransactionSql, batches: readonly ContextBatch[]): Promise<number> => {
   const records = batches.flatMap(({ contextId, rows }) =>
-    rows.map(({ message, version, compaction }) => ({
+    rows.map(({ message, version, compaction, windowChange }) => ({
       context_id: contextId,
       seq: message.seq,
       id: message.id,
@@ -43,16 +45,19 @@ const insertMessages = async (tx: TransactionSql, batches: readonly ContextBatch
       inserted_at: message.inserted_at,
       version,
       compaction: compaction ?? null,
+      window_change: windowChange ?? null,
     })),
   );
   if (records.length === 0) return 0;
   // The whole batch as one JSON document: one native JSON.stringify here, one parse in PostgreSQL.
   const result = await tx`
-    INSERT INTO messages (context_id, seq, id, role, parts, metadata, token_count, inserted_at, version, compaction)
-    SELECT context_id, seq, id, role, parts, metadata, token_count, inserted_at, version, compaction
+    INSERT INTO messages (context_id, seq, id, role, parts, metadata, token_count, inserted_at, version,
+      compaction, window_change, events_complete)
+    SELECT context_id, seq, id, role, parts, metadata, token_count, inserted_at, version, compaction,
+      window_change, true
     FROM json_to_recordset(${pgSafeJson(records)}::text::json) AS r(
       context_id text, seq bigint, id text, role text, parts jsonb, metadata jsonb, token_count bigint,
-      inserted_at timestamptz, version bigint, compaction jsonb)
+      inserted_at timestamptz, version bigint, compaction jsonb, window_change jsonb)
     ON CONFLICT (context_id, seq) DO NOTHING`;
   return result.count;
 };
@@ -122,28 +127,44 @@ interface MessageRowOut {
   readonly metadata: JsonObject;
   readonly token_count: string;
   readonly inserted_at: Date;
+  readonly version: string;
+  readonly compaction: CompactionEvent | null;
+  readonly window_change: ContextChangeEvent | null;
+  readonly events_complete: boolean;
 }
 
-/** Archived messages of a context with afterSeq < seq <= throughSeq, ascending, at most `limit`. */
+/**
+ * Archived messages of a context with afterSeq < seq <= throughSeq, ascending, at most `limit`,
+ * each with the version and events of its append (what the export, the tail and a stream replay
+ * read back).
+ */
 export const readArchived = async (
   sql: Sql,
   contextId: string,
   afterSeq: number,
   throughSeq: number,
   limit: number,
-): Promise<StoredMessage[]> => {
+): Promise<ArchivedAppend[]> => {
   if (throughSeq <= afterSeq || limit <= 0) return [];
   const rows = await sql<MessageRowOut[]>`
-    SELECT seq, id, role, parts, metadata, token_count, inserted_at FROM messages
+    SELECT seq, id, role, parts, metadata, token_count, inserted_at, version, compaction, window_change,
+      events_complete
+    FROM messages
     WHERE context_id = ${contextId} AND seq > ${afterSeq} AND seq <= ${throughSeq}
     ORDER BY seq LIMIT ${limit}`;
   return rows.map((row) => ({
-    id: row.id,
-    seq: Number(row.seq),
-    role: row.role,
-    parts: row.parts,
-    metadata: row.metadata,
-    token_count: Number(row.token_count),
-    inserted_at: row.inserted_at.toISOString(),
+    message: {
+      id: row.id,
+      seq: Number(row.seq),
+      role: row.role,
+      parts: row.parts,
+      metadata: row.metadata,
+      token_count: Number(row.token_count),
+      inserted_at: row.inserted_at.toISOString(),
+    },
+    version: Number(row.version),
+    ...(row.compaction === null ? {} : { compaction: row.compaction }),
+    ...(row.window_change === null ? {} : { windowChange: row.window_change }),
+    eventsComplete: row.events_complete,
   }));
 };

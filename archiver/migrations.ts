@@ -51,6 +51,19 @@ export const migrations: readonly Migration[] = [
       )`,
     ],
   },
+  {
+    version: 2,
+    name: 'window changes for stream replay',
+    statements: [
+      // The `context` (window) event an append reported, so a stream replaying archived history
+      // sends every event of each version. Rows archived before this migration keep
+      // events_complete = false (whether their append reported a window change is unknown): a
+      // stream replay gives their versions a `gap` frame instead of a partial version. Both are
+      // metadata-only changes (a constant default), instant on a large table.
+      'ALTER TABLE messages ADD COLUMN IF NOT EXISTS window_change jsonb',
+      'ALTER TABLE messages ADD COLUMN IF NOT EXISTS events_complete boolean NOT NULL DEFAULT false',
+    ],
+  },
 ];
 
 /** The newest schema version this build knows. */

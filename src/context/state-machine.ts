@@ -28,9 +28,9 @@ import { ContextTxn, loadRecords } from './context-txn.js';
 import type { ContextRecords } from './context-txn.js';
 import { contextView } from './context-view.js';
 import { DirtyOverlay } from './dirty-overlay.js';
-import type { AppliedEvent, CompactionEvent } from './events.js';
+import type { AppliedEvent, CompactionEvent, ContextChangeEvent } from './events.js';
 import { replayEvents, streamPositionOf } from './event-replay.js';
-import type { HistoryPoint, ReplayedEvent, StreamPosition } from './event-replay.js';
+import type { ArchivedAppends, HistoryPoint, ReplayItem, StreamPosition } from './event-replay.js';
 import { ApplyTx, GroupReader } from './group-access.js';
 import { ContextKeys, KeyKind } from './keys.js';
 import { cachedContextBytes } from './cache-weight.js';
@@ -83,6 +83,8 @@ export interface ArchiveRow {
   readonly version: number;
   /** The policy run its append triggered (events.ts), if any. */
   readonly compaction?: CompactionEvent;
+  /** The window change its append reported, if any (a stream replays it with the message). */
+  readonly windowChange?: ContextChangeEvent;
 }
 
 export interface ArchiveBacklogEntry {
@@ -323,16 +325,21 @@ export class ContextStateMachine implements StateMachine<CommandResult> {
     return records === undefined ? undefined : streamPositionOf(reader, keys, records);
   }
 
-  /** The events after `after` up to `position`, in stream order, in batches. */
+  /**
+   * The events after `after` up to `position`, in stream order, in batches; trimmed appends from
+   * `archived` when given (event-replay.ts).
+   */
   streamEvents(
     group: number,
     kv: GroupKv,
     contextId: string,
     position: StreamPosition,
     after: HistoryPoint,
-  ): AsyncGenerator<ReplayedEvent[]> {
+    archived?: ArchivedAppends,
+  ): AsyncGenerator<ReplayItem[]> {
     const reader = new GroupReader(this.overlay, group, kv);
-    return replayEvents(reader, new ContextKeys(contextId), position, after, streamPageBytesMax);
+    const keys = new ContextKeys(contextId);
+    return replayEvents(reader, keys, position, after, streamPageBytesMax, archived);
   }
 
   /**
@@ -370,6 +377,7 @@ export class ContextStateMachine implements StateMachine<CommandResult> {
         message: storedMessage(contextId, seq, record),
         version: record.version,
         ...(record.compaction === undefined ? {} : { compaction: record.compaction }),
+        ...(record.windowChange === undefined ? {} : { windowChange: record.windowChange }),
       };
     });
   }

@@ -279,6 +279,7 @@ export const startNode = async (
         stateMachine,
         groupKv: (group) => host.groupKv(group),
         groupCount: defaultGroupCount,
+        ...(archive === undefined ? {} : { archive: archive.reader }),
       }),
       service,
       connectionsMax: config.streamMaxConnections,

@@ -200,6 +200,11 @@ export class StreamHub {
     syncing.catch((error: unknown) => {
       if (isServiceError(error)) {
         // The hosting node could not answer (unknown, unavailable): the client retries elsewhere.
+        // The archive down (or hanging) during a replay of archived history lands here too, on
+        // purpose a 1013 and not a `gap`: a gap would send the consumer to /messages, which reads
+        // the same archive and fails alike, and leave it to stitch the hole by hand; with 1013 it
+        // reconnects later with its cursor (every version before it was sent whole) and loses
+        // nothing. A gap stays for history the archive will never supply (rows it lacks).
         subscription.close(CloseCode.tryAgainLater, `${error.code}: reconnect with your cursor`);
         return;
       }

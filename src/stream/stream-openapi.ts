@@ -49,6 +49,10 @@ export const streamFrameSchema: JsonDoc = {
     { type: 'object', required: ['type', 'version'], properties: { type: { const: 'reset' }, version } },
     {
       type: 'object',
+      description:
+        'Versions expected .. actual-1 cannot be sent; the stream continues from actual. With an archive, ' +
+        'only for history the archive lacks (rows pruned there, or archived before schema 2 without their ' +
+        'window change); without one, for a cursor older than what the node holds (read /messages)',
       required: ['type', 'expected', 'actual'],
       properties: { type: { const: 'gap' }, expected: version, actual: version },
     },
@@ -66,7 +70,9 @@ const parameters = (sse: boolean): JsonDoc[] => [
     name: 'cursor',
     in: 'query',
     required: false,
-    description: 'The last version the client has (default 0): every retained event after it is replayed',
+    description:
+      'The last version the client has (default 0): every event after it is replayed, history the ' +
+      'archiver trimmed from the nodes read back from the archive when one is configured',
     schema: version,
   },
   {
@@ -114,7 +120,8 @@ export const streamPaths = (): JsonDoc => ({
         'Upgrade to a websocket. Frames are JSON (StreamFrame); one append is one version and its frames ' +
         'arrive together. The server pings every 30 s ({"type":"ping"}); any client frame (e.g. ' +
         '{"type":"pong"}) counts as life, 90 s without one closes. Client frames are limited to 4 KiB. ' +
-        `Close codes: ${closeCodes}. After any close but 1000, reconnect with the last version received as cursor.`,
+        `Close codes: ${closeCodes}. After any close but 1000, reconnect with the last version received as cursor ` +
+        '(1013 also when the archive did not answer during a replay of archived history: reconnect later).',
       security: [{ bearer: [] }],
       parameters: parameters(false),
       responses: {

@@ -9,6 +9,7 @@
 
 import type { ContextService } from '../api/service.js';
 import type { ContextEvent } from '../context/events.js';
+import { HistoryTrimmedError, isReplayGap } from './stream-store.js';
 import type { HistoryPoint, StreamStore } from './stream-store.js';
 
 export interface PullRequest {
@@ -47,11 +48,15 @@ export type StreamPuller = (contextId: string, request: PullRequest) => Promise<
 /** Longest wait a pull may ask for (the caller's deadline must outlast it). */
 export const pullWaitMsMax = 25_000;
 
+/** Reads of a pull started again after a trim overtook them, before the pull fails. */
+const readAttemptsMax = 4;
+
 export const createPullTarget = (source: PullSource, service: ContextService): StreamPullTarget => {
   return async (contextId, request) => {
     let after = request.after;
     let gap: PullAnswer['gap'];
     let reset = false;
+    let trimmedReads = 0;
     const first = after.ordinal === undefined;
     // The subscriber's first pull: 404 for an unknown context, and the barrier that brings this
     // replica at least up to anything the client saw elsewhere.
@@ -64,15 +69,24 @@ export const createPullTarget = (source: PullSource, service: ContextService): S
         reset = true;
         after = { version: 0 };
       }
-      if (first && after.version + 1 < position.retainedFromVersion) {
-        gap = { expected: after.version + 1, actual: position.retainedFromVersion };
+      // Also on a later pull: a trim (without an archive) can overtake a subscriber between pulls.
+      if (after.version + 1 < position.retainedFromVersion) {
+        gap = joinGaps(gap, { expected: after.version + 1, actual: position.retainedFromVersion });
         after = { version: position.retainedFromVersion - 1 };
       }
       // A later pull that reaches a replica behind the point it starts from: nothing yet.
       const behind = after.version > position.version || (after.ordinal ?? 0) > position.eventCount;
-      const page = behind
-        ? undefined
-        : await readPage(source.store, contextId, position, after, request.eventsMax);
+      let page: Page | undefined;
+      try {
+        page = behind
+          ? undefined
+          : await readPage(source.store, contextId, position, after, request.eventsMax);
+      } catch (error) {
+        // A trim took messages the read had not reached: read again from a new position.
+        if (!(error instanceof HistoryTrimmedError) || ++trimmedReads >= readAttemptsMax) throw error;
+        continue;
+      }
+      if (page?.gap !== undefined) gap = joinGaps(gap, page.gap);
       const answer = (events: readonly ContextEvent[], next: HistoryPoint): PullAnswer => ({
         events,
         next,
@@ -80,7 +94,7 @@ export const createPullTarget = (source: PullSource, service: ContextService): S
         ...(reset ? { reset } : {}),
         ...(position.tombstoned && page?.complete === true ? { tombstoned: true } : {}),
       });
-      if (page !== undefined && (page.events.length > 0 || position.tombstoned)) {
+      if (page !== undefined && (page.events.length > 0 || page.gap !== undefined || position.tombstoned)) {
         return answer(page.events, page.next);
       }
       const left = deadline - Date.now();
@@ -90,10 +104,26 @@ export const createPullTarget = (source: PullSource, service: ContextService): S
   };
 };
 
+/** Two gaps one after the other, as one (the second starts where the first ended). */
+const joinGaps = (
+  earlier: PullAnswer['gap'],
+  later: NonNullable<PullAnswer['gap']>,
+): NonNullable<PullAnswer['gap']> =>
+  earlier === undefined ? later : { expected: earlier.expected, actual: later.actual };
+
+interface Page {
+  readonly events: ContextEvent[];
+  readonly next: HistoryPoint;
+  readonly complete: boolean;
+  /** Versions the replay could not supply before `events` (the page never holds a gap after one). */
+  readonly gap?: { readonly expected: number; readonly actual: number };
+}
+
 /**
  * The events after `after` up to `position`, about `eventsMax` of them, cut only between versions.
  * Cut short, the next pull starts after the last version sent (no later event can still land at
- * it: the history has gone past it); read to the end, after the position itself.
+ * it: the history has gone past it); read to the end, after the position itself. A gap the replay
+ * meets after some events ends the page before it (the next pull starts with it).
  */
 const readPage = async (
   store: StreamStore,
@@ -101,16 +131,25 @@ const readPage = async (
   position: Parameters<StreamStore['replay']>[1],
   after: HistoryPoint,
   eventsMax: number,
-): Promise<{ readonly events: ContextEvent[]; readonly next: HistoryPoint; readonly complete: boolean }> => {
+): Promise<Page> => {
   const events: ContextEvent[] = [];
+  let gap: Page['gap'];
   for await (const batch of store.replay(contextId, position, after)) {
-    for (const { event } of batch) {
+    for (const item of batch) {
       const last = events.at(-1);
-      if (last !== undefined && events.length >= eventsMax && event.version > last.version) {
-        return { events, next: { version: last.version }, complete: false };
+      const cutAt = last === undefined ? undefined : { version: last.version };
+      if (isReplayGap(item)) {
+        if (cutAt !== undefined) return { events, next: cutAt, complete: false };
+        gap = joinGaps(gap, item.gap);
+        continue;
+      }
+      const { event } = item;
+      if (cutAt !== undefined && events.length >= eventsMax && event.version > cutAt.version) {
+        return { events, next: cutAt, complete: false, ...(gap === undefined ? {} : { gap }) };
       }
       events.push(event);
     }
   }
-  return { events, next: { version: position.version, ordinal: position.eventCount }, complete: true };
+  const next = { version: position.version, ordinal: position.eventCount };
+  return { events, next, complete: true, ...(gap === undefined ? {} : { gap }) };
 };

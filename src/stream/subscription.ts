@@ -3,23 +3,28 @@
 //
 // 1. The hub registers it as a live listener first (live events from then on are held in `pending`).
 // 2. It reads the position the history stands at (StreamPosition) and replays from the store every
-//    event after its cursor up to that position, a page at a time, paced by the client's buffer.
+//    event after its cursor up to that position (history the archiver trimmed from the archive,
+//    when one is configured), a page at a time, paced by the client's buffer. What can be read
+//    neither way is a `gap` frame; a trim that overtakes the replay starts it again from the cursor.
 // 3. It then sends the held live events that the replay did not cover, and goes live.
 //
 // "Covered" is the one comparison: an event was replayed iff its version is at or below the
 // position's version and, for an event stored under its own key, its ordinal is below the position's
-// event count (a configuration change after the position has the same version as the last append). Nothing is sent twice, nothing is skipped, and a
-// version never goes backwards.
+// event count (a configuration change after the position has the same version as the last append).
+// Nothing is sent twice, nothing is skipped without a gap frame, and a version never goes backwards.
 
 import type { ContextEvent } from '../context/events.js';
 import { CloseCode } from './close-codes.js';
 import { encodeEvent, encodeFrame } from './frames.js';
 import type { StreamFrame } from './frames.js';
 import type { StreamPuller } from './stream-pull.js';
+import { HistoryTrimmedError, isReplayGap } from './stream-store.js';
 import type { HistoryPoint, StreamPosition, StreamStore } from './stream-store.js';
 
 /** Events one pull asks a hosting node for. */
 const pullEventsMax = 256;
+/** Replays started again after a trim overtook them, before the subscriber is closed (1011). */
+const replayAttemptsMax = 4;
 
 /** Where frames go: a websocket, an SSE response, a peer's stream. */
 export interface FrameSink {
@@ -92,29 +97,16 @@ export class Subscription {
     if (this.phase === 'closed') return;
     this.phase = 'syncing';
     const started = performance.now();
-    const position = await store.position(this.contextId);
-    if (this.closed) return;
-    if (position === undefined) {
-      this.close(CloseCode.tryAgainLater, 'context not found on this node');
-      return;
-    }
-    if (this.lastVersion > position.version) {
-      // A cursor from beyond this context's history (another context's, or made up): start over.
-      this.sendFrame({ type: 'reset', version: 0 }, 0);
-      this.lastVersion = 0;
-    }
-    if (this.lastVersion + 1 < position.retainedFromVersion) {
-      const actual = position.retainedFromVersion;
-      this.sendFrame({ type: 'gap', expected: this.lastVersion + 1, actual }, actual - 1);
-      this.lastVersion = actual - 1;
-    }
-    for await (const batch of store.replay(this.contextId, position, { version: this.lastVersion })) {
-      for (const { event } of batch) {
-        if (this.closed) return;
-        this.deliver(event, false);
+    let position: StreamPosition | undefined;
+    for (let attempt = 1; position === undefined; attempt++) {
+      try {
+        position = await this.replay(store);
+        if (position === undefined) return; // closed meanwhile
+      } catch (error) {
+        // A trim took messages this replay had not read yet: everything up to the cursor was
+        // delivered whole (batches end between versions), so start again from it, at a new position.
+        if (!(error instanceof HistoryTrimmedError) || attempt >= replayAttemptsMax) throw error;
       }
-      await this.room();
-      if (this.closed) return;
     }
     this.position = position;
     this.phase = 'live';
@@ -126,6 +118,40 @@ export class Subscription {
       this.sendFrame({ type: 'tombstoned', version: position.version }, position.version);
       this.close(CloseCode.tombstoned, 'context tombstoned');
     }
+  }
+
+  /** One replay from the cursor up to a position read now; undefined once closed. */
+  private async replay(store: StreamStore): Promise<StreamPosition | undefined> {
+    const position = await store.position(this.contextId);
+    if (this.closed) return undefined;
+    if (position === undefined) {
+      this.close(CloseCode.tryAgainLater, 'context not found on this node');
+      return undefined;
+    }
+    if (this.lastVersion > position.version) {
+      // A cursor from beyond this context's history (another context's, or made up): start over.
+      this.sendFrame({ type: 'reset', version: 0 }, 0);
+      this.lastVersion = 0;
+    }
+    if (this.lastVersion + 1 < position.retainedFromVersion) {
+      this.gap(this.lastVersion + 1, position.retainedFromVersion);
+    }
+    for await (const batch of store.replay(this.contextId, position, { version: this.lastVersion })) {
+      for (const item of batch) {
+        if (this.closed) return undefined;
+        if (isReplayGap(item)) this.gap(item.gap.expected, item.gap.actual);
+        else this.deliver(item.event, false);
+      }
+      await this.room();
+      if (this.closed) return undefined;
+    }
+    return position;
+  }
+
+  /** Versions expected..actual-1 cannot be sent: the client learns it, the stream goes on at actual. */
+  private gap(expected: number, actual: number): void {
+    this.sendFrame({ type: 'gap', expected, actual }, actual - 1);
+    this.lastVersion = actual - 1;
   }
 
   /**
@@ -146,11 +172,7 @@ export class Subscription {
         this.sendFrame({ type: 'reset', version: 0 }, 0);
         this.lastVersion = 0;
       }
-      if (answer.gap !== undefined) {
-        const { expected, actual } = answer.gap;
-        this.sendFrame({ type: 'gap', expected, actual }, actual - 1);
-        this.lastVersion = actual - 1;
-      }
+      if (answer.gap !== undefined) this.gap(answer.gap.expected, answer.gap.actual);
       for (const event of answer.events) {
         this.deliver(event, caughtUp);
         if (this.closed) return;

@@ -3,7 +3,8 @@
 // go on through the survivors, the node comes back; Postgres then holds every message exactly once
 // (no duplicate, no gap), and the export through any node, stitched across the trim point, is the
 // whole history. A fourth node joins, and reads through it of groups it does not host come back
-// from a hosting node the same way.
+// from a hosting node the same way; so does a live stream through it (pulled from a hosting peer)
+// from cursor 0, and rows pruned from the archive are one `gap` frame on that path.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
@@ -23,6 +24,8 @@ import {
   type ClusterNode,
   type TestCluster,
 } from '../cluster/cluster-harness.js';
+import { StreamClient, type Frame } from '../stream/stream-client.js';
+import { versionProblems } from '../stream/version-checker.js';
 import { startTestPostgres, type TestPostgres } from './postgres-harness.js';
 
 let pg: TestPostgres;
@@ -115,6 +118,9 @@ const contextOn = async (node: ClusterNode, id: string) =>
   (await call(node, 'GET', `/v1/contexts/${id}`)).body as { last_seq: number; archived_seq: number };
 
 const perContext = 60;
+
+const messageIds = (frames: readonly Frame[]): string[] =>
+  frames.filter((frame) => frame.type === 'message').map((frame) => (frame.message as { id: string }).id);
 
 describe('archiver in a three-node cluster', () => {
   it('SIGKILL of a leader mid-batch: every message in Postgres exactly once, no gap', async () => {
@@ -223,6 +229,30 @@ describe('archiver in a three-node cluster', () => {
       const tail = tailAnswer.body as { messages: Message[] };
       expect(tail.messages.map((m) => m.id)).toEqual(rows.slice(0, 10).map((row) => row.id));
     }
+
+    // A live stream through node-4 of the context it does not host is pulled from a hosting peer:
+    // from cursor 0 it replays the archived history from Postgres, whole and without a gap.
+    const notHostedIds = (
+      await pg.sql<{ id: string }[]>`SELECT id FROM messages WHERE context_id = ${notHosted} ORDER BY seq`
+    ).map((row) => row.id);
+    const whole = await StreamClient.connect(fourth.base, notHosted, { cursor: 0 });
+    await whole.untilVersion(perContext, 60_000);
+    expect(whole.frames.filter((frame) => frame.type === 'gap')).toEqual([]);
+    expect(versionProblems(whole.frames, 0, perContext)).toEqual([]);
+    expect(messageIds(whole.frames)).toEqual(notHostedIds);
+    whole.close();
+    // Rows pruned from the archive (a retention job there) are one gap frame on that path, with
+    // nothing of the versions it skips; the stream goes on from `actual`. (Versions are seqs here.)
+    await pg.sql`DELETE FROM messages WHERE context_id = ${notHosted} AND seq BETWEEN 10 AND 20`;
+    const pruned = await StreamClient.connect(fourth.base, notHosted, { cursor: 5 });
+    await pruned.untilVersion(perContext, 60_000);
+    const gapAt = pruned.frames.findIndex((frame) => frame.type === 'gap');
+    expect(pruned.frames[gapAt]).toEqual({ type: 'gap', expected: 10, actual: 21 });
+    expect(pruned.frames.filter((frame) => frame.type === 'gap')).toHaveLength(1);
+    expect(versionProblems(pruned.frames.slice(0, gapAt), 5, 9)).toEqual([]);
+    expect(versionProblems(pruned.frames.slice(gapAt + 1), 20, perContext)).toEqual([]);
+    expect(messageIds(pruned.frames)).toEqual([...notHostedIds.slice(5, 9), ...notHostedIds.slice(20)]);
+    pruned.close();
 
     // Its store holds the hosted context's hot tail only: the snapshot carried no trimmed message.
     const metrics = await (await fetch(`${fourth.base}/metrics`)).text();

@@ -23,7 +23,7 @@ describe('archive migrations', () => {
     try {
       expect(await schemaVersion(sql)).toBe(0);
       const first = await runMigrations(sql);
-      expect(first.applied).toEqual([1]);
+      expect(first.applied).toEqual([1, 2]);
       expect(first.version).toBe(latestSchemaVersion);
       const again = await Promise.all([runMigrations(sql), runMigrations(sql)]);
       expect(again.map((report) => report.applied)).toEqual([[], []]);
@@ -41,6 +41,12 @@ describe('archive migrations', () => {
         SELECT column_name FROM information_schema.columns WHERE table_name = 'contexts'`;
       expect(columns.map((row) => row.column_name)).toEqual(
         expect.arrayContaining(['id', 'status', 'policy', 'version', 'last_seq', 'archived_seq']),
+      );
+      // Migration 2: each append's events for stream replay (window_change, events_complete).
+      const messageColumns = await sql<{ column_name: string }[]>`
+        SELECT column_name FROM information_schema.columns WHERE table_name = 'messages'`;
+      expect(messageColumns.map((row) => row.column_name)).toEqual(
+        expect.arrayContaining(['version', 'compaction', 'window_change', 'events_complete']),
       );
     } finally {
       await sql.end({ timeout: 1 });

@@ -3,7 +3,9 @@
 // another node with its cursor and continues exactly (no gap, no duplicate, every frame a committed
 // message as the export shows it). Four nodes: a subscriber connected to a node that holds no
 // replica of the context's group receives the stream through a hosting peer, also while one of
-// the hosting nodes is SIGKILLed.
+// the hosting nodes is SIGKILLed, and a cursor beyond the context's history gets a `reset` frame
+// there and the whole history from version 1. (The `gap` frame on that path, and replay of archived
+// history through it, are in test/archiver/archive-cluster.test.ts, which has the archive.)
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -172,4 +174,32 @@ describe('live streams through a node without a replica (four nodes)', () => {
     await expectCommitted(home, id, client.frames);
     client.close();
   }, 150_000);
+
+  it('sends reset and then the history from version 1 for a cursor beyond it, through a hosting peer', async () => {
+    const away = nodes[0] as ClusterNode;
+    let id = '';
+    for (let i = 0; id === '' && i < 10_000; i++) {
+      const candidate = `remote-reset-${i}`;
+      if (!votersFor(groupOf(candidate, GROUPS), names).includes(away.name)) id = candidate;
+    }
+    const home = nodes.find(
+      (node) => votersFor(groupOf(id, GROUPS), names).includes(node.name) && node.alive(),
+    );
+    if (home === undefined) throw new Error('no live hosting node');
+    expect((await call(home, 'PUT', `/v1/contexts/${id}`, { token_budget: 1_000_000 })).status).toBe(201);
+    await appendAll(() => [home], id, 12, 'reset');
+    const client = await StreamClient.connect(away.base, id, { cursor: 500 });
+    await client.untilVersion(12, 20_000);
+    expect(client.frames[0]).toEqual({ type: 'reset', version: 0 });
+    // After the reset (whose version 0 is no version of the history): 1..12 exactly.
+    const afterReset = () => client.frames.slice(1);
+    expect(afterReset().filter((frame) => frame.type === 'reset')).toEqual([]);
+    expect(versionProblems(afterReset(), 0, 12)).toEqual([]);
+    // Live after the reset, still through the peer.
+    await appendAll(() => [home], id, 3, 'reset-live');
+    await client.untilVersion(15, 20_000);
+    expect(versionProblems(afterReset(), 0, 15)).toEqual([]);
+    await expectCommitted(home, id, client.frames);
+    client.close();
+  }, 60_000);
 });

@@ -1,11 +1,14 @@
 // The seam of one subscriber against a scripted store (no node): the gap frame when the cursor is
-// older than what the node holds, live events held during the replay and sent once after it, and
-// the bounded hold of a subscriber whose replay cannot keep up.
+// older than what the node holds or the replay meets history it cannot read, a replay started again
+// when a trim overtakes it, a 1013 close when the archive does not answer, live events held during
+// the replay and sent once after it, and the bounded hold of a subscriber whose replay cannot keep up.
 
 import { describe, expect, it } from 'vitest';
 
+import { ServiceError } from '../../src/api/errors.js';
 import type { ContextEvent } from '../../src/context/events.js';
 import { StreamHub } from '../../src/stream/hub.js';
+import { HistoryTrimmedError } from '../../src/stream/stream-store.js';
 import type { StreamPosition, StreamStore } from '../../src/stream/stream-store.js';
 import type { FrameSink } from '../../src/stream/subscription.js';
 import { versionProblems } from './version-checker.js';
@@ -55,6 +58,7 @@ const position = (version: number, retainedFromVersion = 1): StreamPosition => (
   lastSeq: version,
   eventCount: 0,
   tombstoned: false,
+  trimmedThroughSeq: 0,
   retainedFromVersion,
 });
 
@@ -131,6 +135,80 @@ describe('a subscription against its store', () => {
     for (let version = 2; version <= 6; version++)
       hub.onApplied({ group: 0, contextId: 'c', event: message(version) });
     expect(closes).toEqual([{ code: 4000, reason: 'slow consumer: reconnect with your cursor' }]);
+    expect(hub.connections).toBe(0);
+    hub.close();
+  });
+
+  it('turns a gap item of the replay into a gap frame and goes on at actual', async () => {
+    const store: StreamStore = {
+      groupOf: () => 0,
+      position: async () => position(9),
+      async *replay() {
+        yield [{ event: message(1) }, { event: message(2) }];
+        yield [{ gap: { expected: 3, actual: 6 } }, { event: message(6) }];
+        yield [{ event: message(7) }, { event: message(8) }, { event: message(9) }];
+      },
+    };
+    const hub = new StreamHub({ store, connectionsMax: 10, logger });
+    const { sink, frames, closes } = recordingSink();
+    hub.reserve();
+    hub.open({ contextId: 'c', cursor: 0, includeMessages: true }, sink);
+    await settle();
+    expect(frames.map((f) => [f.type, f.version ?? f.expected, f.actual])).toEqual([
+      ['message', 1, undefined],
+      ['message', 2, undefined],
+      ['gap', 3, 6],
+      ...[6, 7, 8, 9].map((version) => ['message', version, undefined]),
+    ]);
+    expect(closes).toEqual([]);
+    hub.onApplied({ group: 0, contextId: 'c', event: message(10) });
+    expect(frames.at(-1)).toMatchObject({ type: 'message', version: 10 });
+    hub.close();
+  });
+
+  it('starts a replay again from its cursor when a trim overtook it, sending nothing twice', async () => {
+    let replays = 0;
+    const store: StreamStore = {
+      groupOf: () => 0,
+      position: async () => position(8),
+      async *replay(_id, upTo, after) {
+        replays += 1;
+        for (let version = after.version + 1; version <= upTo.version; version++) {
+          // The first replay loses its history after version 3 (a trim applied under it).
+          if (replays === 1 && version === 4) throw new HistoryTrimmedError('message 4 left the store');
+          yield [{ event: message(version) }];
+        }
+      },
+    };
+    const hub = new StreamHub({ store, connectionsMax: 10, logger });
+    const { sink, frames, closes } = recordingSink();
+    hub.reserve();
+    hub.open({ contextId: 'c', cursor: 0, includeMessages: true }, sink);
+    await settle();
+    expect(replays).toBe(2);
+    expect(closes).toEqual([]);
+    expect(versionProblems(frames, 0, 8)).toEqual([]);
+    hub.close();
+  });
+
+  it('closes with 1013 (try again later) when the archive does not answer during its replay', async () => {
+    const store: StreamStore = {
+      groupOf: () => 0,
+      position: async () => position(8),
+      async *replay() {
+        yield [{ event: message(1) }, { event: message(2) }];
+        throw new ServiceError('archive_unavailable', 'The archive is unavailable; retry shortly', {
+          retryAfterSeconds: 1,
+        });
+      },
+    };
+    const hub = new StreamHub({ store, connectionsMax: 10, logger });
+    const { sink, frames, closes } = recordingSink();
+    hub.reserve();
+    hub.open({ contextId: 'c', cursor: 0, includeMessages: true }, sink);
+    await settle();
+    expect(frames.map((f) => f.version)).toEqual([1, 2]);
+    expect(closes).toEqual([{ code: 1013, reason: 'archive_unavailable: reconnect with your cursor' }]);
     expect(hub.connections).toBe(0);
     hub.close();
   });
