@@ -6,7 +6,11 @@ import { describe, expect, it } from 'vitest';
 import type { GroupStatus, ProposeOutcome } from '../../raft/api.js';
 import type { ConfChange, ConfState, GroupId, NodeId } from '../../raft/core/types.js';
 import type { ClusterMember } from '../../src/cluster/membership/membership.js';
-import { desiredFor, createReplicaMover } from '../../src/cluster/placement/replica-mover.js';
+import {
+  SETTLED_RECHECK_MS,
+  createReplicaMover,
+  desiredFor,
+} from '../../src/cluster/placement/replica-mover.js';
 
 const metaGroup = 256;
 const member = (nodeId: NodeId): ClusterMember => ({
@@ -119,5 +123,42 @@ describe('replica mover round', () => {
     // The in-flight moves count against movesMax: the second round starts nothing new.
     expect(fake.proposals).toHaveLength(3);
     expect(round.pending()).toBe(3);
+  });
+
+  it('once every led group is settled, looks again only when members or leadership change, or after a while', () => {
+    // Three members, every group on all of them: nothing to move.
+    const three = ['a', 'b', 'c'].map(member);
+    let current: readonly ClusterMember[] = three;
+    const fake = fakeHost(groups);
+    let clock = 0;
+    const round = createReplicaMover({
+      nodeId: 'a',
+      host: fake.host,
+      metaGroup,
+      members: () => current,
+      changeTimeoutMs: 1_000,
+      logger: quietLogger,
+      now: () => clock,
+    });
+    round.round();
+    const perPass = fake.statusCalls.length;
+    expect(perPass).toBe(32);
+    expect(fake.proposals).toEqual([]);
+    // Settled: the next passes within the recheck interval read no status.
+    clock += SETTLED_RECHECK_MS - 1;
+    round.round();
+    expect(fake.statusCalls).toHaveLength(perPass);
+    // After the interval, a full pass again.
+    clock += 1;
+    round.round();
+    expect(fake.statusCalls).toHaveLength(2 * perPass);
+    // A member joins: the very next pass looks, and starts moves.
+    current = members;
+    round.round();
+    expect(fake.statusCalls).toHaveLength(3 * perPass);
+    expect(fake.proposals.length).toBeGreaterThan(0);
+    // Moves in flight: never skipped.
+    round.round();
+    expect(fake.statusCalls.length).toBeGreaterThan(3 * perPass);
   });
 });
