@@ -7,6 +7,7 @@ export * from './core/types.js';
 export { DEFAULT_REQUEST_TIMEOUT_MS, RaftHost, type RaftHostStats } from './host/index.js';
 export { startHostLoop, type HostLoop, type LoopDrivableHost } from './driver.js';
 export { openLevelStore } from './storage/level-store.js';
+export { inspectNewestLog, type LogTail } from './storage/leveldb-log-tail.js';
 export { StorageCorruptionError } from './storage/checksum-frame.js';
 export {
   createGrpcTransport,

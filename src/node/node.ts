@@ -15,7 +15,13 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import type { HostLoop, RaftHostLimits, RaftHostStats } from '../../raft/index.js';
-import { createGrpcTransport, openLevelStore, RaftHost, startHostLoop } from '../../raft/index.js';
+import {
+  createGrpcTransport,
+  inspectNewestLog,
+  openLevelStore,
+  RaftHost,
+  startHostLoop,
+} from '../../raft/index.js';
 import type { Config } from '../config/config.js';
 import { ConfigError } from '../config/config-error.js';
 import { resolveIncarnation, resolveNodeName } from '../config/node-name.js';
@@ -116,7 +122,22 @@ export const startNode = async (
     });
     closers.push(async () => disk.stop());
     // withFsyncFault: a test-only fault hook, off unless FASTPACA_FAULT_FSYNC_FAIL_AFTER is set.
-    const store = withFsyncFault(await openLevelStore(join(config.dataDir, storeDirName)));
+    // A crash can leave the write it interrupted torn at the end of LevelDB's log, which LevelDB
+    // drops on open without a word. Say so first: it was never acknowledged (answers follow fsync).
+    const storeDir = join(config.dataDir, storeDirName);
+    const tail = await inspectNewestLog(storeDir);
+    if (tail?.problem !== undefined) {
+      log.warn(
+        {
+          type: 'torn_log_tail',
+          file: tail.file,
+          problem: tail.problem,
+          droppedBytes: tail.bytes - tail.validBytes,
+        },
+        'the newest store log ends in an incomplete write (a crash interrupted it); LevelDB drops it on open, and no acknowledged write can be in it',
+      );
+    }
+    const store = withFsyncFault(await openLevelStore(storeDir));
     closers.push(() => store.close());
 
     const metrics = createMetrics({ defaultLabels: { node: nodeId } });

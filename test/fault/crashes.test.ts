@@ -187,6 +187,12 @@ describe('lost answers, failed fsync, torn log tail', () => {
           `${victim.name} refused to start after a torn tail:\n${victim.output().slice(-2_000)}`,
         );
       }
+      // Recovered, and said what the crash cut short instead of dropping it silently.
+      const warnings = victim
+        .output()
+        .split('\n')
+        .filter((line) => line.includes('torn_log_tail'));
+      expect(warnings.some((line) => line.includes(file))).toBe(true);
       await sleep(faultMs(1_000));
     } finally {
       const result = await workload.stop();
