@@ -183,6 +183,12 @@ export interface RaftHostLimits {
    * inflightBytesMax, or a follower streaming at full speed may keep needing snapshots. Default 4 MiB.
    */
   readonly logRetainBytes?: number;
+  /**
+   * Proposal bytes one turn hands to the cores, across all groups (at least one proposal always
+   * goes); the rest wait for the next turn. Bounds a turn's apply, encode and write under a flood of
+   * large appends, so its heartbeats keep their pace. Default 4 MiB.
+   */
+  readonly turnProposalBytesMax?: number;
 }
 
 export interface ConsensusHost<Result = unknown> {

@@ -37,9 +37,11 @@ export interface FeedContext<Result> {
   readonly requests: Requests;
   readonly pendingProposalsMax: number;
   readonly readContexts: ReadContexts;
+  /** Proposal bytes this turn may still hand to cores (the turn resets it); see turnProposalBytesMax. */
+  readonly budget: { proposalBytes: number };
 }
 
-/** Steps queued input into the group's core. */
+/** Steps queued input into the group's core; proposals past the turn's byte budget stay queued. */
 export const feed = <Result>(replica: GroupReplica<Result>, context: FeedContext<Result>): void => {
   const core = replica.core;
   context.inbound.stepInto(replica);
@@ -47,8 +49,15 @@ export const feed = <Result>(replica: GroupReplica<Result>, context: FeedContext
   replica.snapshotReports.length = 0;
   for (const to of replica.transfers) core.transferLeader(to);
   replica.transfers.length = 0;
-  for (const proposal of replica.proposals) handOff(replica, proposal, context);
-  replica.proposals.length = 0;
+  let handed = 0;
+  for (const proposal of replica.proposals) {
+    if (context.budget.proposalBytes <= 0) break;
+    if (proposal.kind === 'normal') context.budget.proposalBytes -= proposal.data.length;
+    handOff(replica, proposal, context);
+    handed += 1;
+  }
+  // Past the turn's budget the rest wait, in order, for the next turn (the caller keeps it dirty).
+  replica.proposals.splice(0, handed);
   for (const read of replica.reads) startRead(replica, read, context);
   replica.reads.length = 0;
 };

@@ -46,6 +46,9 @@ import { zeroStats, type MutableStats, type RaftHostStats } from './stats.js';
 import { WriteBatch } from './write-batch.js';
 import { WritePipeline, type PendingWrite } from './write-pipeline.js';
 
+/** Default RaftHostLimits.turnProposalBytesMax. */
+const TURN_PROPOSAL_BYTES_MAX = 4 * 1024 * 1024;
+
 /** A request for a group: refused (host closed, group not hosted here), or admitted to its replica. */
 type Admission<Result> =
   | { readonly ok: true; readonly replica: GroupReplica<Result> }
@@ -111,6 +114,7 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
       requests: this.requests,
       pendingProposalsMax: limits.pendingProposalsMax,
       readContexts,
+      budget: { proposalBytes: 0 },
     };
     this.applyContext = { stateMachine, stats, unflushed: this.writes.unflushed };
     this.advanceContext = { self: options.nodeId, groups, apply: this.applyContext };
@@ -333,8 +337,15 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
     const pipelined =
       this.pipeline !== undefined && !work.some((replica) => replica.inboundSnapshot !== undefined);
     if (this.pipeline !== undefined && !pipelined) await this.pipeline.idle();
+    this.feedContext.budget.proposalBytes =
+      this.options.limits.turnProposalBytesMax ?? TURN_PROPOSAL_BYTES_MAX;
     for (const replica of work) feed(replica, this.feedContext);
-    const readys = collectReadys(work);
+    const ticked = this.applyDeferredTicks();
+    for (const replica of ticked) feed(replica, this.feedContext);
+    const stepped = ticked.length === 0 ? work : [...new Set([...work, ...ticked])];
+    // Proposals past the budget wait for the next turn.
+    for (const replica of stepped) if (replica.proposals.length > 0) this.hosted.markDirty(replica);
+    const readys = collectReadys(stepped);
     // Send early: a leader's replication leaves before its own write (outbox.ts).
     this.outbox.sendEarly(readys);
     // Apply: committed entries are durable on a quorum already (the core never hands out one past its
@@ -348,15 +359,25 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
     );
     if (pipelined && this.pipeline !== undefined) this.handOver(this.pipeline, readys);
     else await this.persistAndAdvance(readys);
-    if (this.deferredTicks > 0) {
-      const ticks = this.deferredTicks;
-      this.deferredTicks = 0;
-      this.hosted.tick(ticks);
-    }
     // A write with nothing to write completes at once: finish it in this turn.
     this.finishWrites();
     // With no turn to follow, nothing would carry the held messages: they leave now.
     if (!this.hasWork()) this.outbox.flush();
+  }
+
+  /**
+   * Ticks that came while the previous turn ran, applied once this turn stepped the messages that
+   * arrived meanwhile, and as one tick however many there were. A turn that stalled (a flood of large
+   * appends, a slow fsync) must not count its own stall as silence: ticked first, a leader's
+   * check-quorum would miss the answers waiting in its inbox and step down, and a follower would
+   * campaign against a leader whose heartbeats are queued right there. Returns the groups the tick
+   * gave work.
+   */
+  private applyDeferredTicks(): GroupReplica<Result>[] {
+    if (this.deferredTicks === 0) return [];
+    this.deferredTicks = 0;
+    this.hosted.tick(1);
+    return this.hosted.takeDirty();
   }
 
   /** The unpipelined end of a turn: one store write, awaited, then every Ready goes back to its core. */
