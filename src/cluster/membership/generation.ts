@@ -24,6 +24,7 @@ import type { NodeId } from '../../../raft/index.js';
 import type { SeedPeer } from '../../config/cluster-seed.js';
 import { ConfigError } from '../../config/config-error.js';
 import { writeDurably } from '../../config/node-name.js';
+import type { PeerAddress } from './acknowledged-entries.js';
 import { probeSeed } from './discovery.js';
 import type { PeerTls } from '../../../net/grpc.js';
 
@@ -60,6 +61,10 @@ export interface RecordedGeneration {
   readonly answered: number;
   /** A peer lists this node as a current member under another incarnation. */
   readonly otherIncarnation: boolean;
+  /** A peer lists this node under this incarnation: the cluster knows this directory. */
+  readonly knownIncarnation: boolean;
+  /** The peers that answered, where they answered (for the acknowledged-entries check). */
+  readonly peers: readonly PeerAddress[];
 }
 
 /** Asks every seed address for its member list; the highest record for (nodeId, incarnation). */
@@ -80,19 +85,23 @@ export const recordedGeneration = async (options: {
   let generation: number | undefined;
   let answered = 0;
   let otherIncarnation = false;
+  let knownIncarnation = false;
+  const peers: PeerAddress[] = [];
   for (const peer of members) {
     if (peer.nodeId === options.nodeId) continue;
     answered += 1;
+    peers.push({ nodeId: peer.nodeId, host: peer.host, httpPort: peer.httpPort });
     for (const member of peer.knownMembers ?? []) {
       if (member.node_id !== options.nodeId) continue;
       if (member.incarnation !== options.incarnation) {
         if (member.incarnation !== undefined && member.state !== 'removed') otherIncarnation = true;
         continue;
       }
+      if (member.state !== 'removed') knownIncarnation = true;
       if (member.generation !== undefined) generation = Math.max(generation ?? 0, member.generation);
     }
   }
-  return { generation, answered, otherIncarnation };
+  return { generation, answered, otherIncarnation, knownIncarnation, peers };
 };
 
 /** The refusal a stale copy gets: what happened, why it matters, and how to fix it. */
