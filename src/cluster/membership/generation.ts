@@ -16,6 +16,15 @@
 // What it cannot see: a copy taken less than about one interval before the node's last moment (no
 // later generation was recorded yet), and a cold start of the whole cluster in which no peer
 // answers within the check's wait (the node then starts unchecked, and says so).
+//
+// The first gap is closed by a second, independent check right after this one (still before the
+// loop runs; acknowledged-entries.ts): the leaders' progress says which log index this node
+// acknowledged as durable in each group they lead, and a directory holding less has forgotten
+// acknowledged entries, however recent the copy. It needs a leader that kept leading since the
+// node's last moment and saw it acknowledge something the copy lacks, so it sees a copy taken
+// under writes, not one of an idle group; and it too proves nothing when no peer answers. So
+// neither check covers a whole-cluster cold start, nor a recent copy of a node whose groups took no
+// writes since (such a copy forgot no acknowledged entry; it may still have forgotten a vote).
 
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
