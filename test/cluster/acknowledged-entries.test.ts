@@ -2,7 +2,12 @@
 // this node above the last index its directory recovered proves the directory forgot acknowledged
 // entries; a match at or below it, a deposed leader's (lower term) word, or a group the directory
 // does not hold proves nothing. The leader side reports only groups it leads, and the answer
-// round-trips through its wire form and refuses garbage.
+// round-trips through its wire form and refuses garbage. The asking side sends the secret, asks a
+// failing peer again until its deadline, and a peer without the endpoint (404) only once.
+
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -12,6 +17,7 @@ import type { AcknowledgedAnswer, RecoveredLog } from '../../src/cluster/members
 import {
   acknowledgedBody,
   acknowledgedBy,
+  askAcknowledged,
   findForgottenEntries,
   forgottenEntriesError,
   parseAcknowledged,
@@ -190,5 +196,69 @@ describe('the leader side and the wire form', () => {
     expect(error.message).toContain('group 4: its leader node-3 holds');
     expect(error.message).toContain('index 120, the directory ends at 97; 1 more groups alike');
     expect(error.message).toContain('fastpaca cluster remove node-1');
+  });
+});
+
+describe('askAcknowledged', () => {
+  it('sends the secret, retries a failing peer within the deadline, asks a peer without the endpoint once', async () => {
+    const asked = new Map<string, number>();
+    const secrets = new Set<unknown>();
+    // One local server per peer: "ok" answers, "flaky" fails twice first, "old" has no endpoint.
+    const servers = ['ok', 'flaky', 'old'].map((name) =>
+      createServer((req, res) => {
+        const count = (asked.get(name) ?? 0) + 1;
+        asked.set(name, count);
+        secrets.add(req.headers['x-fastpaca-cluster-secret']);
+        const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+        if (
+          url.pathname !== '/internal/v1/cluster/acknowledged' ||
+          url.searchParams.get('node_id') !== 'node-1'
+        )
+          res.writeHead(400).end();
+        else if (name === 'old') res.writeHead(404).end();
+        else if (name === 'flaky' && count < 3) res.writeHead(503).end();
+        else
+          res
+            .writeHead(200)
+            .end(JSON.stringify({ node_id: `node-${name}`, groups: { 5: { match: 3, term: 2 } } }));
+      }),
+    );
+    try {
+      const peers = await Promise.all(
+        servers.map(async (server, i) => {
+          await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+          const name = ['ok', 'flaky', 'old'][i] ?? '';
+          return {
+            nodeId: `node-${name}`,
+            host: '127.0.0.1',
+            httpPort: (server.address() as AddressInfo).port,
+          };
+        }),
+      );
+      const started = Date.now();
+      const { answers, problems } = await askAcknowledged(
+        {
+          peers,
+          nodeId: 'node-1',
+          clusterSecret: 'the-cluster-secret-0123',
+          deadline: started + 3_000,
+          timeoutMs: 1_000,
+          retryMs: 50,
+        },
+        sleep,
+      );
+      expect(answers.map((a) => a.nodeId).sort()).toEqual(['node-flaky', 'node-ok']);
+      expect([...(answers[0]?.groups ?? [])]).toEqual([[5, { match: 3, term: 2 }]]);
+      expect(problems).toHaveLength(1);
+      expect(problems[0]).toContain('HTTP 404');
+      expect(asked.get('flaky')).toBe(3);
+      expect(asked.get('old')).toBe(1);
+      expect(asked.get('ok')).toBe(1);
+      expect([...secrets]).toEqual(['the-cluster-secret-0123']);
+      // Once only the peer without the endpoint is left, it stops asking (long before the deadline).
+      expect(Date.now() - started).toBeLessThan(2_500);
+    } finally {
+      for (const server of servers) server.close();
+    }
   });
 });

@@ -165,16 +165,19 @@ export const askAcknowledged = async (
 ): Promise<{ answers: AcknowledgedAnswer[]; problems: string[] }> => {
   const answers = new Map<NodeId, AcknowledgedAnswer>();
   const problems = new Map<NodeId, string>();
+  // A peer of an earlier version (a rolling upgrade) has no such endpoint: asking again is no use.
+  const cannotTell = new Set<NodeId>();
   const query = `${acknowledgedPath}?${new URLSearchParams({ node_id: options.nodeId }).toString()}`;
   for (;;) {
     const waiting = options.peers.filter(
-      (peer) => !answers.has(peer.nodeId) && peer.nodeId !== options.nodeId,
+      (peer) => !answers.has(peer.nodeId) && !cannotTell.has(peer.nodeId) && peer.nodeId !== options.nodeId,
     );
     await Promise.all(
       waiting.map(async (peer) => {
         const address = joinHostPort(peer.host, peer.httpPort);
         try {
           const response = await callPeer(options, address, query, { timeoutMs: options.timeoutMs });
+          if (response.status === 404) cannotTell.add(peer.nodeId);
           if (response.status !== 200) throw new Error(`HTTP ${response.status}`);
           const answer = parseAcknowledged(response.text);
           if (answer.nodeId !== peer.nodeId) throw new Error(`answered as ${answer.nodeId}`);
@@ -185,7 +188,8 @@ export const askAcknowledged = async (
         }
       }),
     );
-    if (problems.size === 0 || Date.now() + options.retryMs >= options.deadline) break;
+    const retry = [...problems.keys()].some((peer) => !cannotTell.has(peer));
+    if (!retry || Date.now() + options.retryMs >= options.deadline) break;
     await sleep(options.retryMs);
   }
   return { answers: [...answers.values()], problems: [...problems.values()] };
