@@ -32,6 +32,13 @@ import {
   staleCopyError,
   writeGeneration,
 } from '../cluster/membership/generation.js';
+import type { PeerAddress, RecoveredLog } from '../cluster/membership/acknowledged-entries.js';
+import {
+  askAcknowledged,
+  findForgottenEntries,
+  forgottenEntriesError,
+  recoveredLogs,
+} from '../cluster/membership/acknowledged-entries.js';
 import { prepareCluster } from '../cluster/runtime/cluster-runtime.js';
 import { createLocalConsensus } from '../context/consensus.js';
 import { defaultRequestLimits } from '../api/schemas.js';
@@ -235,6 +242,9 @@ export const startNode = async (
       },
     });
     closers.push(() => host.close());
+    // What recovery found, before anything (formation, the loop) can change it: the stale-copy
+    // check compares it with what the leaders saw this node acknowledge.
+    const recovered = clustered ? recoveredLogs(host) : new Map<number, RecoveredLog>();
 
     // Alone, the node is its own cluster at once; in a cluster, formation bootstraps the groups
     // once the peers are known (a restart recovers them from disk instead).
@@ -392,7 +402,7 @@ export const startNode = async (
     if (incarnation !== undefined) {
       // Peers answer hello (with their member lists) whether or not their loops run, so a whole
       // cluster starting at once cannot wait on itself here.
-      await refuseStaleCopy({
+      const asked = await refuseStaleCopy({
         config,
         nodeId,
         incarnation,
@@ -401,6 +411,18 @@ export const startNode = async (
         tls: tls?.peer,
         logger: log,
       });
+      // The generation cannot see a copy taken within one interval of the node's last moment; the
+      // leaders' progress for this node can (acknowledged-entries.ts). Still before the loop runs.
+      if (asked.knownIncarnation && recovered.size > 0) {
+        await refuseForgottenEntries({
+          config,
+          nodeId,
+          peers: asked.peers,
+          recovered,
+          tls: tls?.peer,
+          logger: log,
+        });
+      }
       generation += 1;
       await writeGeneration(config.dataDir, generation);
       generationChecked = true;
@@ -473,11 +495,13 @@ const refuseStaleCopy = async (options: {
   readonly holdsReplicas: boolean;
   readonly tls: PeerTls | undefined;
   readonly logger: Logger;
-}): Promise<void> => {
+}): Promise<{ knownIncarnation: boolean; peers: readonly PeerAddress[] }> => {
   const { config } = options;
   const deadline = Date.now() + staleCheckWaitMs;
   let highest: number | undefined;
   let answered = 0;
+  let knownIncarnation = false;
+  const peers = new Map<string, PeerAddress>();
   for (;;) {
     const round = await recordedGeneration({
       seed: config.clusterSeed,
@@ -488,6 +512,8 @@ const refuseStaleCopy = async (options: {
       timeoutMs: 1_000,
     });
     answered = Math.max(answered, round.answered);
+    knownIncarnation ||= round.knownIncarnation;
+    for (const peer of round.peers) peers.set(peer.nodeId, peer);
     if (round.generation !== undefined) highest = Math.max(highest ?? 0, round.generation);
     if (highest !== undefined && highest > options.generation)
       throw staleCopyError(config.dataDir, options.nodeId, options.generation, highest);
@@ -505,6 +531,52 @@ const refuseStaleCopy = async (options: {
       'no peer answered within 5 s: starting without checking that this data directory is not an older copy',
     );
   }
+  return { knownIncarnation, peers: [...peers.values()] };
+};
+
+/**
+ * Asks every peer that answered the generation check what its led groups' leaders saw this node
+ * acknowledge, and refuses to start (ConfigError, exit 2) if the directory holds less in any group:
+ * it forgot acknowledged entries (acknowledged-entries.ts). No answer proves nothing: it starts.
+ */
+const refuseForgottenEntries = async (options: {
+  readonly config: Config;
+  readonly nodeId: string;
+  readonly peers: readonly PeerAddress[];
+  readonly recovered: ReadonlyMap<number, RecoveredLog>;
+  readonly tls: PeerTls | undefined;
+  readonly logger: Logger;
+}): Promise<void> => {
+  const { config } = options;
+  const { answers, problems } = await askAcknowledged(
+    {
+      peers: options.peers,
+      nodeId: options.nodeId,
+      clusterSecret: config.clusterSecret,
+      tls: options.tls,
+      deadline: Date.now() + staleCheckWaitMs,
+      timeoutMs: 1_000,
+      retryMs: 250,
+    },
+    sleep,
+  );
+  const forgotten = findForgottenEntries(options.recovered, answers);
+  if (forgotten.length > 0) throw forgottenEntriesError(config.dataDir, options.nodeId, forgotten);
+  if (answers.length === 0) {
+    options.logger.warn(
+      { type: 'acknowledged_check_skipped', problems },
+      'no peer told what its leaders saw this node acknowledge: starting without that check',
+    );
+    return;
+  }
+  const compared = answers.reduce(
+    (sum, answer) => sum + [...answer.groups.keys()].filter((group) => options.recovered.has(group)).length,
+    0,
+  );
+  options.logger.info(
+    { type: 'acknowledged_check', peers: answers.length, groupsCompared: compared, problems },
+    'no leader saw this node acknowledge an entry its data directory lacks',
+  );
 };
 
 /** A snapshot restore into this directory that did not finish leaves its marker: never serve that. */

@@ -18,6 +18,7 @@ import {
   sleep,
   waitLeadersSettled,
   waitReady,
+  type ClusterNode,
   type TestCluster,
 } from './cluster-harness.js';
 
@@ -121,7 +122,11 @@ describe('three-node cluster formation', () => {
   it('refuses the internal endpoints without the cluster secret', async () => {
     const node = cluster.nodes[0];
     if (node === undefined) throw new Error('no node');
-    for (const path of ['/internal/v1/cluster/hello', '/internal/v1/cluster/status']) {
+    for (const path of [
+      '/internal/v1/cluster/hello',
+      '/internal/v1/cluster/status',
+      '/internal/v1/cluster/acknowledged?node_id=node-2',
+    ]) {
       const plain = await fetch(`${node.base}${path}`);
       await plain.arrayBuffer();
       expect(plain.status).toBe(401);
@@ -131,6 +136,38 @@ describe('three-node cluster formation', () => {
       await wrong.arrayBuffer();
       expect(wrong.status).toBe(401);
     }
+  });
+
+  it("answers, for the groups each node leads, what another node acknowledged there (the stale-copy check's question)", async () => {
+    const ask = async (node: ClusterNode, query: string) => {
+      const response = await fetch(`${node.base}/internal/v1/cluster/acknowledged?${query}`, {
+        headers: { 'x-fastpaca-cluster-secret': clusterSecret },
+      });
+      return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+    };
+    const first = cluster.nodes[0];
+    if (first === undefined) throw new Error('no node');
+    expect((await ask(first, 'node_id=')).status).toBe(400);
+    expect((await ask(first, `node_id=${'x'.repeat(300)}`)).status).toBe(400);
+    let reported = 0;
+    for (const node of cluster.nodes) {
+      const other = cluster.nodes.find((peer) => peer !== node) as ClusterNode;
+      const answer = await ask(node, `node_id=${other.name}`);
+      expect(answer.status).toBe(200);
+      expect(answer.body['node_id']).toBe(node.name);
+      const groups = answer.body['groups'] as Record<string, { match: number; term: number }>;
+      const status = await clusterStatus(node);
+      const led = new Set(status.groups.filter((g) => g.leader === node.name).map((g) => String(g.group)));
+      for (const [group, known] of Object.entries(groups)) {
+        // Only groups it leads (the meta group too), each with the leader's term.
+        if (group !== String(status.meta?.group)) expect(led.has(group), group).toBe(true);
+        expect(Number.isSafeInteger(known.match) && known.match >= 0).toBe(true);
+        expect(known.term).toBeGreaterThan(0);
+        reported += 1;
+      }
+    }
+    // The writes above went through groups the others lead: their leaders saw them acknowledged.
+    expect(reported).toBeGreaterThan(0);
   });
 
   it('refuses a draining announcement without the secret, or with a malformed node or ttl', async () => {

@@ -14,49 +14,13 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { generationIntervalMs } from '../../src/cluster/membership/generation.js';
-import { clusterStatus, runFastpaca, sleep, waitReady } from './cluster-harness.js';
+import { runFastpaca, sleep, waitReady } from './cluster-harness.js';
+import { startLeaderSampler } from './leader-sampler.js';
 import type { FaultCluster, FaultNode } from '../fault/processes.js';
 import { stopAll } from '../fault/processes.js';
 import { Recorder } from '../fault/recorder.js';
 import { finalCheck, setUpContexts, startFaultCluster } from '../fault/scenario-kit.js';
 import { startWorkload } from '../fault/workload.js';
-
-/** Samples every running node's (group, term) → leader, to find two leaders in one term. */
-const startLeaderSampler = (nodes: readonly FaultNode[]) => {
-  const leaders = new Map<string, Set<string>>();
-  let stop = false;
-  let samples = 0;
-  const loop = (async () => {
-    while (!stop) {
-      for (const node of nodes.filter((n) => n.alive() && !n.stopped())) {
-        try {
-          const status = await clusterStatus(node);
-          samples += 1;
-          for (const group of [...status.groups, ...(status.meta === undefined ? [] : [status.meta])]) {
-            if (group.leader === null) continue;
-            const key = `${group.group}@${group.term}`;
-            const seen = leaders.get(key) ?? new Set<string>();
-            seen.add(group.leader);
-            leaders.set(key, seen);
-          }
-        } catch {
-          // A node starting or going away: the next sample.
-        }
-      }
-      await sleep(200);
-    }
-  })();
-  return {
-    stop: async () => {
-      stop = true;
-      await loop;
-      const doubled = [...leaders]
-        .filter(([, seen]) => seen.size > 1)
-        .map(([key, seen]) => `${key}: ${[...seen].join(',')}`);
-      return { doubled, samples };
-    },
-  };
-};
 
 describe('a stale copy of a member restored under load', () => {
   let cluster: FaultCluster;

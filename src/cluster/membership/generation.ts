@@ -16,6 +16,15 @@
 // What it cannot see: a copy taken less than about one interval before the node's last moment (no
 // later generation was recorded yet), and a cold start of the whole cluster in which no peer
 // answers within the check's wait (the node then starts unchecked, and says so).
+//
+// The first gap is closed by a second, independent check right after this one (still before the
+// loop runs; acknowledged-entries.ts): the leaders' progress says which log index this node
+// acknowledged as durable in each group they lead, and a directory holding less has forgotten
+// acknowledged entries, however recent the copy. It needs a leader that kept leading since the
+// node's last moment and saw it acknowledge something the copy lacks, so it sees a copy taken
+// under writes, not one of an idle group; and it too proves nothing when no peer answers. So
+// neither check covers a whole-cluster cold start, nor a recent copy of a node whose groups took no
+// writes since (such a copy forgot no acknowledged entry; it may still have forgotten a vote).
 
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -24,6 +33,7 @@ import type { NodeId } from '../../../raft/index.js';
 import type { SeedPeer } from '../../config/cluster-seed.js';
 import { ConfigError } from '../../config/config-error.js';
 import { writeDurably } from '../../config/node-name.js';
+import type { PeerAddress } from './acknowledged-entries.js';
 import { probeSeed } from './discovery.js';
 import type { PeerTls } from '../../../net/grpc.js';
 
@@ -60,6 +70,10 @@ export interface RecordedGeneration {
   readonly answered: number;
   /** A peer lists this node as a current member under another incarnation. */
   readonly otherIncarnation: boolean;
+  /** A peer lists this node under this incarnation: the cluster knows this directory. */
+  readonly knownIncarnation: boolean;
+  /** The peers that answered, where they answered (for the acknowledged-entries check). */
+  readonly peers: readonly PeerAddress[];
 }
 
 /** Asks every seed address for its member list; the highest record for (nodeId, incarnation). */
@@ -80,19 +94,23 @@ export const recordedGeneration = async (options: {
   let generation: number | undefined;
   let answered = 0;
   let otherIncarnation = false;
+  let knownIncarnation = false;
+  const peers: PeerAddress[] = [];
   for (const peer of members) {
     if (peer.nodeId === options.nodeId) continue;
     answered += 1;
+    peers.push({ nodeId: peer.nodeId, host: peer.host, httpPort: peer.httpPort });
     for (const member of peer.knownMembers ?? []) {
       if (member.node_id !== options.nodeId) continue;
       if (member.incarnation !== options.incarnation) {
         if (member.incarnation !== undefined && member.state !== 'removed') otherIncarnation = true;
         continue;
       }
+      if (member.state !== 'removed') knownIncarnation = true;
       if (member.generation !== undefined) generation = Math.max(generation ?? 0, member.generation);
     }
   }
-  return { generation, answered, otherIncarnation };
+  return { generation, answered, otherIncarnation, knownIncarnation, peers };
 };
 
 /** The refusal a stale copy gets: what happened, why it matters, and how to fix it. */

@@ -21,6 +21,11 @@ export const forgetPath = '/internal/v1/cluster/forget';
  * balancers hand it no group meanwhile (placement/draining-peers.ts).
  */
 export const drainingPath = '/internal/v1/cluster/draining';
+/**
+ * GET ?node_id=: for every group the answering node leads, the highest log index node_id acknowledged
+ * as durable there (the leader's `match`) and the leader's term (acknowledged-entries.ts).
+ */
+export const acknowledgedPath = '/internal/v1/cluster/acknowledged';
 export const clusterSecretHeader = 'x-fastpaca-cluster-secret';
 
 export const nodeIdPattern = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/;

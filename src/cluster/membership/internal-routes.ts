@@ -9,8 +9,11 @@ import type { Gateway } from '../../http/gateway.js';
 import { jsonReply } from '../../http/reply.js';
 import { incarnationPattern } from '../../config/node-name.js';
 import type { MemberAddress } from './membership.js';
+import type { AcknowledgedByLeader } from './acknowledged-entries.js';
+import { acknowledgedBody } from './acknowledged-entries.js';
 import type { ClusterStatus, HelloAnswer } from './internal-protocol.js';
 import {
+  acknowledgedPath,
   clusterSecretHeader,
   drainingPath,
   forgetPath,
@@ -26,6 +29,11 @@ export interface InternalRoutesOptions {
   readonly clusterSecret: string | undefined;
   readonly hello: () => HelloAnswer;
   readonly status: () => ClusterStatus;
+  /** This node's id and, per group it leads, what `follower` acknowledged (acknowledged-entries.ts). */
+  readonly acknowledged: (follower: string) => {
+    readonly nodeId: string;
+    readonly groups: ReadonlyMap<number, AcknowledgedByLeader>;
+  };
   /** Each resolves once the change is committed in the meta group; a ServiceError otherwise. */
   readonly join: (member: MemberAddress) => Promise<void>;
   readonly leave: (nodeId: string) => Promise<void>;
@@ -63,6 +71,21 @@ export const registerInternalRoutes = (
     if (!nodeIdPattern.test(nodeId)) throw invalid('node_id is missing or not a valid node id');
     return nodeId;
   };
+  // Asked once by a starting peer (its stale-copy check); reads the progress of the led groups only.
+  app.get(acknowledgedPath, (res, req) => {
+    const exchange = gateway.begin(res, `GET ${acknowledgedPath}`);
+    if (!secretMatches(options.clusterSecret, req.getHeader(clusterSecretHeader))) {
+      exchange.fail(unauthorized);
+      return;
+    }
+    const query = new URLSearchParams(req.getQuery() ?? '');
+    try {
+      const answer = options.acknowledged(nodeIdOf(query));
+      exchange.send({ status: 200, body: acknowledgedBody(answer.nodeId, answer.groups) });
+    } catch (error) {
+      exchange.fail(error);
+    }
+  });
   const portOf = (query: URLSearchParams, name: string): number => {
     const port = Number(query.get(name));
     if (!Number.isInteger(port) || port < 1 || port > 65_535) throw invalid(`${name} is not a port`);

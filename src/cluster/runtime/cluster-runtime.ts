@@ -21,6 +21,7 @@ import { joinHostPort } from '../membership/discovery.js';
 import type { Formation } from '../membership/formation.js';
 import { startFormation } from '../membership/formation.js';
 import { generationIntervalMs } from '../membership/generation.js';
+import { acknowledgedBy } from '../membership/acknowledged-entries.js';
 import { registerInternalRoutes } from '../membership/internal-routes.js';
 import { createMemberChanges } from '../membership/member-changes.js';
 import { activeIds, currentMembers, namesIncarnation } from '../membership/membership.js';
@@ -315,6 +316,7 @@ const createRuntime = (options: RuntimeOptions): Runtime => {
         clusterSecret: config.clusterSecret,
         hello: () => helloAnswer(statusSource),
         status: () => clusterStatus(statusSource),
+        acknowledged: (follower) => ({ nodeId, groups: acknowledgedBy(host, follower) }),
         join: (member) => memberChanges.change({ type: 'join', member }),
         leave: async (id) => {
           memberChanges.requireMember(id);

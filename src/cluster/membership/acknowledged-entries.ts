@@ -1,0 +1,220 @@
+// The second stale-copy check: what the Raft leaders already know. A leader's progress for a
+// follower (`match`) is the highest log index that follower acknowledged as durable: a follower
+// answers an append only after its fsync (also with pipelined writes), so a directory that merely
+// crashed always holds at least every index it ever acknowledged. If a leader's match for this node
+// in some group is above the last index this directory holds for that group (recovery's lastIndex,
+// which includes a compacted log's snapshot index), the directory has forgotten entries it
+// acknowledged: an older copy (a volume snapshot taken moments before the node's last moment, which
+// the generation check cannot see, generation.ts) or a disk that lied about a sync. It must not vote
+// or acknowledge as this member, so the node refuses to start, before its Raft loop runs.
+//
+// Match can only prove staleness, never freshness: a leader elected while this node was away has
+// match 0 for it, and a group nobody leads says nothing. So the check needs no quorum of answers; one
+// leader's word is proof. Two guards keep that proof sound:
+//   - The leader's term must be at least the term this directory recovered. Entries acknowledged to
+//     a leader of term T can only be truncated on this node by a leader of a later term, which this
+//     node would have persisted (it answers only after persisting the term). A deposed leader that
+//     does not know it yet (partitioned, in a group of five) may still report a match the directory
+//     rightly truncated since, and the directory's higher term tells us to ignore it.
+//   - Only groups the directory holds are compared: a replica this node let go (moved away) may
+//     linger in a leader's progress until that leader applies the change, and a directory without
+//     the group forgot nothing it is about to answer for.
+// A directory under an incarnation the cluster does not know (replaced, or a restored online
+// snapshot) is the incarnation check's business (generation.ts): the leaders' match for this node id
+// speaks of another directory, so this check runs only once a peer lists this incarnation.
+//
+// It runs once, at start: one request per peer (GET acknowledgedPath?node_id=), answered from the
+// leaders' progress of the groups that peer leads; nothing on the write path.
+
+import type { GroupId, Index, NodeId, Term } from '../../../raft/index.js';
+import type { ConsensusHost } from '../../../raft/index.js';
+import { ConfigError } from '../../config/config-error.js';
+import { joinHostPort } from './discovery.js';
+import { acknowledgedPath, nodeIdPattern } from './internal-protocol.js';
+import { callPeer } from './peer-http.js';
+import type { PeerAuth } from './peer-http.js';
+
+/** What a leader knows of one follower in one group. */
+export interface AcknowledgedByLeader {
+  readonly match: Index;
+  /** The leader's term. */
+  readonly term: Term;
+}
+
+/** One peer's answer: every group it leads in which the asked-for node has a progress. */
+export interface AcknowledgedAnswer {
+  /** The answering peer. */
+  readonly nodeId: NodeId;
+  readonly groups: ReadonlyMap<GroupId, AcknowledgedByLeader>;
+}
+
+/** What recovery found in this directory for one group, before the Raft loop ran. */
+export interface RecoveredLog {
+  /** The last index held (the snapshot index when the log after it is empty). */
+  readonly lastIndex: Index;
+  readonly term: Term;
+}
+
+/** A leader's word that the directory forgot entries it acknowledged. */
+export interface ForgottenEntries {
+  readonly group: GroupId;
+  readonly leader: NodeId;
+  readonly match: Index;
+  readonly lastIndex: Index;
+}
+
+/** The leader side: this node's progress for `follower` in every group it leads. */
+export const acknowledgedBy = (
+  host: Pick<ConsensusHost, 'groups' | 'status'>,
+  follower: NodeId,
+): Map<GroupId, AcknowledgedByLeader> => {
+  const answer = new Map<GroupId, AcknowledgedByLeader>();
+  for (const group of host.groups()) {
+    const status = host.status(group);
+    const progress = status?.role === 'leader' ? status.progress?.[follower] : undefined;
+    if (status === undefined || progress === undefined) continue;
+    answer.set(group, { match: progress.match, term: status.term });
+  }
+  return answer;
+};
+
+/** The starting node's side: each group's recovered last index and term, read before the loop runs. */
+export const recoveredLogs = (host: Pick<ConsensusHost, 'groups' | 'status'>): Map<GroupId, RecoveredLog> => {
+  const logs = new Map<GroupId, RecoveredLog>();
+  for (const group of host.groups()) {
+    const status = host.status(group);
+    if (status !== undefined) logs.set(group, { lastIndex: status.lastIndex, term: status.term });
+  }
+  return logs;
+};
+
+/** Every leader's proof that the directory forgot acknowledged entries (empty: no proof). */
+export const findForgottenEntries = (
+  local: ReadonlyMap<GroupId, RecoveredLog>,
+  answers: readonly AcknowledgedAnswer[],
+): ForgottenEntries[] => {
+  const forgotten: ForgottenEntries[] = [];
+  for (const answer of answers) {
+    for (const [group, known] of answer.groups) {
+      const held = local.get(group);
+      if (held === undefined || known.term < held.term) continue;
+      if (known.match > held.lastIndex) {
+        forgotten.push({ group, leader: answer.nodeId, match: known.match, lastIndex: held.lastIndex });
+      }
+    }
+  }
+  return forgotten.sort((a, b) => a.group - b.group);
+};
+
+export const acknowledgedBody = (
+  nodeId: NodeId,
+  groups: ReadonlyMap<GroupId, AcknowledgedByLeader>,
+): string => JSON.stringify({ node_id: nodeId, groups: Object.fromEntries(groups) });
+
+const isIndex = (value: unknown): value is number =>
+  typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+
+/** Throws unless `text` is a well-formed answer. */
+export const parseAcknowledged = (text: string): AcknowledgedAnswer => {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new Error('answered with something that is not JSON');
+  }
+  const record = (typeof value === 'object' && value !== null ? value : {}) as Record<string, unknown>;
+  const { node_id: nodeId, groups } = record;
+  if (typeof nodeId !== 'string' || !nodeIdPattern.test(nodeId))
+    throw new Error('answer without a valid node_id');
+  if (typeof groups !== 'object' || groups === null) throw new Error('answer without groups');
+  const parsed = new Map<GroupId, AcknowledgedByLeader>();
+  for (const [key, entry] of Object.entries(groups as Record<string, unknown>)) {
+    const group = Number(key);
+    const { match, term } = (typeof entry === 'object' && entry !== null ? entry : {}) as Record<
+      string,
+      unknown
+    >;
+    if (!/^\d+$/.test(key) || !isIndex(group) || !isIndex(match) || !isIndex(term)) {
+      throw new Error(`answer with a malformed group entry ${JSON.stringify(key)}`);
+    }
+    parsed.set(group, { match, term });
+  }
+  return { nodeId, groups: parsed };
+};
+
+export interface PeerAddress {
+  readonly nodeId: NodeId;
+  readonly host: string;
+  readonly httpPort: number;
+}
+
+export interface AskAcknowledgedOptions extends PeerAuth {
+  readonly peers: readonly PeerAddress[];
+  /** The node asking (whose acknowledgements the leaders report). */
+  readonly nodeId: NodeId;
+  /** Peers that have not answered are asked again until then (epoch ms). */
+  readonly deadline: number;
+  readonly timeoutMs: number;
+  readonly retryMs: number;
+}
+
+/** Asks every peer once (again, until the deadline, if it failed) what it knows of `nodeId`. */
+export const askAcknowledged = async (
+  options: AskAcknowledgedOptions,
+  sleep: (ms: number) => Promise<unknown>,
+): Promise<{ answers: AcknowledgedAnswer[]; problems: string[] }> => {
+  const answers = new Map<NodeId, AcknowledgedAnswer>();
+  const problems = new Map<NodeId, string>();
+  // A peer of an earlier version (a rolling upgrade) has no such endpoint: asking again is no use.
+  const cannotTell = new Set<NodeId>();
+  const query = `${acknowledgedPath}?${new URLSearchParams({ node_id: options.nodeId }).toString()}`;
+  for (;;) {
+    const waiting = options.peers.filter(
+      (peer) => !answers.has(peer.nodeId) && !cannotTell.has(peer.nodeId) && peer.nodeId !== options.nodeId,
+    );
+    await Promise.all(
+      waiting.map(async (peer) => {
+        const address = joinHostPort(peer.host, peer.httpPort);
+        try {
+          const response = await callPeer(options, address, query, { timeoutMs: options.timeoutMs });
+          if (response.status === 404) cannotTell.add(peer.nodeId);
+          if (response.status !== 200) throw new Error(`HTTP ${response.status}`);
+          const answer = parseAcknowledged(response.text);
+          if (answer.nodeId !== peer.nodeId) throw new Error(`answered as ${answer.nodeId}`);
+          answers.set(peer.nodeId, answer);
+          problems.delete(peer.nodeId);
+        } catch (error) {
+          problems.set(peer.nodeId, `${address}: ${error instanceof Error ? error.message : String(error)}`);
+        }
+      }),
+    );
+    const retry = [...problems.keys()].some((peer) => !cannotTell.has(peer));
+    if (!retry || Date.now() + options.retryMs >= options.deadline) break;
+    await sleep(options.retryMs);
+  }
+  return { answers: [...answers.values()], problems: [...problems.values()] };
+};
+
+/** The refusal: which leader saw which acknowledgement the directory no longer holds, and the fix. */
+export const forgottenEntriesError = (
+  dataDir: string,
+  nodeId: NodeId,
+  forgotten: readonly ForgottenEntries[],
+): ConfigError => {
+  const first = forgotten[0];
+  const example =
+    first === undefined
+      ? ''
+      : ` (group ${first.group}: its leader ${first.leader} holds ${nodeId}'s acknowledgement of index ` +
+        `${first.match}, the directory ends at ${first.lastIndex}` +
+        (forgotten.length > 1 ? `; ${forgotten.length - 1} more groups alike)` : ')');
+  return new ConfigError(
+    `${dataDir} has forgotten log entries node ${nodeId} acknowledged as durable${example}: it is an older ` +
+      `copy of the data directory (a restored backup or volume snapshot) or its disk lost synced writes, so ` +
+      `it must not rejoin as ${nodeId}. Fix: start the node on its current data directory if it still ` +
+      `exists; otherwise replace the member: run \`fastpaca cluster remove ${nodeId}\` (with at least ` +
+      `three other active nodes) and start it with an empty data directory, so it joins as a new node and ` +
+      `gets its replicas from the others`,
+    { option: 'dataDir' },
+  );
+};
