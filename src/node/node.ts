@@ -46,6 +46,7 @@ import { createMetrics, type Metrics } from '../telemetry/metrics.js';
 import { defaultGroupCount } from '../context/routing.js';
 import type { Readiness } from '../api/service.js';
 import { createTokenEstimator } from '../tokens/create-token-estimator.js';
+import type { TokenEstimator } from '../tokens/types.js';
 import { withFsyncFault } from './fault-injection.js';
 import { createNodeArchive, type NodeArchive } from '../../archiver/index.js';
 
@@ -115,11 +116,47 @@ export const startNode = async (
           : log.info({ freeBytes }, 'free disk space above the floor again: taking writes'),
     });
     closers.push(async () => disk.stop());
+    const metrics = createMetrics({ defaultLabels: { node: nodeId } });
+    // The tokenizer workers load their BPE tables (most of a second, on another core) while this
+    // thread opens the store, recovers the Raft groups and starts HTTP: a cold start pays for the
+    // longer of the two instead of their sum. The node is not ready until they are loaded (see
+    // readiness), and its start fails if they fail to load (awaited at the end).
+    const estimatorStarting = createTokenEstimator(config.tokenEstimator, {
+      workers: config.tokenizerWorkers,
+      queuePartsMax: config.tokenizerQueueMax,
+      batchTimeoutMs: config.tokenizerBatchTimeoutMs,
+      onWorkerExit: ({ workerIndex, error }) => {
+        metrics.tokenizer.workerRestartsTotal.inc();
+        log.error({ err: error, workerIndex }, 'tokenizer worker exited; restarting it');
+      },
+      onFallback: ({ reason, length }) => {
+        metrics.tokenizer.fallbacksTotal.inc({ reason });
+        log.warn({ reason, length }, 'a message part was counted by the chars4 fallback estimate');
+      },
+    });
+    // Handled at once (a start that fails is reported by that await, never as an unhandled
+    // rejection meanwhile), and closed also when a later step of the start fails.
+    let estimatorLoaded = false;
+    const estimatorStarted = estimatorStarting.then(
+      (started) => {
+        estimatorLoaded = true;
+        return started;
+      },
+      () => undefined,
+    );
+    closers.push(async () => (await estimatorStarted)?.close());
+    // What the service counts with: a request that needs counts before the workers are loaded waits
+    // for them (they are bounded by the pool's queue once it exists).
+    const estimator: TokenEstimator = {
+      name: config.tokenEstimator,
+      countParts: async (parts) => (await estimatorStarting).countParts(parts),
+      close: async () => (await estimatorStarted)?.close(),
+    };
+
     // withFsyncFault: a test-only fault hook, off unless FASTPACA_FAULT_FSYNC_FAIL_AFTER is set.
     const store = withFsyncFault(await openLevelStore(join(config.dataDir, storeDirName)));
     closers.push(() => store.close());
 
-    const metrics = createMetrics({ defaultLabels: { node: nodeId } });
     // Filled once the service exists; until then no subscriber exists to hear an event.
     const live: { streams?: Streams } = {};
     const stateMachine = new ContextStateMachine({
@@ -231,21 +268,6 @@ export const startNode = async (
     // Closed before the loop stops (closers run in reverse): no formation or balancing on a closing host.
     if (cluster !== undefined) closers.push(() => cluster.close());
 
-    const estimator = await createTokenEstimator(config.tokenEstimator, {
-      workers: config.tokenizerWorkers,
-      queuePartsMax: config.tokenizerQueueMax,
-      batchTimeoutMs: config.tokenizerBatchTimeoutMs,
-      onWorkerExit: ({ workerIndex, error }) => {
-        metrics.tokenizer.workerRestartsTotal.inc();
-        log.error({ err: error, workerIndex }, 'tokenizer worker exited; restarting it');
-      },
-      onFallback: ({ reason, length }) => {
-        metrics.tokenizer.fallbacksTotal.inc({ reason });
-        log.warn({ reason, length }, 'a message part was counted by the chars4 fallback estimate');
-      },
-    });
-    closers.push(() => estimator.close());
-
     const consensus =
       cluster?.consensus ??
       createLocalConsensus(host, {
@@ -295,6 +317,7 @@ export const startNode = async (
     let closing = false;
     const readiness = (): Readiness => {
       if (closing) return { ready: false, reason: 'shutting down' };
+      if (!estimatorLoaded) return { ready: false, reason: 'token counting is loading' };
       const notJoined = cluster?.readiness();
       if (notJoined !== undefined) return notJoined;
       const archiveProblem = archive?.readinessProblem();
@@ -384,6 +407,8 @@ export const startNode = async (
       startLoop();
     }
 
+    // Loading since the start (above); a failure to load fails the start here.
+    await estimatorStarting;
     log.info(
       { httpPort: http.port, raftPort: transport.port(), dataDir: config.dataDir, groups: defaultGroupCount },
       'fastpaca node started',
