@@ -146,7 +146,7 @@ export const startNode = async (
     );
     closers.push(async () => (await estimatorStarted)?.close());
     // What the service counts with: a request that needs counts before the workers are loaded waits
-    // for them (they are bounded by the pool's queue once it exists).
+    // for them (meanwhile bounded by the gateway's in-flight limits, then by the pool's queue).
     const estimator: TokenEstimator = {
       name: config.tokenEstimator,
       countParts: async (parts) => (await estimatorStarting).countParts(parts),
@@ -384,6 +384,9 @@ export const startNode = async (
     closers.push(() => http.close());
     // Runs first on close (closers run in reverse): every stream gets 1001 before HTTP drains.
     closers.push(async () => liveStreams.close());
+    // Loading since the start (above). A failure to load fails the start here, before this node
+    // announces itself to any peer (formation below).
+    await estimatorStarting;
     // Read before formation may bootstrap groups: whether the directory came with replicas.
     const holdsReplicas = host.groups().length > 0;
     // Peers find this node through its HTTP hello, so probing starts once that answers. Formation
@@ -407,8 +410,6 @@ export const startNode = async (
       startLoop();
     }
 
-    // Loading since the start (above); a failure to load fails the start here.
-    await estimatorStarting;
     log.info(
       { httpPort: http.port, raftPort: transport.port(), dataDir: config.dataDir, groups: defaultGroupCount },
       'fastpaca node started',
