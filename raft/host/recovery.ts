@@ -87,26 +87,41 @@ export const recoverGroups = async (
   for await (const [key, value] of store.iterate(kindRange(KeyKind.HardState))) {
     hardStates.set(keyGroup(key), decodeHardState(value));
   }
+  // Every read below goes to LevelDB's thread pool: issued together (one get per group, and the two
+  // scans), not one after another, so a start does not wait out hundreds of round trips in a row
+  // (cold start: about half a second of 256 sequential gets on a loaded machine).
   const metas = new Map<GroupId, SnapshotMeta>();
-  for await (const [key, value] of store.iterate(kindRange(KeyKind.LogMeta))) {
-    metas.set(keyGroup(key), decodeSnapshotMeta(value, `log meta of group ${keyGroup(key)}`));
-  }
   const batches = new Map<GroupId, [Index, Uint8Array][]>();
-  for await (const [key, value] of store.iterate(kindRange(KeyKind.LogBatch))) {
-    const group = keyGroup(key);
-    let list = batches.get(group);
-    if (list === undefined) {
-      list = [];
-      batches.set(group, list);
-    }
-    list.push([logBatchFirstIndex(key), value]);
-  }
+  const [applied] = await Promise.all([
+    Promise.all(
+      [...hardStates.keys()].map(async (group) => {
+        const stored = await store.get(appliedStateKey(group));
+        return stored === undefined ? undefined : decodeAppliedState(stored);
+      }),
+    ),
+    (async () => {
+      for await (const [key, value] of store.iterate(kindRange(KeyKind.LogMeta))) {
+        metas.set(keyGroup(key), decodeSnapshotMeta(value, `log meta of group ${keyGroup(key)}`));
+      }
+    })(),
+    (async () => {
+      for await (const [key, value] of store.iterate(kindRange(KeyKind.LogBatch))) {
+        const group = keyGroup(key);
+        let list = batches.get(group);
+        if (list === undefined) {
+          list = [];
+          batches.set(group, list);
+        }
+        list.push([logBatchFirstIndex(key), value]);
+      }
+    })(),
+  ]);
+  let position = 0;
   for (const [group, hardState] of hardStates) {
-    const stored = await store.get(appliedStateKey(group));
-    const applied = stored === undefined ? undefined : decodeAppliedState(stored);
+    const stored = applied[position++];
     add(
       group,
-      recoverGroup(config(group), group, hardState, metas.get(group), batches.get(group) ?? [], applied),
+      recoverGroup(config(group), group, hardState, metas.get(group), batches.get(group) ?? [], stored),
     );
   }
 };

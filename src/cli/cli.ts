@@ -7,13 +7,12 @@ import { isConfigError } from '../config/config-error.js';
 import { configFileEnv, loadConfig, type LoadedConfig } from '../config/load-config.js';
 import { renderSampleConfig } from '../config/sample-config.js';
 import { migrateDatabase } from '../../archiver/migrate-command.js';
-import { benchCommand } from './bench-command.js';
 import { clusterCommand } from './cluster-command.js';
 import { renderConfigCheck } from './config-view.js';
 import { snapshotCommand } from './snapshot-command.js';
 import { exitCodes } from './exit-codes.js';
 import { healthOptions, healthWork } from './health-command.js';
-import { flagsFromArgv, withConfigFlags } from './option-flags.js';
+import { flagsFromArgv, withConfigFlags as withAllConfigFlags } from './option-flags.js';
 
 export interface CliIo {
   readonly stdout: (text: string) => void;
@@ -48,6 +47,12 @@ export const runCli = async (
 ): Promise<number> => {
   // A command handler leaves its (possibly long-running) work here; --help and errors leave none.
   let work: (() => Promise<number>) | undefined;
+  // What a node's cold start need not pay for (README "Cold start"): the option documentation is
+  // rendered only when help is asked for, and bench (its load generators, ws, every scenario) is
+  // loaded only when it is the command; yargs builds only the command it runs.
+  const helpWanted = args.includes('--help') || args.includes('-h');
+  const withConfigFlags = <T>(command: Argv<T>): Argv<T> => withAllConfigFlags(command, helpWanted);
+  const bench = args.includes('bench') ? await import('./bench-command.js') : undefined;
   const load = (argv: Readonly<Record<string, unknown>>): LoadedConfig | number => {
     try {
       return loadConfig({ flags: flagsFromArgv(argv), env: io.env, cwd: io.cwd });
@@ -80,7 +85,7 @@ export const runCli = async (
       withLoaded(commands.serve),
     )
     .command('config', 'Print a sample config file, or check a configuration', (command) =>
-      configCommands(command, withLoaded, io),
+      configCommands(command, withLoaded, withConfigFlags, io),
     )
     .command(
       'migrate',
@@ -107,7 +112,7 @@ export const runCli = async (
     .command(
       'bench',
       'Benchmark a node or a local cluster: appends, read/write mix, cold start, durability, failover',
-      (command) => benchCommand(command, io, (then) => (work = then)),
+      (command) => (bench === undefined ? command : bench.benchCommand(command, io, (then) => (work = then))),
     )
     .command(
       'health',
@@ -153,6 +158,7 @@ const configCommands = <T>(
   withLoaded: (
     then: (loaded: LoadedConfig) => Promise<number>,
   ) => (argv: Readonly<Record<string, unknown>>) => void,
+  withConfigFlags: <U>(command: Argv<U>) => Argv<U>,
   io: CliIo,
 ): Argv<T> =>
   command

@@ -143,7 +143,8 @@ export const routes = [
     operationId: 'healthReady',
     method: 'get',
     path: '/health/ready',
-    summary: 'Readiness: joined the cluster and every hosted group has a leader (503 "starting" before)',
+    summary:
+      'Readiness: joined the cluster, every hosted group has a leader and token counting is loaded (503 "starting" before)',
     auth: false,
     responses: { 200: 'HealthOk', 503: 'HealthStarting' },
     errors: [],

@@ -59,6 +59,7 @@ import { createMetrics, type Metrics } from '../telemetry/metrics.js';
 import { defaultGroupCount } from '../context/routing.js';
 import type { Readiness } from '../api/service.js';
 import { createTokenEstimator } from '../tokens/create-token-estimator.js';
+import type { TokenEstimator } from '../tokens/types.js';
 import { withFsyncFault } from './fault-injection.js';
 import { createNodeArchive, type NodeArchive } from '../../archiver/index.js';
 
@@ -128,6 +129,43 @@ export const startNode = async (
           : log.info({ freeBytes }, 'free disk space above the floor again: taking writes'),
     });
     closers.push(async () => disk.stop());
+    const metrics = createMetrics({ defaultLabels: { node: nodeId } });
+    // The tokenizer workers load their BPE tables (most of a second, on another core) while this
+    // thread opens the store, recovers the Raft groups and starts HTTP: a cold start pays for the
+    // longer of the two instead of their sum. The node is not ready until they are loaded (see
+    // readiness), and its start fails if they fail to load (awaited at the end).
+    const estimatorStarting = createTokenEstimator(config.tokenEstimator, {
+      workers: config.tokenizerWorkers,
+      queuePartsMax: config.tokenizerQueueMax,
+      batchTimeoutMs: config.tokenizerBatchTimeoutMs,
+      onWorkerExit: ({ workerIndex, error }) => {
+        metrics.tokenizer.workerRestartsTotal.inc();
+        log.error({ err: error, workerIndex }, 'tokenizer worker exited; restarting it');
+      },
+      onFallback: ({ reason, length }) => {
+        metrics.tokenizer.fallbacksTotal.inc({ reason });
+        log.warn({ reason, length }, 'a message part was counted by the chars4 fallback estimate');
+      },
+    });
+    // Handled at once (a start that fails is reported by that await, never as an unhandled
+    // rejection meanwhile), and closed also when a later step of the start fails.
+    let estimatorLoaded = false;
+    const estimatorStarted = estimatorStarting.then(
+      (started) => {
+        estimatorLoaded = true;
+        return started;
+      },
+      () => undefined,
+    );
+    closers.push(async () => (await estimatorStarted)?.close());
+    // What the service counts with: a request that needs counts before the workers are loaded waits
+    // for them (meanwhile bounded by the gateway's in-flight limits, then by the pool's queue).
+    const estimator: TokenEstimator = {
+      name: config.tokenEstimator,
+      countParts: async (parts) => (await estimatorStarting).countParts(parts),
+      close: async () => (await estimatorStarted)?.close(),
+    };
+
     // withFsyncFault: a test-only fault hook, off unless FASTPACA_FAULT_FSYNC_FAIL_AFTER is set.
     // A crash can leave the write it interrupted torn at the end of LevelDB's log, which LevelDB
     // drops on open without a word. Say so first: it was never acknowledged (answers follow fsync).
@@ -147,7 +185,6 @@ export const startNode = async (
     const store = withFsyncFault(await openLevelStore(storeDir));
     closers.push(() => store.close());
 
-    const metrics = createMetrics({ defaultLabels: { node: nodeId } });
     // Filled once the service exists; until then no subscriber exists to hear an event.
     const live: { streams?: Streams } = {};
     const stateMachine = new ContextStateMachine({
@@ -250,7 +287,11 @@ export const startNode = async (
     // once the peers are known (a restart recovers them from disk instead).
     const cluster = wiring?.attach(host, transport, (group) => host.forgetGroup(group));
     if (cluster === undefined) {
-      for (let group = 0; group < defaultGroupCount; group += 1) await host.bootstrapGroup(group, [nodeId]);
+      // All at once: each is a synced write, and LevelDB commits concurrent writers together (a
+      // handful of fsyncs instead of 256 in a row, which took 1-2 s of a first start on a busy disk).
+      // A restart recovered its groups above; bootstrapGroup leaves a hosted group alone.
+      const groups = Array.from({ length: defaultGroupCount }, (_, group) => group);
+      await Promise.all(groups.map((group) => host.bootstrapGroup(group, [nodeId])));
     }
     // In a cluster the loop starts only once the data directory is known not to be a stale copy:
     // until then its replicas neither vote nor acknowledge anything.
@@ -262,21 +303,6 @@ export const startNode = async (
     if (cluster === undefined) startLoop();
     // Closed before the loop stops (closers run in reverse): no formation or balancing on a closing host.
     if (cluster !== undefined) closers.push(() => cluster.close());
-
-    const estimator = await createTokenEstimator(config.tokenEstimator, {
-      workers: config.tokenizerWorkers,
-      queuePartsMax: config.tokenizerQueueMax,
-      batchTimeoutMs: config.tokenizerBatchTimeoutMs,
-      onWorkerExit: ({ workerIndex, error }) => {
-        metrics.tokenizer.workerRestartsTotal.inc();
-        log.error({ err: error, workerIndex }, 'tokenizer worker exited; restarting it');
-      },
-      onFallback: ({ reason, length }) => {
-        metrics.tokenizer.fallbacksTotal.inc({ reason });
-        log.warn({ reason, length }, 'a message part was counted by the chars4 fallback estimate');
-      },
-    });
-    closers.push(() => estimator.close());
 
     const consensus =
       cluster?.consensus ??
@@ -328,6 +354,7 @@ export const startNode = async (
     let closing = false;
     const readiness = (): Readiness => {
       if (closing) return { ready: false, reason: 'shutting down' };
+      if (!estimatorLoaded) return { ready: false, reason: 'token counting is loading' };
       const notJoined = cluster?.readiness();
       if (notJoined !== undefined) return notJoined;
       const archiveProblem = archive?.readinessProblem();
@@ -394,6 +421,9 @@ export const startNode = async (
     closers.push(() => http.close());
     // Runs first on close (closers run in reverse): every stream gets 1001 before HTTP drains.
     closers.push(async () => liveStreams.close());
+    // Loading since the start (above). A failure to load fails the start here, before this node
+    // announces itself to any peer (formation below).
+    await estimatorStarting;
     // Read before formation may bootstrap groups: whether the directory came with replicas.
     const holdsReplicas = host.groups().length > 0;
     // Peers find this node through its HTTP hello, so probing starts once that answers. Formation

@@ -154,14 +154,23 @@ describe('fastpaca bench scenarios (short smoke runs)', () => {
       '--connections',
       '8',
       '--kill',
+      '--restarts',
+      '2',
     ]);
     expect(summary['stop']).toBe('SIGKILL');
+    expect(summary['restarts']).toBe(2);
     expect(summary['contexts_with_wrong_last_seq']).toBe(0);
     expect(summary.latency['fill']?.ops).toBe(400);
-    expect(summary.latency['read-after-restart']?.ops).toBe(20);
+    // Every context is read back after each restart.
+    expect(summary.latency['read-after-restart']?.ops).toBe(40);
     const ready = summary['ready_ms'] as number;
     expect(ready).toBeGreaterThan(0);
     expect(summary['first_read_ms']).toBeGreaterThanOrEqual(ready);
+    const readyEach = String(summary['ready_ms_each']).split(' ').map(Number);
+    const firstReadEach = String(summary['first_read_ms_each']).split(' ').map(Number);
+    expect(readyEach).toHaveLength(2);
+    expect(firstReadEach).toHaveLength(2);
+    readyEach.forEach((ms, i) => expect(firstReadEach[i]).toBeGreaterThanOrEqual(ms));
   }, 90_000);
 
   it('failover: a local 3-node cluster loses its busiest leader and every group is writable again', async () => {

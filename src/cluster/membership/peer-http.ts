@@ -3,7 +3,7 @@
 // certificate and trusting only servers the cluster CA signed (so the secret never crosses the
 // network in clear text).
 
-import { Agent, fetch } from 'undici';
+import type * as UndiciModule from 'undici';
 
 import type { PeerTls } from '../../../net/grpc.js';
 import { clusterSecretHeader } from './internal-protocol.js';
@@ -20,13 +20,19 @@ export interface PeerAnswer {
   readonly text: string;
 }
 
-/** One connection pool per TLS identity, for the life of the process. */
-const agents = new WeakMap<PeerTls, Agent>();
+// undici (about a hundred modules) is loaded at the first peer call, not at start-up: a node alone
+// never makes one, and a cold start should not wait for it.
+type Undici = typeof UndiciModule;
+let undiciLoading: Promise<Undici> | undefined;
+const loadUndici = (): Promise<Undici> => (undiciLoading ??= import('undici'));
 
-const agentFor = (tls: PeerTls): Agent => {
+/** One connection pool per TLS identity, for the life of the process. */
+const agents = new WeakMap<PeerTls, UndiciModule.Agent>();
+
+const agentFor = (undici: Undici, tls: PeerTls): UndiciModule.Agent => {
   let agent = agents.get(tls);
   if (agent === undefined) {
-    agent = new Agent({ connect: { ca: tls.ca, cert: tls.cert, key: tls.key } });
+    agent = new undici.Agent({ connect: { ca: tls.ca, cert: tls.cert, key: tls.key } });
     agents.set(tls, agent);
   }
   return agent;
@@ -42,11 +48,12 @@ export const callPeer = async (
   const headers: Record<string, string> = {};
   if (auth.clusterSecret !== undefined) headers[clusterSecretHeader] = auth.clusterSecret;
   const scheme = auth.tls === undefined ? 'http' : 'https';
-  const response = await fetch(`${scheme}://${hostPort}${pathAndQuery}`, {
+  const undici = await loadUndici();
+  const response = await undici.fetch(`${scheme}://${hostPort}${pathAndQuery}`, {
     method: init.method ?? 'GET',
     headers,
     signal: AbortSignal.timeout(init.timeoutMs),
-    ...(auth.tls === undefined ? {} : { dispatcher: agentFor(auth.tls) }),
+    ...(auth.tls === undefined ? {} : { dispatcher: agentFor(undici, auth.tls) }),
   });
   return { status: response.status, text: await response.text() };
 };
