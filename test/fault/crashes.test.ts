@@ -7,14 +7,15 @@
 //     it catches up after a clean restart.
 //   - Torn tail: a follower is SIGKILLed mid-stream and its newest LevelDB log file gets a torn last
 //     record (a write that never completed: a header promising more bytes than follow, garbage
-//     after), then a cut through its last record; each time it must either recover a valid prefix
+//     after), then a whole record cut short; each time it must either recover a valid prefix
 //     (ready, caught up, identical to the others) or refuse to start with a clear message.
 
-import { closeSync, openSync, readdirSync, statSync, truncateSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import { crc32c } from '../../raft/storage/leveldb-log-tail.js';
 import { eventually, sleep, waitReady } from '../cluster/cluster-harness.js';
 import type { FaultCluster, FaultNode } from './processes.js';
 import { stopAll } from './processes.js';
@@ -23,6 +24,19 @@ import { budgetMs, faultMs, finalCheck, setUpContexts, startFaultCluster } from 
 import { probeWritable, startWorkload, type Target } from './workload.js';
 
 const WRITABLE_MS_MAX = 10_000;
+const LOG_BLOCK_BYTES = 32 * 1024;
+const LOG_HEADER_BYTES = 7;
+
+/** One full LevelDB log record: masked CRC-32C of type and payload, length, type 1 (full), payload. */
+const levelLogRecord = (payload: Buffer): Buffer => {
+  const body = Buffer.concat([Buffer.from([1]), payload]);
+  const crc = crc32c(body, 0, body.length);
+  const masked = (((crc >>> 15) | (crc << 17)) + 0xa282ead8) >>> 0;
+  const header = Buffer.alloc(6);
+  header.writeUInt32LE(masked, 0);
+  header.writeUInt16LE(payload.length, 4);
+  return Buffer.concat([header, body]);
+};
 
 describe('lost answers, failed fsync, torn log tail', () => {
   let cluster: FaultCluster;
@@ -219,13 +233,27 @@ describe('lost answers, failed fsync, torn log tail', () => {
   );
 
   it(
-    'a follower whose log was cut through its last record recovers a valid prefix',
+    'a follower whose log ends in a record cut short recovers a valid prefix',
     () =>
       tornTail(nodes[1] as FaultNode, 'last record cut', (file) => {
+        // What a power loss leaves of a write never synced: a whole record (valid checksum) after the
+        // last synced one, cut through. Cutting a synced record instead would be a disk losing a
+        // write the node acknowledged, which it rightly refuses to start with once a leader holds
+        // that acknowledgement (acknowledged-entries.ts).
         const size = statSync(file).size;
-        const cut = Math.min(size, 37);
-        truncateSync(file, size - cut);
-        return `cut the last ${cut} bytes`;
+        const payload = Buffer.alloc(200, 0x5a);
+        const leftInBlock = LOG_BLOCK_BYTES - (size % LOG_BLOCK_BYTES);
+        // A record never starts in a block's last 6 bytes: LevelDB pads them with zeros.
+        const padding = Buffer.alloc(leftInBlock < LOG_HEADER_BYTES + payload.length ? leftInBlock : 0);
+        const record = levelLogRecord(payload);
+        const cut = 37;
+        const fd = openSync(file, 'a');
+        try {
+          writeSync(fd, Buffer.concat([padding, record.subarray(0, record.length - cut)]));
+        } finally {
+          closeSync(fd);
+        }
+        return `appended a ${record.length}-byte record cut ${cut} bytes short`;
       }),
     budgetMs(2_000, 2, 120_000),
   );
