@@ -16,6 +16,7 @@ import { writeBatches } from '../../archiver/archive-store.js';
 import { startTcpProxy, type TcpProxy } from '../fault/tcp-proxy.js';
 import { freePort } from '../e2e/process-harness.js';
 import { startTestNode, type TestNode } from '../e2e/node-harness.js';
+import { context, eventually, metric } from './node-probes.js';
 import { startTestPostgres, type TestPostgres } from './postgres-harness.js';
 
 let pg: TestPostgres;
@@ -80,24 +81,6 @@ const tail = async (base: string, id: string, limit: number, offset: number): Pr
   const response = await fetch(`${base}/v1/contexts/${id}/tail?limit=${limit}&offset=${offset}`);
   expect(response.status).toBe(200);
   return ((await response.json()) as { messages: Message[] }).messages;
-};
-
-const context = async (base: string, id: string) =>
-  (await (await fetch(`${base}/v1/contexts/${id}`)).json()) as { last_seq: number; archived_seq: number };
-
-const metric = async (base: string, name: string): Promise<number> => {
-  const text = await (await fetch(`${base}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `));
-  return line === undefined ? Number.NaN : Number(line.slice(line.lastIndexOf(' ') + 1));
-};
-
-const eventually = async (check: () => Promise<boolean>, timeoutMs: number, what: string) => {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`not within ${timeoutMs} ms: ${what}`);
 };
 
 const archiverEnv = (url: string, extra: Record<string, string> = {}) => ({

@@ -12,6 +12,7 @@ import { startTestNode, type TestNode } from '../e2e/node-harness.js';
 import { SseClient } from '../stream/sse-client.js';
 import { StreamClient, type Frame } from '../stream/stream-client.js';
 import { versionProblems } from '../stream/version-checker.js';
+import { context, eventually, metric } from './node-probes.js';
 import { startTestPostgres, type TestPostgres } from './postgres-harness.js';
 
 let pg: TestPostgres;
@@ -56,28 +57,6 @@ const append = async (base: string, id: string, n: number): Promise<void> => {
     }),
   });
   expect(response.status).toBe(201);
-};
-
-const context = async (base: string, id: string) =>
-  (await (await fetch(`${base}/v1/contexts/${id}`)).json()) as {
-    version: number;
-    last_seq: number;
-    archived_seq: number;
-  };
-
-const metric = async (base: string, name: string): Promise<number> => {
-  const text = await (await fetch(`${base}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `));
-  return line === undefined ? Number.NaN : Number(line.slice(line.lastIndexOf(' ') + 1));
-};
-
-const eventually = async (check: () => Promise<boolean>, timeoutMs: number, what: string) => {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`not within ${timeoutMs} ms: ${what}`);
 };
 
 /** Appends 1..count, waits until all are archived and the store trimmed to its tail. */

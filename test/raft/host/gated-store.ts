@@ -1,8 +1,9 @@
 // A MemoryStore whose writes can be held until released: shows what a host does while its write is
 // still in flight (early sends, pipelined turns).
 
-import type { BatchOp } from '../../../raft/api.js';
+import type { BatchOp, KvStore } from '../../../raft/api.js';
 import { MemoryStore } from '../storage/memory-store.js';
+import { Cluster } from './harness.js';
 
 /** A MemoryStore whose writes can be held until released. */
 export class GatedStore extends MemoryStore {
@@ -28,3 +29,22 @@ export class GatedStore extends MemoryStore {
     return super.write(ops, options);
   }
 }
+
+/** Hosts `ids` on gated stores, all voters of `group`, with a leader elected and the group settled. */
+export const gatedCluster = async (
+  group: number,
+  ids: readonly string[],
+  options: { readonly pipelineWrites?: boolean } = {},
+): Promise<{ cluster: Cluster; stores: Map<string, GatedStore>; leader: string }> => {
+  const stores = new Map<string, GatedStore>(ids.map((id) => [id, new GatedStore()]));
+  const cluster = new Cluster({
+    ids,
+    store: (id): KvStore => stores.get(id) as GatedStore,
+    ...(options.pipelineWrites === undefined ? {} : { pipelineWrites: options.pipelineWrites }),
+  });
+  await cluster.start();
+  for (const id of ids) await cluster.host(id).bootstrapGroup(group, [...ids]);
+  const leader = await cluster.waitForLeader(group);
+  for (let i = 0; i < 5; i += 1) await cluster.round(false);
+  return { cluster, stores, leader };
+};

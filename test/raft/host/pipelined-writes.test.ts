@@ -8,28 +8,23 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import type { BatchOp, KvStore, ProposeOutcome } from '../../../raft/api.js';
 import { MemoryStore } from '../storage/memory-store.js';
-import { GatedStore } from './gated-store.js';
+import type { GatedStore } from './gated-store.js';
+import { gatedCluster } from './gated-store.js';
 import { appliedData, bytes, Cluster } from './harness.js';
 
 const GROUP = 4;
 const IDS = ['a', 'b', 'c'];
 
-const gatedCluster = async (
+/** A settled gated cluster with pipelined writes and one entry ('warm') applied everywhere. */
+const warmCluster = async (
   ids: readonly string[] = IDS,
 ): Promise<{ cluster: Cluster; stores: Map<string, GatedStore>; leader: string }> => {
-  const stores = new Map<string, GatedStore>(ids.map((id) => [id, new GatedStore()]));
-  const cluster = new Cluster({
-    ids,
-    store: (id): KvStore => stores.get(id) as GatedStore,
-    pipelineWrites: true,
-  });
-  await cluster.start();
-  for (const id of ids) await cluster.host(id).bootstrapGroup(GROUP, [...ids]);
-  const leader = await cluster.waitForLeader(GROUP);
+  const gated = await gatedCluster(GROUP, ids, { pipelineWrites: true });
+  const { cluster, leader } = gated;
   const warm = await cluster.drive(cluster.host(leader).propose(GROUP, bytes('warm')));
   expect(warm.ok).toBe(true);
   for (let i = 0; i < 5; i += 1) await cluster.round(false);
-  return { cluster, stores, leader };
+  return gated;
 };
 
 const matchOf = (cluster: Cluster, leader: string, follower: string): number =>
@@ -37,7 +32,7 @@ const matchOf = (cluster: Cluster, leader: string, follower: string): number =>
 
 describe('RaftHost with pipelined writes', () => {
   it("a leader whose own write is held keeps turning and commits on its followers' copies", async () => {
-    const { cluster, stores, leader } = await gatedCluster();
+    const { cluster, stores, leader } = await warmCluster();
     const leaderStore = stores.get(leader) as GatedStore;
     const lastBefore = cluster.host(leader).status(GROUP)?.lastIndex ?? 0;
     leaderStore.hold();
@@ -72,7 +67,7 @@ describe('RaftHost with pipelined writes', () => {
   });
 
   it("a follower's answer waits for its own write while its later turns go on", async () => {
-    const { cluster, stores, leader } = await gatedCluster();
+    const { cluster, stores, leader } = await warmCluster();
     const follower = IDS.find((id) => id !== leader) as string;
     const followerStore = stores.get(follower) as GatedStore;
     const lastBefore = cluster.host(leader).status(GROUP)?.lastIndex ?? 0;
@@ -99,7 +94,7 @@ describe('RaftHost with pipelined writes', () => {
   });
 
   it('a lone member answers only after its write, and that answer survives a crash', async () => {
-    const { cluster, stores } = await gatedCluster(['a']);
+    const { cluster, stores } = await warmCluster(['a']);
     const store = stores.get('a') as GatedStore;
     const host = cluster.host('a');
     let outcome: ProposeOutcome<string> | undefined;
@@ -124,14 +119,18 @@ describe('RaftHost with pipelined writes', () => {
   });
 
   it('writes reach the store one at a time, in the order the turns made them', async () => {
-    /** Counts writes in flight at once; each takes a little while, like an fsync. */
+    /**
+     * Counts writes in flight at once. Each takes a few event-loop passes, like an fsync, but no real
+     * time: the harness's rounds tick Raft's clock without waiting for real time, so a write that
+     * slept would let elections time out around it.
+     */
     class SlowStore extends MemoryStore {
       active = 0;
       maxActive = 0;
       override async write(ops: readonly BatchOp[], options: { readonly sync: boolean }): Promise<void> {
         this.active += 1;
         this.maxActive = Math.max(this.maxActive, this.active);
-        await sleep(1);
+        for (let i = 0; i < 3; i += 1) await new Promise((resolve) => setImmediate(resolve));
         await super.write(ops, options);
         this.active -= 1;
       }
@@ -144,7 +143,20 @@ describe('RaftHost with pipelined writes', () => {
     });
     await cluster.start();
     for (const id of IDS) await cluster.host(id).bootstrapGroup(GROUP, IDS);
-    const leader = await cluster.waitForLeader(GROUP);
+    await cluster.waitForLeader(GROUP);
+    // Let the election settle before the proposals: every member follows one leader in one term (a
+    // member still campaigning would depose the first leader found, and the proposals fail over).
+    const agreed = (): boolean => {
+      const statuses = IDS.map((id) => cluster.host(id).status(GROUP));
+      const first = statuses[0];
+      return statuses.every(
+        (status) =>
+          status?.leader !== null && status?.leader === first?.leader && status?.term === first?.term,
+      );
+    };
+    await cluster.runUntil(agreed, 200, 'one leader for every member');
+    for (let i = 0; i < 5; i += 1) await cluster.round(false);
+    const leader = cluster.leaderOf(GROUP) as string;
     const texts = Array.from({ length: 30 }, (_, i) => `e${i}`);
     const outcomes: ProposeOutcome<string>[] = [];
     for (const text of texts) {
@@ -155,22 +167,28 @@ describe('RaftHost with pipelined writes', () => {
       await cluster.round(false);
     }
     // Rounds do not wait for writes in flight (a turn ends without them): give the slow disk real time.
-    const settle = async (done: () => Promise<boolean> | boolean, what: string): Promise<void> => {
+    const settle = async (
+      done: () => Promise<boolean> | boolean,
+      what: string,
+      ticks: boolean,
+    ): Promise<void> => {
       for (let i = 0; i < 500 && !(await done()); i += 1) {
-        // A tick every tenth pass: followers learn the last commit index from the leader's heartbeats,
-        // while Raft's clock stays slow next to the real time the writes take (a busy machine).
-        await cluster.round(i % 10 === 9);
+        // With ticks, one every tenth pass: followers learn the last commit index from the leader's
+        // heartbeats, while Raft's clock stays slow next to the real time the writes take.
+        await cluster.round(ticks && i % 10 === 9);
         await sleep(2);
       }
       expect(await done(), what).toBe(true);
     };
-    await settle(() => outcomes.length === texts.length, 'every proposal answered');
-    expect(outcomes.every((outcome) => outcome.ok)).toBe(true);
+    // No ticks until every proposal is answered: no election can take the leadership meanwhile.
+    await settle(() => outcomes.length === texts.length, 'every proposal answered', false);
+    expect(outcomes.filter((outcome) => !outcome.ok)).toEqual([]);
     for (const store of stores.values()) expect(store.maxActive).toBe(1);
     for (const id of IDS) {
       await settle(
         async () => (await appliedData(cluster.host(id).groupKv(GROUP))).join() === texts.join(),
         `${id} applied every entry in order`,
+        true,
       );
     }
   });

@@ -4,8 +4,9 @@
 // flood is spread over turns instead of making one long turn.
 
 import { describe, expect, it } from 'vitest';
-import type { KvStore, ProposeOutcome } from '../../../raft/api.js';
-import { GatedStore } from './gated-store.js';
+import type { ProposeOutcome } from '../../../raft/api.js';
+import type { GatedStore } from './gated-store.js';
+import { gatedCluster } from './gated-store.js';
 import { appliedData, bytes, Cluster } from './harness.js';
 
 const GROUP = 6;
@@ -13,12 +14,7 @@ const IDS = ['a', 'b', 'c'];
 
 describe('RaftHost under stalled turns', () => {
   it('a leader whose turn stalls past an election timeout keeps its leadership and term', async () => {
-    const stores = new Map<string, GatedStore>(IDS.map((id) => [id, new GatedStore()]));
-    const cluster = new Cluster({ ids: IDS, store: (id): KvStore => stores.get(id) as GatedStore });
-    await cluster.start();
-    for (const id of IDS) await cluster.host(id).bootstrapGroup(GROUP, IDS);
-    const leader = await cluster.waitForLeader(GROUP);
-    for (let i = 0; i < 5; i += 1) await cluster.round(false);
+    const { cluster, stores, leader } = await gatedCluster(GROUP, IDS);
     const term = cluster.host(leader).status(GROUP)?.term;
     const followers = IDS.filter((id) => id !== leader);
     // The leader's turn waits on its write while three election timeouts of ticks go by, as when
