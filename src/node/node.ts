@@ -511,6 +511,11 @@ export const startNode = async (
 
 /** How long a starting cluster node waits for its peers' member lists before starting unchecked. */
 const staleCheckWaitMs = 5_000;
+/**
+ * One peer call of the start checks. A loaded peer's answer (a turn of its loop can take a second
+ * under overload) is as good as a quick one, so a call may take half the wait: two tries fit.
+ */
+const staleCheckCallMs = staleCheckWaitMs / 2;
 
 /**
  * Asks the seed for the generation the cluster recorded from this incarnation and refuses to start
@@ -539,7 +544,7 @@ const refuseStaleCopy = async (options: {
       tls: options.tls,
       nodeId: options.nodeId,
       incarnation: options.incarnation,
-      timeoutMs: 1_000,
+      timeoutMs: staleCheckCallMs,
     });
     answered = Math.max(answered, round.answered);
     knownIncarnation ||= round.knownIncarnation;
@@ -585,7 +590,7 @@ const refuseForgottenEntries = async (options: {
       clusterSecret: config.clusterSecret,
       tls: options.tls,
       deadline: Date.now() + staleCheckWaitMs,
-      timeoutMs: 1_000,
+      timeoutMs: staleCheckCallMs,
       retryMs: 250,
     },
     sleep,

