@@ -20,6 +20,7 @@ import {
 } from '@grpc/grpc-js';
 
 import type { SecretCheck } from './auth.js';
+import { widenPeerWindows } from './peer-windows.js';
 
 export const authenticateFirst =
   (checkSecret: SecretCheck, onRefused: () => void = () => {}): ServerInterceptor =>
@@ -29,6 +30,8 @@ export const authenticateFirst =
         next({
           onReceiveMetadata: (metadata, passOn) => {
             if (checkSecret(metadata)) {
+              // A peer: its connection may have wide flow-control windows (peer-windows.ts).
+              widenPeerWindows(http2StreamOf(call)?.session);
               passOn(metadata);
               return;
             }
@@ -43,12 +46,18 @@ export const authenticateFirst =
  * Resets the call's HTTP/2 stream so the caller cannot keep sending. grpc-js gives interceptors no
  * handle on the stream: the first interceptor receives grpc-js's own call object, whose `stream`
  * field is the HTTP/2 stream (grpc-js is pinned; test/cluster/grpc-auth-flood.test.ts measures the
- * effect and fails if a new version hides it). Without it the refusal still holds, only the
- * caller's bytes are read and dropped.
+ * effect and fails if a new version hides it, and so does test/raft/transport/peer-windows.test.ts
+ * for the windows). Without it the refusal still holds, only the caller's bytes are read and
+ * dropped.
  */
 const refuseRest = (call: ServerInterceptingCallInterface): void => {
+  const stream = http2StreamOf(call);
+  if (stream !== undefined && !stream.closed) stream.close(constants.NGHTTP2_REFUSED_STREAM);
+};
+
+const http2StreamOf = (call: ServerInterceptingCallInterface): ServerHttp2Stream | undefined => {
   const stream = (call as unknown as { readonly stream?: unknown }).stream;
-  if (isHttp2Stream(stream) && !stream.closed) stream.close(constants.NGHTTP2_REFUSED_STREAM);
+  return isHttp2Stream(stream) ? stream : undefined;
 };
 
 const isHttp2Stream = (value: unknown): value is ServerHttp2Stream =>

@@ -8,6 +8,8 @@
 import { credentials, ServerCredentials } from '@grpc/grpc-js';
 import type { ChannelCredentials, ChannelOptions, MethodDefinition } from '@grpc/grpc-js';
 
+import { PEER_STREAM_WINDOW_BYTES } from './peer-windows.js';
+
 /** Room for gRPC and codec framing around a payload of frameBytesMax. */
 const MESSAGE_SLACK_BYTES = 64 * 1024;
 
@@ -69,6 +71,9 @@ export const clientOptions = (tuning: ChannelTuning): ChannelOptions => ({
   // One connection per client object: the Raft stream and a snapshot transfer must not share a
   // TCP connection (a large snapshot would delay heartbeats), nor two transports in one process.
   'grpc.use_local_subchannel_pool': 1,
+  // What a peer answers (remote reads, forwarded results) may be large: the same wide window a
+  // node grants an authenticated peer's calls (peer-windows.ts), for the answers on this side.
+  'grpc-node.flow_control_window': PEER_STREAM_WINDOW_BYTES,
 });
 
 /**
