@@ -126,6 +126,14 @@ export const options = {
     default: 256 * MiB,
     doc: 'Request-body bytes held in memory by requests in flight; past it, 503 overloaded. At least body_limit_bytes.',
   }),
+  httpFdReserve: spec({
+    kind: integer(16, 1_000_000),
+    env: 'FASTPACA_HTTP_FD_RESERVE',
+    flag: 'http-fd-reserve',
+    toml: 'http.fd_reserve',
+    default: 1024,
+    doc: 'File descriptors kept free for storage and peers (at most a quarter of ulimit -n): while fewer are free, every request is answered with its connection closed, /v1 with 503 overloaded.',
+  }),
   diskFreeMinBytes: spec({
     kind: integer(0, 1024 * 1024 * MiB),
     env: 'FASTPACA_DISK_FREE_MIN_BYTES',

@@ -28,6 +28,8 @@ export interface ExchangeHooks {
   readonly onHold: (bytes: number) => boolean;
   /** Gives back what an exchange held, once it settles. */
   readonly onRelease: (bytes: number) => void;
+  /** True while connections must be closed after their answer (file descriptors nearly spent). */
+  readonly closeConnections: () => boolean;
 }
 
 const statusLines = new Map<number, string>();
@@ -95,6 +97,7 @@ export class Exchange {
   send(reply: Reply, closeConnection = false): void {
     if (!this.isOpen) return;
     const res = this.res;
+    closeConnection ||= this.hooks.closeConnections();
     res.cork(() => {
       res.writeStatus(statusLine(reply.status));
       if (reply.body !== undefined) res.writeHeader('Content-Type', reply.contentType ?? jsonContentType);

@@ -80,6 +80,8 @@ export interface GatewayOptions {
   readonly logger: HttpLogger;
   readonly onRequest: RequestObserver | undefined;
   readonly refuseWrites?: (() => string | undefined) | undefined;
+  /** True while the node's file descriptors are nearly spent (fd-pressure.ts). */
+  readonly fdPressed?: (() => boolean) | undefined;
 }
 
 /** A refused body's rest still read before closing: twice the body limit, at least 4 MiB. */
@@ -92,6 +94,7 @@ export const createGateway = (options: GatewayOptions): Gateway => {
     options.ratePerKey ?? 0,
     options.rateBurst ?? Math.max(1, options.ratePerKey ?? 0),
   );
+  const fdPressed = options.fdPressed ?? (() => false);
   let inflight = 0;
   let draining = false;
   let bufferedBytes = 0;
@@ -124,6 +127,7 @@ export const createGateway = (options: GatewayOptions): Gateway => {
     onRelease: (bytes) => {
       bufferedBytes -= bytes;
     },
+    closeConnections: () => fdPressed(),
   };
   return {
     limits: options.limits,
@@ -139,6 +143,15 @@ export const createGateway = (options: GatewayOptions): Gateway => {
         throw new ServiceError('shutting_down', 'This node is shutting down; retry on another node', {
           retryAfterSeconds: 1,
         });
+      }
+      if (fdPressed()) {
+        throw new ServiceError(
+          'overloaded',
+          'The node is out of connections; retry shortly or on another node',
+          {
+            retryAfterSeconds: 1,
+          },
+        );
       }
       // begin() has counted this request already.
       if (inflight > options.load.inflightRequestsMax) {

@@ -38,6 +38,8 @@ export interface HttpServerOptions {
   readonly limits?: Partial<RequestLimits>;
   /** Why this node refuses writes now (e.g. its disk is nearly full), or undefined. */
   readonly refuseWrites?: () => string | undefined;
+  /** True while file descriptors are nearly spent: answers close their connections (fd-pressure.ts). */
+  readonly fdPressed?: () => boolean;
   /** The node's load limits; missing fields take defaultLoadLimits. */
   readonly load?: Partial<LoadLimits>;
   readonly logger: HttpLogger;
@@ -74,6 +76,7 @@ export const startHttpServer = async (options: HttpServerOptions): Promise<HttpS
     limits,
     load,
     refuseWrites: options.refuseWrites,
+    fdPressed: options.fdPressed,
     logger: options.logger,
     onRequest: options.onRequest,
   });

@@ -51,6 +51,7 @@ import { startHttpServer } from '../http/server.js';
 import { restoreMarkerFileName } from '../snapshot/restore-marker.js';
 import { registerSnapshotRoute } from '../snapshot/snapshot-route.js';
 import { startDiskGuard } from '../storage/disk-guard.js';
+import { watchFdPressure } from '../http/fd-pressure.js';
 import { localStreamStore } from '../stream/stream-store.js';
 import { createStreams } from '../stream/streams.js';
 import type { Streams } from '../stream/streams.js';
@@ -129,6 +130,8 @@ export const startNode = async (
           : log.info({ freeBytes }, 'free disk space above the floor again: taking writes'),
     });
     closers.push(async () => disk.stop());
+    const fds = await watchFdPressure({ reserve: config.httpFdReserve, logger: log });
+    closers.push(async () => fds.stop());
     const metrics = createMetrics({ defaultLabels: { node: nodeId } });
     // The tokenizer workers load their BPE tables (most of a second, on another core) while this
     // thread opens the store, recovers the Raft groups and starts HTTP: a cold start pays for the
@@ -250,7 +253,16 @@ export const startNode = async (
     const fatal =
       hooks.onFatal ??
       ((error: Error): void => {
-        log.fatal({ err: error }, 'raft storage failed; exiting');
+        // Out of descriptors: the fd-pressure watch could not shed connections fast enough (silent
+        // ones hold theirs for uWS's 10 s). Name the fix, not only the symptom.
+        const outOfFds = /too many open files|EMFILE/i.test(error.message);
+        log.fatal(
+          { err: error, ...(outOfFds ? { type: 'out_of_file_descriptors' } : {}) },
+          outOfFds
+            ? 'raft storage failed: the process ran out of file descriptors (raise ulimit -n, or put a ' +
+                'proxy with a connection limit in front); exiting'
+            : 'raft storage failed; exiting',
+        );
         process.exit(1);
       });
     const host = await RaftHost.open<CommandResult>({
@@ -394,6 +406,7 @@ export const startNode = async (
       limits: requestLimits,
       tls: tls?.http,
       refuseWrites: () => disk.refusal(),
+      fdPressed: () => fds.pressed(),
       load: {
         inflightRequestsMax: config.httpInflightRequestsMax,
         bufferedBytesMax: config.httpBufferedBytesMax,

@@ -35,6 +35,8 @@ export interface ProcessNodeOptions {
   readonly raftPort?: number;
   readonly env?: Readonly<Record<string, string>>;
   readonly readyTimeoutMs?: number;
+  /** Start under this `ulimit -n` (a shell sets it, then execs Node: the pid stays the node's). */
+  readonly openFilesLimit?: number;
 }
 
 const children = new Set<ChildProcess>();
@@ -97,10 +99,17 @@ export const startProcessNode = async (options: ProcessNodeOptions): Promise<Pro
     '--data-dir',
     options.dataDir,
   ];
-  const child = spawn(process.execPath, args, {
-    env: hermeticEnv(options.env ?? {}),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const limit = options.openFilesLimit;
+  const child =
+    limit === undefined
+      ? spawn(process.execPath, args, {
+          env: hermeticEnv(options.env ?? {}),
+          stdio: ['ignore', 'pipe', 'pipe'],
+        })
+      : spawn('/bin/sh', ['-c', `ulimit -n ${limit} && exec "$0" "$@"`, process.execPath, ...args], {
+          env: hermeticEnv(options.env ?? {}),
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
   children.add(child);
   let output = '';
   const record = (chunk: Buffer): void => {
