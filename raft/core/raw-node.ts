@@ -40,6 +40,9 @@ import type {
  */
 export const campaignTransferContext = 1;
 
+/** The vote a fenced replica holds (fenceVotes): no node id looks like it, so it matches no candidate. */
+export const VOTE_FENCED = '!fenced';
+
 /** Bounds on one Ready's committedEntries, so one apply batch never holds an unbounded backlog. */
 export const readyCommittedBytesMax = 4 * 1024 * 1024;
 export const readyCommittedEntriesMax = 10_000;
@@ -197,6 +200,23 @@ export class RawNode implements RawNodeApi {
 
   campaign(): void {
     this.hup(false);
+  }
+
+  /**
+   * A start-up fence against forgotten votes. A data directory restored from a copy (a volume
+   * snapshot) may lack a vote this replica cast after the copy was taken; granting another in that
+   * term could elect two leaders. The host learns from its peers the highest term any of them holds
+   * and fences up to it: this replica moves to that term and counts its vote as cast (to nobody), so
+   * it votes again only in a later term, where its forgotten vote cannot have been. A vote it still
+   * holds for the fence's own term stays (it may be repeated to the same candidate, as ever).
+   */
+  fenceVotes(term: Term): void {
+    if (term > this.term) {
+      this.becomeFollower(term, null);
+      this.vote = VOTE_FENCED;
+    } else if (term === this.term && this.vote === null) {
+      this.vote = VOTE_FENCED;
+    }
   }
 
   applyConfChange(change: ConfChange): ConfState {

@@ -209,6 +209,8 @@ export interface RawNodeApi {
   transferLeader(to: NodeId): void;
   /** Start an election now (used to bootstrap single-voter groups quickly and by tests). */
   campaign(): void;
+  /** Grant no vote in any term up to `term` (a start-up fence against forgotten votes). */
+  fenceVotes(term: Term): void;
   /** The host applied a conf entry: update membership. Returns the new membership. */
   applyConfChange(change: ConfChange): ConfState;
   /** The host could not reach `peer`: move its progress back to probing. */

@@ -44,6 +44,9 @@ export interface FeedContext<Result> {
 /** Steps queued input into the group's core; proposals past the turn's byte budget stay queued. */
 export const feed = <Result>(replica: GroupReplica<Result>, context: FeedContext<Result>): void => {
   const core = replica.core;
+  // Before any message: a vote request in this very turn must already meet the fence.
+  if (replica.voteFence !== undefined) core.fenceVotes(replica.voteFence);
+  replica.voteFence = undefined;
   context.inbound.stepInto(replica);
   for (const { peer, ok } of replica.snapshotReports) core.reportSnapshot(peer, ok);
   replica.snapshotReports.length = 0;

@@ -22,7 +22,7 @@ import type {
   ReadOutcome,
   TransportHandlers,
 } from '../api.js';
-import type { ConfChange, ConfState, GroupId, NodeId, RaftConfig } from '../core/types.js';
+import type { ConfChange, ConfState, GroupId, NodeId, RaftConfig, Term } from '../core/types.js';
 import { StoreGroupKv } from '../storage/group-kv.js';
 import { advance, type AdvanceContext } from './advance.js';
 import { applyAndResolve, type ApplyContext } from './apply.js';
@@ -194,6 +194,18 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
     const replica = this.hosted.get(group);
     if (replica === undefined || this.closed) return;
     replica.transfers.push(to);
+    this.hosted.markDirty(replica);
+    this.wake();
+  }
+
+  /**
+   * Fences `group`'s votes up to `term` (RawNode.fenceVotes) in its next turn, before it steps any
+   * message: called at start-up, before the loop runs, with the highest term the peers hold.
+   */
+  fenceVotes(group: GroupId, term: Term): void {
+    const replica = this.hosted.get(group);
+    if (replica === undefined || this.closed) return;
+    replica.voteFence = Math.max(replica.voteFence ?? 0, term);
     this.hosted.markDirty(replica);
     this.wake();
   }

@@ -115,6 +115,8 @@ export class GroupReplica<Result> {
   readonly proposals: Proposal<Result>[] = [];
   readonly reads: ReadWaiter[] = [];
   readonly transfers: NodeId[] = [];
+  /** A vote fence to apply before anything else is stepped (RaftHost.fenceVotes). */
+  voteFence: Term | undefined = undefined;
   readonly snapshotReports: { readonly peer: NodeId; readonly ok: boolean }[] = [];
   readonly pending = new Map<Index, PendingProposal<Result>>();
   readonly readsByContext = new Map<number, ReadWaiter>();

@@ -32,12 +32,17 @@ import {
   staleCopyError,
   writeGeneration,
 } from '../cluster/membership/generation.js';
-import type { PeerAddress, RecoveredLog } from '../cluster/membership/acknowledged-entries.js';
+import type {
+  AcknowledgedAnswer,
+  PeerAddress,
+  RecoveredLog,
+} from '../cluster/membership/acknowledged-entries.js';
 import {
   askAcknowledged,
   findForgottenEntries,
   forgottenEntriesError,
   recoveredLogs,
+  voteFences,
 } from '../cluster/membership/acknowledged-entries.js';
 import { prepareCluster } from '../cluster/runtime/cluster-runtime.js';
 import { createLocalConsensus } from '../context/consensus.js';
@@ -457,7 +462,7 @@ export const startNode = async (
       // The generation cannot see a copy taken within one interval of the node's last moment; the
       // leaders' progress for this node can (acknowledged-entries.ts). Still before the loop runs.
       if (asked.knownIncarnation && recovered.size > 0) {
-        await refuseForgottenEntries({
+        const answers = await refuseForgottenEntries({
           config,
           nodeId,
           peers: asked.peers,
@@ -465,6 +470,12 @@ export const startNode = async (
           tls: tls?.peer,
           logger: log,
         });
+        // Votes the directory may have forgotten (a restored copy) are never cast twice: each group
+        // grants no vote up to the highest term its peers hold (RawNode.fenceVotes).
+        const fences = voteFences(recovered, answers);
+        for (const [group, term] of fences) host.fenceVotes(group, term);
+        if (fences.size > 0)
+          log.info({ type: 'vote_fence', groups: fences.size }, "votes fenced up to the peers' terms");
       }
       generation += 1;
       await writeGeneration(config.dataDir, generation);
@@ -594,7 +605,7 @@ const refuseForgottenEntries = async (options: {
   readonly recovered: ReadonlyMap<number, RecoveredLog>;
   readonly tls: PeerTls | undefined;
   readonly logger: Logger;
-}): Promise<void> => {
+}): Promise<readonly AcknowledgedAnswer[]> => {
   const { config } = options;
   const { answers, problems } = await askAcknowledged(
     {
@@ -615,7 +626,7 @@ const refuseForgottenEntries = async (options: {
       { type: 'acknowledged_check_skipped', problems },
       'no peer told what its leaders saw this node acknowledge: starting without that check',
     );
-    return;
+    return answers;
   }
   const compared = answers.reduce(
     (sum, answer) => sum + [...answer.groups.keys()].filter((group) => options.recovered.has(group)).length,
@@ -625,6 +636,7 @@ const refuseForgottenEntries = async (options: {
     { type: 'acknowledged_check', peers: answers.length, groupsCompared: compared, problems },
     'no leader saw this node acknowledge an entry its data directory lacks',
   );
+  return answers;
 };
 
 /** A snapshot restore into this directory that did not finish leaves its marker: never serve that. */

@@ -22,11 +22,18 @@ import {
   forgottenEntriesError,
   parseAcknowledged,
   recoveredLogs,
+  termsHeld,
+  voteFences,
 } from '../../src/cluster/membership/acknowledged-entries.js';
 
-const answer = (nodeId: string, groups: [number, number, number][]): AcknowledgedAnswer => ({
+const answer = (
+  nodeId: string,
+  groups: [number, number, number][],
+  terms: [number, number][] = [],
+): AcknowledgedAnswer => ({
   nodeId,
   groups: new Map(groups.map(([group, match, term]) => [group, { match, term }])),
+  terms: new Map(terms),
 });
 
 const logs = (entries: [number, number, number][]): Map<number, RecoveredLog> =>
@@ -104,6 +111,7 @@ describe('findForgottenEntries', () => {
           const answers = peers.map((groups, i) => ({
             nodeId: `node-${i}`,
             groups: new Map(groups.map((g) => [g.group, { match: g.match, term: g.term }])),
+            terms: new Map<number, number>(),
           }));
           const forgotten = findForgottenEntries(local, answers);
           const expected = answers.flatMap((a) =>
@@ -174,9 +182,21 @@ describe('the leader side and the wire form', () => {
   });
 
   it('round-trips its answer and refuses garbage', () => {
-    const parsed = parseAcknowledged(acknowledgedBody('node-2', acknowledgedBy(host, 'node-1')));
+    const parsed = parseAcknowledged(
+      acknowledgedBody({ nodeId: 'node-2', groups: acknowledgedBy(host, 'node-1'), terms: termsHeld(host) }),
+    );
     expect(parsed.nodeId).toBe('node-2');
     expect([...parsed.groups]).toEqual([[1, { match: 9, term: 4 }]]);
+    // Every group it holds, led or not, with its term.
+    expect([...parsed.terms]).toEqual([
+      [1, 4],
+      [2, 4],
+      [3, 4],
+    ]);
+    // A peer of an earlier version sends no terms: no fences, not an error.
+    expect(parseAcknowledged('{"node_id":"n","groups":{}}').terms.size).toBe(0);
+    expect(() => parseAcknowledged('{"node_id":"n","groups":{},"terms":{"1":-2}}')).toThrow(/malformed/);
+    expect(() => parseAcknowledged('{"node_id":"n","groups":{},"terms":7}')).toThrow(/malformed/);
     expect(() => parseAcknowledged('nope')).toThrow(/not JSON/);
     expect(() => parseAcknowledged('{"node_id":"n","groups":{"x":{"match":1,"term":1}}}')).toThrow(
       /malformed/,
@@ -196,6 +216,46 @@ describe('the leader side and the wire form', () => {
     expect(error.message).toContain('group 4: its leader node-3 holds');
     expect(error.message).toContain('index 120, the directory ends at 97; 1 more groups alike');
     expect(error.message).toContain('fastpaca cluster remove node-1');
+  });
+});
+
+describe('voteFences', () => {
+  it('fences each held group at the highest term a peer holds, if not below the recovered term', () => {
+    const local = logs([
+      [1, 10, 5],
+      [2, 10, 5],
+      [3, 10, 5],
+    ]);
+    const fences = voteFences(local, [
+      answer(
+        'node-2',
+        [],
+        [
+          [1, 5],
+          [2, 7],
+          [3, 4],
+          [9, 8],
+        ],
+      ),
+      answer(
+        'node-3',
+        [],
+        [
+          [1, 6],
+          [2, 6],
+        ],
+      ),
+    ]);
+    // Group 1: the higher of the peers' terms; 2: likewise; 3: below the directory's own term, so no
+    // fence is needed; 9: not held here.
+    expect([...fences].sort((a, b) => a[0] - b[0])).toEqual([
+      [1, 6],
+      [2, 7],
+    ]);
+  });
+
+  it('no answers, no fences', () => {
+    expect(voteFences(logs([[1, 10, 5]]), []).size).toBe(0);
   });
 });
 

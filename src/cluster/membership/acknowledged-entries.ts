@@ -46,6 +46,8 @@ export interface AcknowledgedAnswer {
   /** The answering peer. */
   readonly nodeId: NodeId;
   readonly groups: ReadonlyMap<GroupId, AcknowledgedByLeader>;
+  /** The term of every group the peer holds (empty from a peer of an earlier version). */
+  readonly terms: ReadonlyMap<GroupId, Term>;
 }
 
 /** What recovery found in this directory for one group, before the Raft loop ran. */
@@ -78,6 +80,40 @@ export const acknowledgedBy = (
   return answer;
 };
 
+/** The peer side: the term of every group this node holds (for the asking node's vote fences). */
+export const termsHeld = (host: Pick<ConsensusHost, 'groups' | 'status'>): Map<GroupId, Term> => {
+  const terms = new Map<GroupId, Term>();
+  for (const group of host.groups()) {
+    const status = host.status(group);
+    if (status !== undefined) terms.set(group, status.term);
+  }
+  return terms;
+};
+
+/**
+ * The vote fences of a starting node (RawNode.fenceVotes): for each group its directory holds, the
+ * highest term a peer that answered holds, when that is at least the recovered term. A copy of the
+ * directory may have forgotten a vote it cast; that vote went to a candidate of that term, which
+ * holds the term since (terms never go back), or to this node's own campaign, which counts for no
+ * one once the node restarted. So with every peer answering, no forgotten vote lies past the fence.
+ * A term only a silent peer reached is not seen: the same limit as the check above, which no answer
+ * can lift.
+ */
+export const voteFences = (
+  local: ReadonlyMap<GroupId, RecoveredLog>,
+  answers: readonly AcknowledgedAnswer[],
+): Map<GroupId, Term> => {
+  const fences = new Map<GroupId, Term>();
+  for (const answer of answers) {
+    for (const [group, term] of answer.terms) {
+      const held = local.get(group);
+      if (held === undefined || term < held.term) continue;
+      fences.set(group, Math.max(fences.get(group) ?? 0, term));
+    }
+  }
+  return fences;
+};
+
 /** The starting node's side: each group's recovered last index and term, read before the loop runs. */
 export const recoveredLogs = (host: Pick<ConsensusHost, 'groups' | 'status'>): Map<GroupId, RecoveredLog> => {
   const logs = new Map<GroupId, RecoveredLog>();
@@ -106,10 +142,12 @@ export const findForgottenEntries = (
   return forgotten.sort((a, b) => a.group - b.group);
 };
 
-export const acknowledgedBody = (
-  nodeId: NodeId,
-  groups: ReadonlyMap<GroupId, AcknowledgedByLeader>,
-): string => JSON.stringify({ node_id: nodeId, groups: Object.fromEntries(groups) });
+export const acknowledgedBody = (answer: AcknowledgedAnswer): string =>
+  JSON.stringify({
+    node_id: answer.nodeId,
+    groups: Object.fromEntries(answer.groups),
+    terms: Object.fromEntries(answer.terms),
+  });
 
 const isIndex = (value: unknown): value is number =>
   typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
@@ -139,7 +177,22 @@ export const parseAcknowledged = (text: string): AcknowledgedAnswer => {
     }
     parsed.set(group, { match, term });
   }
-  return { nodeId, groups: parsed };
+  return { nodeId, groups: parsed, terms: parseTerms(record['terms']) };
+};
+
+/** The optional `terms` of an answer (absent from a peer of an earlier version: no fences). */
+const parseTerms = (value: unknown): Map<GroupId, Term> => {
+  const terms = new Map<GroupId, Term>();
+  if (value === undefined) return terms;
+  if (typeof value !== 'object' || value === null) throw new Error('answer with malformed terms');
+  for (const [key, term] of Object.entries(value as Record<string, unknown>)) {
+    const group = Number(key);
+    if (!/^\d+$/.test(key) || !isIndex(group) || !isIndex(term)) {
+      throw new Error(`answer with a malformed term for ${JSON.stringify(key)}`);
+    }
+    terms.set(group, term);
+  }
+  return terms;
 };
 
 export interface PeerAddress {

@@ -9,7 +9,7 @@ import type { Gateway } from '../../http/gateway.js';
 import { jsonReply } from '../../http/reply.js';
 import { incarnationPattern } from '../../config/node-name.js';
 import type { MemberAddress } from './membership.js';
-import type { AcknowledgedByLeader } from './acknowledged-entries.js';
+import type { AcknowledgedAnswer } from './acknowledged-entries.js';
 import { acknowledgedBody } from './acknowledged-entries.js';
 import type { ClusterStatus, HelloAnswer } from './internal-protocol.js';
 import {
@@ -29,11 +29,11 @@ export interface InternalRoutesOptions {
   readonly clusterSecret: string | undefined;
   readonly hello: () => HelloAnswer;
   readonly status: () => ClusterStatus;
-  /** This node's id and, per group it leads, what `follower` acknowledged (acknowledged-entries.ts). */
-  readonly acknowledged: (follower: string) => {
-    readonly nodeId: string;
-    readonly groups: ReadonlyMap<number, AcknowledgedByLeader>;
-  };
+  /**
+   * This node's id, per group it leads what `follower` acknowledged, and the term of every group it
+   * holds (acknowledged-entries.ts).
+   */
+  readonly acknowledged: (follower: string) => AcknowledgedAnswer;
   /** Each resolves once the change is committed in the meta group; a ServiceError otherwise. */
   readonly join: (member: MemberAddress) => Promise<void>;
   readonly leave: (nodeId: string) => Promise<void>;
@@ -81,7 +81,7 @@ export const registerInternalRoutes = (
     const query = new URLSearchParams(req.getQuery() ?? '');
     try {
       const answer = options.acknowledged(nodeIdOf(query));
-      exchange.send({ status: 200, body: acknowledgedBody(answer.nodeId, answer.groups) });
+      exchange.send({ status: 200, body: acknowledgedBody(answer) });
     } catch (error) {
       exchange.fail(error);
     }

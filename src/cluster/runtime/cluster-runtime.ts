@@ -21,7 +21,7 @@ import { joinHostPort } from '../membership/discovery.js';
 import type { Formation } from '../membership/formation.js';
 import { startFormation } from '../membership/formation.js';
 import { generationIntervalMs } from '../membership/generation.js';
-import { acknowledgedBy } from '../membership/acknowledged-entries.js';
+import { acknowledgedBy, termsHeld } from '../membership/acknowledged-entries.js';
 import { registerInternalRoutes } from '../membership/internal-routes.js';
 import { createMemberChanges } from '../membership/member-changes.js';
 import { activeIds, currentMembers, namesIncarnation } from '../membership/membership.js';
@@ -316,7 +316,11 @@ const createRuntime = (options: RuntimeOptions): Runtime => {
         clusterSecret: config.clusterSecret,
         hello: () => helloAnswer(statusSource),
         status: () => clusterStatus(statusSource),
-        acknowledged: (follower) => ({ nodeId, groups: acknowledgedBy(host, follower) }),
+        acknowledged: (follower) => ({
+          nodeId,
+          groups: acknowledgedBy(host, follower),
+          terms: termsHeld(host),
+        }),
         join: (member) => memberChanges.change({ type: 'join', member }),
         leave: async (id) => {
           memberChanges.requireMember(id);
