@@ -55,6 +55,8 @@ export interface StreamBenchResult {
   readonly appends_acked: number;
   readonly deliveries_expected: number;
   readonly deliveries: number;
+  /** Receipts beyond one per subscriber (a resumed subscriber sent an event twice): must be 0. */
+  readonly deliveries_duplicated: number;
   readonly delivery_p50_ms: number;
   readonly delivery_p99_ms: number;
   readonly all_subscribers_p99_ms: number;
@@ -66,6 +68,8 @@ export interface StreamBenchResult {
   /** The node's own CPU (user + system) per 1,000 appends in each closed-loop phase (null: external node). */
   readonly node_cpu_s_per_1000_appends_without: number | null;
   readonly node_cpu_s_per_1000_appends_with: number | null;
+  /** Live subscribers' connections that dropped and were resumed from their cursor, as a client would. */
+  readonly subscriber_reconnects: number;
   readonly idle_connections: number;
   readonly idle_connections_opened: number;
   readonly rss_before_idle_mib: number | null;
@@ -96,16 +100,25 @@ const headersFor = (apiKey: string | undefined): Record<string, string> => ({
   ...(apiKey === undefined ? {} : { authorization: `Bearer ${apiKey}` }),
 });
 
-/** One append; the seq it got, or undefined on failure. */
-const appendOne = async (pool: Pool, contextId: string, body: string, apiKey: string | undefined) => {
-  const response = await pool.request({
-    path: `/v1/contexts/${encodeURIComponent(contextId)}/messages`,
-    method: 'POST',
-    headers: headersFor(apiKey),
-    body,
-  });
-  const text = await response.body.text();
-  return response.statusCode === 201 ? (JSON.parse(text) as { seq: number }).seq : undefined;
+/** One append; the seq it got, or undefined on failure (an error answer or a broken connection). */
+const appendOne = async (
+  pool: Pool,
+  contextId: string,
+  body: string,
+  apiKey: string | undefined,
+): Promise<number | undefined> => {
+  try {
+    const response = await pool.request({
+      path: `/v1/contexts/${encodeURIComponent(contextId)}/messages`,
+      method: 'POST',
+      headers: headersFor(apiKey),
+      body,
+    });
+    const text = await response.body.text();
+    return response.statusCode === 201 ? (JSON.parse(text) as { seq: number }).seq : undefined;
+  } catch {
+    return undefined;
+  }
 };
 
 /** Appends per second of `connections` closed-loop clients over the contexts, for `durationS`. */
@@ -150,19 +163,23 @@ interface MessageFrame {
   readonly seq?: number;
 }
 
-/** Opens a websocket subscriber; resolves once open. */
+/** Opens a websocket subscriber from `cursor`; resolves once open. */
 const subscribe = (
   wsBase: string,
   contextId: string,
   apiKey: string | undefined,
   onFrame?: (frame: MessageFrame, at: number) => void,
+  cursor = 0,
 ): Promise<WebSocket> =>
   new Promise((resolve, reject) => {
-    const socket = new WebSocket(`${wsBase}/v1/contexts/${encodeURIComponent(contextId)}/stream?cursor=0`, {
-      headers: apiKey === undefined ? {} : { authorization: `Bearer ${apiKey}` },
-      perMessageDeflate: false,
-      skipUTF8Validation: true,
-    });
+    const socket = new WebSocket(
+      `${wsBase}/v1/contexts/${encodeURIComponent(contextId)}/stream?cursor=${cursor}`,
+      {
+        headers: apiKey === undefined ? {} : { authorization: `Bearer ${apiKey}` },
+        perMessageDeflate: false,
+        skipUTF8Validation: true,
+      },
+    );
     socket.on('message', (data: Buffer) => {
       if (data.equals(pingFrame)) {
         socket.send('{"type":"pong"}');
@@ -185,6 +202,55 @@ const subscribe = (
     socket.once('error', reject);
   });
 
+/** Reconnects after a dropped connection, each up to this many times. */
+const resumesMax = 10;
+
+/**
+ * A live subscriber that behaves as the README asks of a client: when its connection drops it
+ * reconnects with its cursor, so the run measures delivery, not connection luck. The benchmark's
+ * contexts see no manual compaction, so a message's version is its seq and the last seq received
+ * is the cursor.
+ */
+class ResumingSubscriber {
+  reconnects = 0;
+  private socket: WebSocket | undefined;
+  private cursor = 0;
+  private stopped = false;
+
+  constructor(
+    private readonly open: (
+      cursor: number,
+      onFrame: (frame: MessageFrame, at: number) => void,
+    ) => Promise<WebSocket>,
+    private readonly onFrame: (frame: MessageFrame, at: number) => void,
+  ) {}
+
+  async start(): Promise<this> {
+    await this.connect();
+    return this;
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.socket?.terminate();
+  }
+
+  private async connect(): Promise<void> {
+    const socket = await this.open(this.cursor, (frame, at) => {
+      if (frame.seq !== undefined) this.cursor = Math.max(this.cursor, frame.seq);
+      this.onFrame(frame, at);
+    });
+    this.socket = socket;
+    socket.once('close', () => {
+      if (this.stopped || this.reconnects >= resumesMax) return;
+      this.reconnects += 1;
+      setTimeout(() => {
+        if (!this.stopped) this.connect().catch(() => undefined);
+      }, 100);
+    });
+  }
+}
+
 const inBatches = async <T>(
   count: number,
   batch: number,
@@ -205,6 +271,7 @@ export const runStreamBench = async (options: StreamBenchOptions): Promise<Strea
   const wsBase = url.replace(/^http/, 'ws');
   const pool = new Pool(url, { connections: Math.max(options.connections, 64), pipelining: 1 });
   const sockets: WebSocket[] = [];
+  const live: ResumingSubscriber[] = [];
   try {
     const runId = Date.now().toString(36);
     const ids = Array.from({ length: options.contexts }, (_, i) => `stream-bench-${runId}-${i}`);
@@ -234,7 +301,9 @@ export const runStreamBench = async (options: StreamBenchOptions): Promise<Strea
     const opened = await inBatches(options.subscribers, 100, (index) => {
       const id = streamed[index % streamed.length] ?? '';
       subscribersOf.set(id, (subscribersOf.get(id) ?? 0) + 1);
-      return subscribe(wsBase, id, options.apiKey, (frame, at) => {
+      const open = (cursor: number, onFrame: (frame: MessageFrame, at: number) => void): Promise<WebSocket> =>
+        subscribe(wsBase, id, options.apiKey, onFrame, cursor);
+      return new ResumingSubscriber(open, (frame, at) => {
         if (!measuring || frame.type !== 'message' || frame.seq === undefined) return;
         const key = `${id}:${frame.seq}`;
         let entry = deliveries.get(key);
@@ -249,9 +318,9 @@ export const runStreamBench = async (options: StreamBenchOptions): Promise<Strea
         // Delivered before its 201 reached the client: counted as 0 once the 201 is known.
         if (entry.ackAt !== undefined)
           deliveryLatency.record(Math.max(1, Math.round((at - entry.ackAt) * 1e6)));
-      });
+      }).start();
     });
-    sockets.push(...opened);
+    live.push(...opened);
     log(`${opened.length} subscribers open`);
     await new Promise((resolve) => setTimeout(resolve, 1000));
 
@@ -299,21 +368,24 @@ export const runStreamBench = async (options: StreamBenchOptions): Promise<Strea
     }
     await Promise.all(inflight);
     // Deliveries of the acknowledged appends (replayed older ones do not count), expected and got.
-    const tally = (): { expected: number; delivered: number } => {
+    const tally = (): { expected: number; delivered: number; duplicated: number } => {
       let expectedSum = 0;
       let deliveredSum = 0;
+      let duplicatedSum = 0;
       for (const [key, entry] of deliveries) {
         if (entry.ackAt === undefined) continue;
         const wanted = subscribersOf.get(key.slice(0, key.lastIndexOf(':'))) ?? 0;
         expectedSum += wanted;
         deliveredSum += Math.min(wanted, entry.received);
+        // More receipts than subscribers: a resumed subscriber got an event twice.
+        duplicatedSum += Math.max(0, entry.received - wanted);
       }
-      return { expected: expectedSum, delivered: deliveredSum };
+      return { expected: expectedSum, delivered: deliveredSum, duplicated: duplicatedSum };
     };
     // Let the last deliveries arrive (bounded).
     for (let wait = 0; wait < 100 && tally().delivered < tally().expected; wait++)
       await new Promise((resolve) => setTimeout(resolve, 50));
-    const { expected, delivered } = tally();
+    const { expected, delivered, duplicated } = tally();
     const allSubscribers = newLatencyHistogram();
     for (const [key, entry] of deliveries) {
       if (entry.ackAt === undefined) continue;
@@ -324,7 +396,8 @@ export const runStreamBench = async (options: StreamBenchOptions): Promise<Strea
     }
     measuring = false;
     log(
-      `${acked}/${total} appends acked at ${options.rate}/s; ${delivered}/${expected} deliveries; ` +
+      `${acked}/${total} appends acked at ${options.rate}/s; ${delivered}/${expected} deliveries ` +
+        `(${duplicated} duplicated, ${live.reduce((sum, subscriber) => sum + subscriber.reconnects, 0)} reconnects); ` +
         `201 -> receipt p50 ${percentileMs(deliveryLatency, 50)} ms, p99 ${percentileMs(deliveryLatency, 99)} ms; ` +
         `201 -> all subscribers p99 ${percentileMs(allSubscribers, 99)} ms; ` +
         `request start -> receipt p50 ${percentileMs(sendToReceipt, 50)} ms, p99 ${percentileMs(sendToReceipt, 99)} ms`,
@@ -360,6 +433,7 @@ export const runStreamBench = async (options: StreamBenchOptions): Promise<Strea
       appends_acked: acked,
       deliveries_expected: expected,
       deliveries: delivered,
+      deliveries_duplicated: duplicated,
       delivery_p50_ms: percentileMs(deliveryLatency, 50),
       delivery_p99_ms: percentileMs(deliveryLatency, 99),
       all_subscribers_p99_ms: percentileMs(allSubscribers, 99),
@@ -370,12 +444,14 @@ export const runStreamBench = async (options: StreamBenchOptions): Promise<Strea
       rate_ratio: round(withSubscribers / withoutSubscribers, 2),
       node_cpu_s_per_1000_appends_without: cpuPerKiloWithout,
       node_cpu_s_per_1000_appends_with: cpuPerKiloWith,
+      subscriber_reconnects: live.reduce((sum, subscriber) => sum + subscriber.reconnects, 0),
       idle_connections: options.idleConnections,
       idle_connections_opened: idle.length,
       rss_before_idle_mib: rssBefore,
       rss_with_idle_mib: rssWithIdle,
     };
   } finally {
+    for (const subscriber of live) subscriber.stop();
     for (const socket of sockets) socket.terminate();
     await pool.close();
   }
