@@ -81,14 +81,8 @@ export const acknowledgedBy = (
 };
 
 /** The peer side: the term of every group this node holds (for the asking node's vote fences). */
-export const termsHeld = (host: Pick<ConsensusHost, 'groups' | 'status'>): Map<GroupId, Term> => {
-  const terms = new Map<GroupId, Term>();
-  for (const group of host.groups()) {
-    const status = host.status(group);
-    if (status !== undefined) terms.set(group, status.term);
-  }
-  return terms;
-};
+export const termsHeld = (host: Pick<ConsensusHost, 'groups' | 'status'>): Map<GroupId, Term> =>
+  new Map([...recoveredLogs(host)].map(([group, log]) => [group, log.term]));
 
 /**
  * The vote fences of a starting node (RawNode.fenceVotes): for each group its directory holds, the
@@ -114,7 +108,10 @@ export const voteFences = (
   return fences;
 };
 
-/** The starting node's side: each group's recovered last index and term, read before the loop runs. */
+/**
+ * Each held group's last index and term: on a starting node, what recovery found (read before the
+ * loop runs); on a peer, where its groups stand now (termsHeld).
+ */
 export const recoveredLogs = (host: Pick<ConsensusHost, 'groups' | 'status'>): Map<GroupId, RecoveredLog> => {
   const logs = new Map<GroupId, RecoveredLog>();
   for (const group of host.groups()) {
