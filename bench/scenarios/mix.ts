@@ -1,5 +1,7 @@
-// Read/write mix: appends, LLM-window reads (GET /context) and tail reads (GET /tail) over a set of
-// prefilled contexts, in the proportions given; each kind gets its own latency line.
+// Read/write mix: appends, LLM-window reads (GET /context), tail reads (GET /tail) and, when asked,
+// Prometheus scrapes (GET /metrics) over a set of prefilled contexts, in the proportions given; each
+// kind gets its own latency line. A large --metrics-share is a scrape flood: how many appends a
+// node still serves while a careless scraper loops on /metrics.
 import type { BenchRequest } from '../load.js';
 import { runLoad } from '../load.js';
 import { LatencyRecorder } from '../recorder.js';
@@ -9,7 +11,7 @@ import { appendBody, appendRequest, createContexts } from '../workload.js';
 export const mixScenario: Scenario = {
   name: 'mix',
   describe: 'Read/write mix: appends + LLM-window reads + tail reads over prefilled contexts',
-  help: 'Each request picks a context of --contexts at random (seeded) and is a window read, a tail read or an append in the ratio --window-share : --tail-share : the rest.',
+  help: 'Each request picks a context of --contexts at random (seeded) and is a window read, a tail read, a scrape of /metrics or an append in the ratio --window-share : --tail-share : --metrics-share : the rest.',
   spawn: { default: 1 },
   options: {
     contexts: { type: 'number', default: 256, describe: 'Contexts the requests spread over' },
@@ -17,6 +19,7 @@ export const mixScenario: Scenario = {
     'window-share': { type: 'number', default: 0.4, describe: 'Share of requests that read the LLM window' },
     'tail-share': { type: 'number', default: 0.3, describe: 'Share of requests that read the tail' },
     'tail-limit': { type: 'number', default: 50, describe: 'Messages per tail read' },
+    'metrics-share': { type: 'number', default: 0, describe: 'Share of requests that scrape /metrics' },
   },
   run: async (context) => {
     const { options } = context;
@@ -25,12 +28,14 @@ export const mixScenario: Scenario = {
     const windowShare = numberFlag(context, 'window-share');
     const tailShare = numberFlag(context, 'tail-share');
     const tailLimit = numberFlag(context, 'tail-limit');
+    const metricsShare = numberFlag(context, 'metrics-share');
     if (
       !(contexts >= 1) ||
       !(prefill >= 0) ||
       windowShare < 0 ||
       tailShare < 0 ||
-      windowShare + tailShare > 1
+      metricsShare < 0 ||
+      windowShare + tailShare + metricsShare > 1
     ) {
       throw new Error('--contexts >= 1, --prefill >= 0, and the shares must be >= 0 with a sum <= 1');
     }
@@ -66,6 +71,8 @@ export const mixScenario: Scenario = {
       if (pick < windowShare) return { kind: 'window', method: 'GET', path: `${path}/context` };
       if (pick < windowShare + tailShare)
         return { kind: 'tail', method: 'GET', path: `${path}/tail?limit=${tailLimit}` };
+      if (pick < windowShare + tailShare + metricsShare)
+        return { kind: 'metrics', method: 'GET', path: '/metrics' };
       return appendRequest(id, appendBody(options.messageBytes, index, n, false));
     };
     const load = (recorder: LatencyRecorder, durationMs: number, count: number | undefined) =>
@@ -81,6 +88,6 @@ export const mixScenario: Scenario = {
       });
     if (options.warmupS > 0) await load(new LatencyRecorder(), options.warmupS * 1000, undefined);
     await context.withProgress('mix', () => load(context.recorder, options.durationS * 1000, options.count));
-    return { contexts, window_share: windowShare, tail_share: tailShare };
+    return { contexts, window_share: windowShare, tail_share: tailShare, metrics_share: metricsShare };
   },
 };

@@ -62,6 +62,7 @@ import { createStreams } from '../stream/streams.js';
 import type { Streams } from '../stream/streams.js';
 import type { Logger } from '../telemetry/logger.js';
 import { createMetrics, type Metrics } from '../telemetry/metrics.js';
+import { ScrapeCoalescer } from '../telemetry/scrape-coalescer.js';
 import { defaultGroupCount } from '../context/routing.js';
 import type { Readiness } from '../api/service.js';
 import { createTokenEstimator } from '../tokens/create-token-estimator.js';
@@ -395,15 +396,20 @@ export const startNode = async (
     });
 
     const syncRaftCounters = raftCounterSync(metrics);
+    // At most ten renders a second, however many scrapes (scrape-coalescer.ts).
+    const scrapes = new ScrapeCoalescer({
+      minIntervalMs: metricsRenderIntervalMs,
+      render: async () => {
+        syncRaftCounters(host.stats());
+        return { contentType: metrics.contentType, body: await metrics.render() };
+      },
+    });
     const http = await startHttpServer({
       host: config.host,
       port: config.port,
       service,
       readiness,
-      metrics: async () => {
-        syncRaftCounters(host.stats());
-        return { contentType: metrics.contentType, body: await metrics.render() };
-      },
+      metrics: () => scrapes.scrape(),
       apiKeys: config.apiKeys,
       protectedMode: config.protectedMode,
       ratePerKey: config.ratePerKey,
@@ -532,6 +538,9 @@ export const startNode = async (
     throw error;
   }
 };
+
+/** Renders of /metrics start at most this often; a scrape waits at most this long for a fresh one. */
+const metricsRenderIntervalMs = 100;
 
 /** How long a starting cluster node waits for its peers' member lists before starting unchecked. */
 const staleCheckWaitMs = 5_000;
