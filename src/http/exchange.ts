@@ -32,6 +32,28 @@ export interface ExchangeHooks {
   readonly closeConnections: () => boolean;
 }
 
+/** Bodies longer than this (UTF-16 units) are sent in slices (Exchange.send). */
+export const largeBodyChars = 1024 * 1024;
+const largeBodySliceChars = 256 * 1024;
+
+/**
+ * `body` as UTF-8 slices of about `sliceChars`, the next one only after a pass of the event loop, so
+ * other requests are served between them. A slice never ends between the two halves of a surrogate
+ * pair: each is encoded on its own.
+ */
+export async function* bodySlices(body: string, sliceChars: number): AsyncGenerator<Uint8Array> {
+  let start = 0;
+  while (start < body.length) {
+    let end = Math.min(body.length, start + sliceChars);
+    const last = body.charCodeAt(end - 1);
+    // A slice of one high surrogate takes its pair instead of shrinking to nothing.
+    if (end < body.length && last >= 0xd800 && last <= 0xdbff) end += end - 1 > start ? -1 : 1;
+    yield Buffer.from(body.slice(start, end), 'utf8');
+    start = end;
+    if (start < body.length) await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+}
+
 const statusLines = new Map<number, string>();
 
 const statusLine = (status: number): string => {
@@ -98,6 +120,23 @@ export class Exchange {
     if (!this.isOpen) return;
     const res = this.res;
     closeConnection ||= this.hooks.closeConnections();
+    if (
+      reply.body !== undefined &&
+      reply.body.length > largeBodyChars &&
+      !this.headOnly &&
+      !closeConnection
+    ) {
+      // A large body (a long LLM window, a page of long messages) leaves in slices, one per pass of
+      // the loop and only as fast as the client reads: written whole, encoding and copying 17 MB
+      // held the loop for about 150 ms per request, and a client that did not read left uWS
+      // buffering all of it.
+      const headers: Header[] = [
+        ['Content-Type', reply.contentType ?? jsonContentType],
+        ...(reply.headers ?? []),
+      ];
+      void this.stream(headers, bodySlices(reply.body, largeBodySliceChars), undefined, reply.status);
+      return;
+    }
     res.cork(() => {
       res.writeStatus(statusLine(reply.status));
       if (reply.body !== undefined) res.writeHeader('Content-Type', reply.contentType ?? jsonContentType);
@@ -132,11 +171,12 @@ export class Exchange {
     chunks: AsyncIterable<Uint8Array>,
     /** A client that reads nothing for this long is cut off (it would hold the source open forever). */
     stallTimeoutMs = 60_000,
+    status = 200,
   ): Promise<void> {
     if (!this.isOpen) return;
     const res = this.res;
     res.cork(() => {
-      res.writeStatus(statusLine(200));
+      res.writeStatus(statusLine(status));
       for (const [name, value] of headers) res.writeHeader(name, value);
     });
     try {
@@ -155,7 +195,7 @@ export class Exchange {
       }
       if (!this.isOpen) return;
       res.cork(() => res.end());
-      this.settle('answered', 200);
+      this.settle('answered', status);
     } catch (error) {
       if (this.isOpen) {
         this.hooks.onInternalError('stream', error, this.route);
