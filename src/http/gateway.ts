@@ -120,7 +120,9 @@ export const createGateway = (options: GatewayOptions): Gateway => {
       for (const wake of waiters) wake();
     },
     onHold: (bytes) => {
-      if (bufferedBytes + bytes > options.load.bufferedBytesMax) return false;
+      // Past the budget only when something else holds part of it: one answer larger than the
+      // whole budget (a read page can be) must still be servable, alone.
+      if (bufferedBytes > 0 && bufferedBytes + bytes > options.load.bufferedBytesMax) return false;
       bufferedBytes += bytes;
       return true;
     },

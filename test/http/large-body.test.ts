@@ -1,3 +1,5 @@
+import { connect, type Socket } from 'node:net';
+
 import { afterEach, describe, expect, it } from 'vitest';
 
 import { bodySlices, largeBodyChars } from '../../src/http/exchange.js';
@@ -63,5 +65,45 @@ describe('large bodies over HTTP', () => {
     const response = await fetch(`${server.base}/metrics`);
     expect(response.headers.get('content-length')).toBe('14');
     expect(await response.text()).toBe('fastpaca_up 1\n');
+  });
+
+  it("hold the node's buffered-bytes budget until read: past it, 503 overloaded", async () => {
+    const body = mixedText(largeBodyChars + 1);
+    server = await startTestServer({
+      metrics: async () => ({ contentType: 'text/plain; version=0.0.4', body }),
+      load: { inflightRequestsMax: 100, bufferedBytesMax: 64 * 1024, bodyTimeoutMs: 30_000 },
+    });
+    const { port, base } = server;
+    // A client that asks and reads nothing: its answer is larger than the whole budget, and is
+    // still sent (alone), holding the budget while it waits.
+    const reader: Socket = await new Promise((resolve, reject) => {
+      const socket = connect(port, '127.0.0.1', () => resolve(socket));
+      socket.on('error', reject);
+      socket.setTimeout(20_000, () => socket.destroy());
+    });
+    reader.write('GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n');
+    reader.pause();
+    // Bounded wait until the first answer holds the budget (the next one is then refused).
+    let refused: Response | undefined;
+    for (let attempt = 0; attempt < 100 && refused === undefined; attempt++) {
+      const response = await fetch(`${base}/metrics`);
+      if (response.status === 503) refused = response;
+      else await response.arrayBuffer();
+    }
+    expect(refused?.status).toBe(503);
+    expect(refused?.headers.get('retry-after')).toBe('1');
+    expect(((await refused?.json()) as { error: string }).error).toBe('overloaded');
+    // The reader leaves: its bytes go back to the budget, and the next client gets the body.
+    reader.destroy();
+    let served: string | undefined;
+    for (let attempt = 0; attempt < 100 && served === undefined; attempt++) {
+      const response = await fetch(`${base}/metrics`);
+      if (response.status === 200) served = await response.text();
+      else {
+        await response.arrayBuffer();
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
+    expect(served).toBe(body);
   });
 });
