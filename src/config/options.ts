@@ -124,7 +124,7 @@ export const options = {
     flag: 'http-buffered-bytes-max',
     toml: 'http.buffered_bytes_max',
     default: 256 * MiB,
-    doc: 'Request-body bytes held in memory by requests in flight, and large answers (over 1 Mi characters) not yet taken by their clients; past it, 503 overloaded. At least body_limit_bytes.',
+    doc: 'Request-body bytes held in memory by requests in flight, and answers over 1 Mi characters not yet taken by their clients; past it, 503 overloaded. At least body_limit_bytes.',
   }),
   httpFdReserve: spec({
     kind: integer(16, 1_000_000),
