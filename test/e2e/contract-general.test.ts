@@ -337,6 +337,32 @@ describe('contract: general rules, auth, health, metrics, OpenAPI', () => {
       expect(text).not.toContain(id);
     });
 
+    it('/metrics scrapes share renders yet never miss what happened before them', async () => {
+      const id = uniqueId('metrics-fresh');
+      await api.create(id);
+      const series = 'fastpaca_messages_append_total';
+      // Scrapes right after one another (within one render interval), each after an append: every
+      // one must count its append, so the coalescing never serves a render older than the scrape.
+      let previous = await metricSum(node.base, series);
+      for (let round = 0; round < 3; round++) {
+        await api.appendOk(id, textMessage(`fresh ${round}`, { role: 'user' }));
+        const current = await metricSum(node.base, series);
+        expect(current).toBe(previous + 1);
+        previous = current;
+      }
+      // A burst of scrapes all get the whole text.
+      const burst = await Promise.all(
+        Array.from({ length: 40 }, async () => {
+          const response = await fetch(`${node.base}/metrics`);
+          return { status: response.status, text: await response.text() };
+        }),
+      );
+      for (const { status, text } of burst) {
+        expect(status).toBe(200);
+        expect(text).toMatch(/^# TYPE fastpaca_messages_append_total counter$/m);
+      }
+    });
+
     it('/metrics times Raft turns and synced writes (the histograms are not left empty)', async () => {
       const turnsBefore = await metricSum(node.base, 'fastpaca_raft_turn_duration_seconds_count');
       const fsyncsBefore = await metricSum(node.base, 'fastpaca_raft_fsync_duration_seconds_count');
