@@ -23,104 +23,125 @@ export const wireDepthMax = 128;
 
 /** Why bytes are not a command's msgpack, or undefined when they are. */
 export const wireShapeProblem = (bytes: Uint8Array): string | undefined => {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  // This runs on every applied entry, so it allocates nothing per value: no closure, no object per
+  // container (it was an eighth of an append's garbage). Per open container, `lefts` holds the values
+  // still to read in it (a map counts keys and values) and `maps` whether it is a map.
+  const lefts: number[] = [];
+  const maps: boolean[] = [];
+  const end = bytes.length;
   let offset = 0;
-  // Per open container: values still to read in it (a map counts keys and values), and whether the
-  // next one is a map key.
-  const open: { left: number; readonly map: boolean }[] = [];
   let values = 1; // at the top level: exactly one
-  while (values > 0 || open.length > 0) {
-    const top = open[open.length - 1];
-    if (top !== undefined && top.left === 0) {
-      open.pop();
-      continue;
+  while (values > 0 || lefts.length > 0) {
+    const depth = lefts.length;
+    let expectKey = false;
+    if (depth > 0) {
+      const left = lefts[depth - 1] ?? 0;
+      if (left === 0) {
+        lefts.pop();
+        maps.pop();
+        continue;
+      }
+      expectKey = maps[depth - 1] === true && left % 2 === 0;
+      lefts[depth - 1] = left - 1;
+    } else {
+      values -= 1;
     }
-    const expectKey = top !== undefined && top.map && top.left % 2 === 0;
-    if (top !== undefined) top.left -= 1;
-    else values -= 1;
-    if (offset >= bytes.length) return 'truncated';
+    if (offset >= end) return 'truncated';
     const type = bytes[offset] ?? 0;
     offset += 1;
-    const need = (count: number): boolean => offset + count <= bytes.length;
-    const string = (length: number): string | undefined => {
-      if (!need(length)) return 'truncated string';
-      offset += length;
-      return undefined;
-    };
-    const container = (count: number, map: boolean): string | undefined => {
-      if (open.length >= wireDepthMax) return `nested deeper than ${wireDepthMax}`;
-      const left = map ? count * 2 : count;
-      // Every value takes a byte at least: a count beyond the bytes left is a lie.
-      if (left > bytes.length - offset) return 'truncated container';
-      open.push({ left, map });
-      return undefined;
-    };
     const isString = (type >= 0xa0 && type <= 0xbf) || (type >= 0xd9 && type <= 0xdb);
-    let problem: string | undefined;
-    if (expectKey && !isString) {
-      // msgpackr would stringify a number key and refuse others; a JSON object has string keys.
-      problem = 'map key is not a string';
-    } else if (type <= 0x7f || type >= 0xe0) {
-      // positive and negative fixint
-    } else if (type >= 0xa0 && type <= 0xbf) {
-      problem = string(type & 0x1f);
-    } else if (type >= 0x80 && type <= 0x8f) {
-      problem = container(type & 0x0f, true);
-    } else if (type >= 0x90 && type <= 0x9f) {
-      problem = container(type & 0x0f, false);
-    } else {
-      switch (type) {
-        case 0xc0: // nil
-        case 0xc2: // false
-        case 0xc3: // true
-          break;
-        case 0xcc: // uint8
-        case 0xd0: // int8
-          problem = need(1) ? undefined : 'truncated number';
-          offset += 1;
-          break;
-        case 0xcd: // uint16
-        case 0xd1: // int16
-          problem = need(2) ? undefined : 'truncated number';
-          offset += 2;
-          break;
-        case 0xce: // uint32
-        case 0xd2: // int32
-        case 0xca: // float32
-          problem = need(4) ? undefined : 'truncated number';
-          offset += 4;
-          break;
-        case 0xcb: // float64
-          problem = need(8) ? undefined : 'truncated number';
-          offset += 8;
-          break;
-        case 0xd9: // str8
-          problem = need(1) ? string(view.getUint8(offset++)) : 'truncated string';
-          break;
-        case 0xda: // str16
-          problem = need(2) ? string(view.getUint16((offset += 2) - 2)) : 'truncated string';
-          break;
-        case 0xdb: // str32
-          problem = need(4) ? string(view.getUint32((offset += 4) - 4)) : 'truncated string';
-          break;
-        case 0xdc: // array16
-          problem = need(2) ? container(view.getUint16((offset += 2) - 2), false) : 'truncated array';
-          break;
-        case 0xdd: // array32
-          problem = need(4) ? container(view.getUint32((offset += 4) - 4), false) : 'truncated array';
-          break;
-        case 0xde: // map16
-          problem = need(2) ? container(view.getUint16((offset += 2) - 2), true) : 'truncated map';
-          break;
-        case 0xdf: // map32
-          problem = need(4) ? container(view.getUint32((offset += 4) - 4), true) : 'truncated map';
-          break;
-        default:
-          // bin, ext, fixext, uint64/int64 and the unused 0xc1: never written for a JSON value.
-          problem = `msgpack type 0x${type.toString(16)} is not JSON`;
-      }
+    // msgpackr would stringify a number key and refuse others; a JSON object has string keys.
+    if (expectKey && !isString) return 'map key is not a string';
+    if (type <= 0x7f || type >= 0xe0) continue; // positive and negative fixint
+    if (type >= 0xa0 && type <= 0xbf) {
+      offset += type & 0x1f;
+      if (offset > end) return 'truncated string';
+      continue;
     }
-    if (problem !== undefined) return problem;
+    let entries: number; // of the container this type opens
+    let map: boolean;
+    if (type >= 0x80 && type <= 0x8f) {
+      entries = type & 0x0f;
+      map = true;
+    } else if (type >= 0x90 && type <= 0x9f) {
+      entries = type & 0x0f;
+      map = false;
+    } else {
+      const form = fixedForms[type];
+      if (form === undefined) {
+        // bin, ext, fixext, uint64/int64 and the unused 0xc1: never written for a JSON value.
+        return `msgpack type 0x${type.toString(16)} is not JSON`;
+      }
+      if (offset + form.size > end) return form.truncated;
+      if (form.kind === 'fixed') {
+        offset += form.size;
+        continue;
+      }
+      const length = readLength(bytes, offset, form.size);
+      offset += form.size;
+      if (form.kind === 'string') {
+        offset += length;
+        if (offset > end) return 'truncated string';
+        continue;
+      }
+      entries = length;
+      map = form.kind === 'map';
+    }
+    if (lefts.length >= wireDepthMax) return `nested deeper than ${wireDepthMax}`;
+    const left = map ? entries * 2 : entries;
+    // Every value takes a byte at least: a count beyond the bytes left is a lie.
+    if (left > end - offset) return 'truncated container';
+    lefts.push(left);
+    maps.push(map);
   }
-  return offset === bytes.length ? undefined : 'bytes after the value';
+  return offset === end ? undefined : 'bytes after the value';
+};
+
+/**
+ * The types that are neither fix-sized nor refused: `size` bytes follow the type byte, either the
+ * whole value (`fixed`) or a big-endian length or count.
+ */
+interface Form {
+  readonly kind: 'fixed' | 'string' | 'array' | 'map';
+  readonly size: 0 | 1 | 2 | 4 | 8;
+  readonly truncated: string;
+}
+
+const fixed = (size: Form['size']): Form => ({ kind: 'fixed', size, truncated: 'truncated number' });
+const sized = (kind: 'string' | 'array' | 'map', size: Form['size']): Form => ({
+  kind,
+  size,
+  truncated: `truncated ${kind}`,
+});
+const nothing: Form = { kind: 'fixed', size: 0, truncated: 'truncated' };
+
+const formsByType: Readonly<Partial<Record<number, Form>>> = {
+  0xc0: nothing, // nil
+  0xc2: nothing, // false
+  0xc3: nothing, // true
+  0xcc: fixed(1), // uint8
+  0xd0: fixed(1), // int8
+  0xcd: fixed(2), // uint16
+  0xd1: fixed(2), // int16
+  0xce: fixed(4), // uint32
+  0xd2: fixed(4), // int32
+  0xca: fixed(4), // float32
+  0xcb: fixed(8), // float64
+  0xd9: sized('string', 1), // str8
+  0xda: sized('string', 2), // str16
+  0xdb: sized('string', 4), // str32
+  0xdc: sized('array', 2), // array16
+  0xdd: sized('array', 4), // array32
+  0xde: sized('map', 2), // map16
+  0xdf: sized('map', 4), // map32
+};
+
+/** formsByType as a dense array indexed by the type byte (a lookup per value). */
+const fixedForms: readonly (Form | undefined)[] = Array.from({ length: 256 }, (_, type) => formsByType[type]);
+
+/** The big-endian unsigned integer of `size` (1, 2 or 4) bytes at `offset`. */
+const readLength = (bytes: Uint8Array, offset: number, size: number): number => {
+  let value = 0;
+  for (let i = 0; i < size; i += 1) value = value * 256 + (bytes[offset + i] ?? 0);
+  return value;
 };
