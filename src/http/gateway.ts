@@ -176,8 +176,7 @@ export const createGateway = (options: GatewayOptions): Gateway => {
         }
         return;
       }
-      const remote = Buffer.from(res.getRemoteAddressAsText()).toString();
-      if (!allowedWithoutKey(remote, options.protectedMode ?? true)) {
+      if (!allowedWithoutKey(new Uint8Array(res.getRemoteAddress()), options.protectedMode ?? true)) {
         throw new ServiceError(
           'unauthorized',
           'This node has no API key and serves /v1 to clients on its own machine only (protected mode): ' +

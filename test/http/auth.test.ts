@@ -2,6 +2,7 @@
 // them (401 + WWW-Authenticate otherwise, before the service is called), any of several keys works
 // (rotation), health/metrics/openapi stay open, and with no keys nothing is required.
 
+import { isIPv4, isIPv6 } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import type { TestServer } from './harness.js';
@@ -94,10 +95,37 @@ describe('without API keys', () => {
   });
 });
 
+/** An address as uWS's getRemoteAddress gives it: 4 bytes for IPv4 text, 16 for IPv6 text. */
+const addressBytes = (text: string): Uint8Array => {
+  if (isIPv4(text)) return Uint8Array.from(text.split('.').map(Number));
+  if (!isIPv6(text)) return new Uint8Array(0);
+  const [head = '', tail] = text.split('::');
+  const groupsOf = (part: string): string[] => (part === '' ? [] : part.split(':'));
+  const words = (part: string): number[] =>
+    groupsOf(part).flatMap((group) =>
+      isIPv4(group)
+        ? [
+            Number(group.split('.')[0]) * 256 + Number(group.split('.')[1]),
+            Number(group.split('.')[2]) * 256 + Number(group.split('.')[3]),
+          ]
+        : [parseInt(group, 16)],
+    );
+  const front = words(head);
+  const back = tail === undefined ? [] : words(tail);
+  const all = [...front, ...new Array<number>(8 - front.length - back.length).fill(0), ...back];
+  return Uint8Array.from(all.flatMap((word) => [word >> 8, word & 0xff]));
+};
+
 describe('protected mode (no API key)', () => {
   it('serves /v1 without a key to loopback clients only, unless turned off', () => {
+    // The bytes these cases are given (the helper is checked, or a wrong one could pass them all).
+    expect([...addressBytes('::ffff:127.0.0.1')]).toEqual([
+      0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 255, 255, 127, 0, 0, 1,
+    ]);
+    expect([...addressBytes('fd00::2')]).toEqual([0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+    expect([...addressBytes('127.8.9.10')]).toEqual([127, 8, 9, 10]);
     for (const local of ['127.0.0.1', '127.8.9.10', '::1', '0:0:0:0:0:0:0:1', '::ffff:127.0.0.1']) {
-      expect(allowedWithoutKey(local, true), local).toBe(true);
+      expect(allowedWithoutKey(addressBytes(local), true), local).toBe(true);
     }
     for (const remote of [
       '10.0.0.1',
@@ -106,10 +134,13 @@ describe('protected mode (no API key)', () => {
       'fd00::2',
       '2001:db8::1',
       '128.0.0.1',
+      '::2',
+      '::127.0.0.1',
+      '::ffff:128.0.0.1',
       '',
     ]) {
-      expect(allowedWithoutKey(remote, true), remote).toBe(false);
-      expect(allowedWithoutKey(remote, false), remote).toBe(true);
+      expect(allowedWithoutKey(addressBytes(remote), true), remote).toBe(false);
+      expect(allowedWithoutKey(addressBytes(remote), false), remote).toBe(true);
     }
   });
 
