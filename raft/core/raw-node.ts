@@ -83,6 +83,8 @@ export class RawNode implements RawNodeApi {
   private readonly progress = new Map<NodeId, Progress>();
   private readonly votes = new Map<NodeId, boolean>();
   private leadTransferee: NodeId | null = null;
+  /** The newest entry known committed when this replica started (fenceLog); none: { 0, 0 }. */
+  private logFence: { readonly index: Index; readonly term: Term } = { index: 0, term: 0 };
   /** A conf change may be proposed only once applied >= pendingConfIndex (one change at a time). */
   private pendingConfIndex: Index = 0;
   /** Data bytes of this term's entries above commit (etcd's uncommittedSize). */
@@ -219,6 +221,22 @@ export class RawNode implements RawNodeApi {
     }
   }
 
+  /**
+   * A start-up fence against forgotten entries. A data directory restored from a copy may lack
+   * entries this replica acknowledged after the copy was taken, entries that were committed with its
+   * acknowledgement counted. Voting for a candidate that lacks them (as the copy does) could elect a
+   * leader without a committed entry, which then overwrites it everywhere. The host learns from its
+   * peers the newest entry they know committed, and this replica grants no vote or pre-vote to a
+   * candidate whose log is less up-to-date than that entry (in the order of §5.4.1). A candidate
+   * holding the entry always passes, so a rightful leader is never refused: every leader holds every
+   * committed entry. Not persisted: the replica holds the entry itself once it has caught up, after
+   * which the ordinary up-to-date rule says the same; a restart before then asks the peers again.
+   */
+  fenceLog(index: Index, term: Term): void {
+    const fence = this.logFence;
+    if (term > fence.term || (term === fence.term && index > fence.index)) this.logFence = { index, term };
+  }
+
   applyConfChange(change: ConfChange): ConfState {
     this.conf = applyConfChange(this.conf, change);
     if (this.role === 'leader') this.leaderSwitchedConf();
@@ -330,6 +348,7 @@ export class RawNode implements RawNodeApi {
       role: this.role,
       leader: this.lead,
       commit: this.log.committed,
+      commitTerm: this.log.termAt(this.log.committed) ?? 0,
       applied: this.log.applied,
       firstIndex: this.log.firstIndex(),
       lastIndex: this.log.lastIndex(),
@@ -398,6 +417,7 @@ export class RawNode implements RawNodeApi {
     if (
       canVote &&
       this.log.isUpToDate(m.index ?? 0, m.logTerm ?? 0) &&
+      this.holdsLogFence(m.index ?? 0, m.logTerm ?? 0) &&
       !(isPreVote && this.yieldsNoPreVoteTo(m))
     ) {
       // The answer carries the candidate's term: for a pre-vote that is our future term, which the
@@ -410,6 +430,12 @@ export class RawNode implements RawNodeApi {
     } else {
       this.send({ type: respType, from: this.id, to: m.from, term: this.term, reject: true });
     }
+  }
+
+  /** A candidate whose last entry is (lastIndex, lastTerm) holds the entry of the log fence. */
+  private holdsLogFence(lastIndex: Index, lastTerm: Term): boolean {
+    const fence = this.logFence;
+    return lastTerm > fence.term || (lastTerm === fence.term && lastIndex >= fence.index);
   }
 
   /**

@@ -148,6 +148,8 @@ export interface RaftStatus {
   readonly role: Role;
   readonly leader: NodeId | null;
   readonly commit: Index;
+  /** The term of the entry at `commit` (0 before any). */
+  readonly commitTerm: Term;
   readonly applied: Index;
   readonly firstIndex: Index;
   readonly lastIndex: Index;
@@ -211,6 +213,8 @@ export interface RawNodeApi {
   campaign(): void;
   /** Grant no vote in any term up to `term` (a start-up fence against forgotten votes). */
   fenceVotes(term: Term): void;
+  /** Grant no vote to a candidate whose log lacks the committed entry (index, term) (a start-up fence). */
+  fenceLog(index: Index, term: Term): void;
   /** The host applied a conf entry: update membership. Returns the new membership. */
   applyConfChange(change: ConfChange): ConfState;
   /** The host could not reach `peer`: move its progress back to probing. */

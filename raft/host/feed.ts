@@ -47,6 +47,8 @@ export const feed = <Result>(replica: GroupReplica<Result>, context: FeedContext
   // Before any message: a vote request in this very turn must already meet the fence.
   if (replica.voteFence !== undefined) core.fenceVotes(replica.voteFence);
   replica.voteFence = undefined;
+  if (replica.logFence !== undefined) core.fenceLog(replica.logFence.index, replica.logFence.term);
+  replica.logFence = undefined;
   context.inbound.stepInto(replica);
   for (const { peer, ok } of replica.snapshotReports) core.reportSnapshot(peer, ok);
   replica.snapshotReports.length = 0;

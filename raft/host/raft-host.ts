@@ -22,7 +22,7 @@ import type {
   ReadOutcome,
   TransportHandlers,
 } from '../api.js';
-import type { ConfChange, ConfState, GroupId, NodeId, RaftConfig, Term } from '../core/types.js';
+import type { ConfChange, ConfState, GroupId, Index, NodeId, RaftConfig, Term } from '../core/types.js';
 import { StoreGroupKv } from '../storage/group-kv.js';
 import { advance, type AdvanceContext } from './advance.js';
 import { applyAndResolve, type ApplyContext } from './apply.js';
@@ -206,6 +206,21 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
     const replica = this.hosted.get(group);
     if (replica === undefined || this.closed) return;
     replica.voteFence = Math.max(replica.voteFence ?? 0, term);
+    this.hosted.markDirty(replica);
+    this.wake();
+  }
+
+  /**
+   * Fences `group`'s votes to candidates holding the committed entry (index, term) (RawNode.fenceLog)
+   * in its next turn, before it steps any message: called at start-up, before the loop runs, with the
+   * newest entry the peers know committed.
+   */
+  fenceLog(group: GroupId, index: Index, term: Term): void {
+    const replica = this.hosted.get(group);
+    if (replica === undefined || this.closed) return;
+    const held = replica.logFence;
+    if (held === undefined || term > held.term || (term === held.term && index > held.index))
+      replica.logFence = { index, term };
     this.hosted.markDirty(replica);
     this.wake();
   }

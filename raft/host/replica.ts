@@ -117,6 +117,8 @@ export class GroupReplica<Result> {
   readonly transfers: NodeId[] = [];
   /** A vote fence to apply before anything else is stepped (RaftHost.fenceVotes). */
   voteFence: Term | undefined = undefined;
+  /** A log fence to apply before anything else is stepped (RaftHost.fenceLog). */
+  logFence: { readonly index: Index; readonly term: Term } | undefined = undefined;
   readonly snapshotReports: { readonly peer: NodeId; readonly ok: boolean }[] = [];
   readonly pending = new Map<Index, PendingProposal<Result>>();
   readonly readsByContext = new Map<number, ReadWaiter>();

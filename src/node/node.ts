@@ -42,6 +42,7 @@ import {
   findForgottenEntries,
   forgottenEntriesError,
   recoveredLogs,
+  logFences,
   voteFences,
 } from '../cluster/membership/acknowledged-entries.js';
 import { prepareCluster } from '../cluster/runtime/cluster-runtime.js';
@@ -482,6 +483,20 @@ export const startNode = async (
         for (const [group, term] of fences) host.fenceVotes(group, term);
         if (fences.size > 0)
           log.info({ type: 'vote_fence', groups: fences.size }, "votes fenced up to the peers' terms");
+        // Entries the directory may have forgotten after it acknowledged them (a restored copy, with a
+        // leader elected since): no vote goes to a candidate lacking what the peers know committed.
+        const logFenced = logFences(recovered, answers);
+        for (const [group, entry] of logFenced) host.fenceLog(group, entry.index, entry.term);
+        const behind = [...logFenced].filter(
+          ([group, entry]) => entry.index > (recovered.get(group)?.lastIndex ?? 0),
+        );
+        if (logFenced.size > 0)
+          log.info(
+            { type: 'log_fence', groups: logFenced.size, behind: behind.length },
+            behind.length > 0
+              ? `votes fenced at the peers' commits; ${behind.length} groups lack committed entries and catch up from their leaders`
+              : "votes fenced at the peers' commits",
+          );
       }
       generation += 1;
       await writeGeneration(config.dataDir, generation);

@@ -18,8 +18,10 @@ import {
   acknowledgedBody,
   acknowledgedBy,
   askAcknowledged,
+  commitsHeld,
   findForgottenEntries,
   forgottenEntriesError,
+  logFences,
   parseAcknowledged,
   recoveredLogs,
   termsHeld,
@@ -30,10 +32,12 @@ const answer = (
   nodeId: string,
   groups: [number, number, number][],
   terms: [number, number][] = [],
+  commits: [number, number, number][] = [],
 ): AcknowledgedAnswer => ({
   nodeId,
   groups: new Map(groups.map(([group, match, term]) => [group, { match, term }])),
   terms: new Map(terms),
+  commits: new Map(commits.map(([group, index, term]) => [group, { index, term }])),
 });
 
 const logs = (entries: [number, number, number][]): Map<number, RecoveredLog> =>
@@ -112,6 +116,7 @@ describe('findForgottenEntries', () => {
             nodeId: `node-${i}`,
             groups: new Map(groups.map((g) => [g.group, { match: g.match, term: g.term }])),
             terms: new Map<number, number>(),
+            commits: new Map<number, { index: number; term: number }>(),
           }));
           const forgotten = findForgottenEntries(local, answers);
           const expected = answers.flatMap((a) =>
@@ -150,6 +155,7 @@ describe('the leader side and the wire form', () => {
       role,
       leader: role === 'leader' ? 'node-2' : 'node-3',
       commit: 10,
+      commitTerm: 4,
       applied: 10,
       firstIndex: 1,
       lastIndex: 12,
@@ -183,7 +189,12 @@ describe('the leader side and the wire form', () => {
 
   it('round-trips its answer and refuses garbage', () => {
     const parsed = parseAcknowledged(
-      acknowledgedBody({ nodeId: 'node-2', groups: acknowledgedBy(host, 'node-1'), terms: termsHeld(host) }),
+      acknowledgedBody({
+        nodeId: 'node-2',
+        groups: acknowledgedBy(host, 'node-1'),
+        terms: termsHeld(host),
+        commits: commitsHeld(host),
+      }),
     );
     expect(parsed.nodeId).toBe('node-2');
     expect([...parsed.groups]).toEqual([[1, { match: 9, term: 4 }]]);
@@ -193,8 +204,21 @@ describe('the leader side and the wire form', () => {
       [2, 4],
       [3, 4],
     ]);
-    // A peer of an earlier version sends no terms: no fences, not an error.
+    // Every group it holds, with the newest entry it knows committed.
+    expect([...parsed.commits]).toEqual([
+      [1, { index: 10, term: 4 }],
+      [2, { index: 10, term: 4 }],
+      [3, { index: 10, term: 4 }],
+    ]);
+    // A peer of an earlier version sends no terms and no commits: no fences, not an error.
     expect(parseAcknowledged('{"node_id":"n","groups":{}}').terms.size).toBe(0);
+    expect(parseAcknowledged('{"node_id":"n","groups":{}}').commits.size).toBe(0);
+    expect(() =>
+      parseAcknowledged('{"node_id":"n","groups":{},"commits":{"1":{"index":3,"term":-1}}}'),
+    ).toThrow(/malformed/);
+    expect(() => parseAcknowledged('{"node_id":"n","groups":{},"commits":{"1":5}}')).toThrow(/malformed/);
+    expect(() => parseAcknowledged('{"node_id":"n","groups":{},"commits":[]}')).not.toThrow();
+    expect(() => parseAcknowledged('{"node_id":"n","groups":{},"commits":"x"}')).toThrow(/malformed/);
     expect(() => parseAcknowledged('{"node_id":"n","groups":{},"terms":{"1":-2}}')).toThrow(/malformed/);
     expect(() => parseAcknowledged('{"node_id":"n","groups":{},"terms":7}')).toThrow(/malformed/);
     expect(() => parseAcknowledged('nope')).toThrow(/not JSON/);
@@ -256,6 +280,50 @@ describe('voteFences', () => {
 
   it('no answers, no fences', () => {
     expect(voteFences(logs([[1, 10, 5]]), []).size).toBe(0);
+  });
+});
+
+describe('logFences', () => {
+  it('fences each held group at the newest entry a peer knows committed, in log order', () => {
+    const local = logs([
+      [1, 10, 5],
+      [2, 10, 5],
+      [3, 40, 5],
+    ]);
+    const fences = logFences(local, [
+      answer(
+        'node-2',
+        [],
+        [],
+        [
+          [1, 30, 5],
+          [2, 12, 6],
+          [9, 50, 6],
+        ],
+      ),
+      answer(
+        'node-3',
+        [],
+        [],
+        [
+          [1, 25, 5],
+          [2, 90, 5],
+          [3, 8, 4],
+        ],
+      ),
+    ]);
+    // Group 1: the higher index in one term; 2: a later term is newer, whatever the index; 3: fenced
+    // below what the directory holds (harmless: the replica holds that entry); 9: not held here.
+    expect([...fences].sort((a, b) => a[0] - b[0])).toEqual([
+      [1, { index: 30, term: 5 }],
+      [2, { index: 12, term: 6 }],
+      [3, { index: 8, term: 4 }],
+    ]);
+  });
+
+  it('no answers, no fences; a peer without a commit leaves its groups unfenced', () => {
+    expect(logFences(logs([[1, 10, 5]]), []).size).toBe(0);
+    expect(logFences(logs([[1, 10, 5]]), [answer('node-2', [], [[1, 5]])]).size).toBe(0);
   });
 });
 

@@ -84,6 +84,7 @@ const leaderStatus = (group: number, progressOf: Record<string, ProgressStatus>)
   role: 'leader',
   leader: 'a',
   commit: 100,
+  commitTerm: 2,
   applied: 100,
   firstIndex: 1,
   lastIndex: 100,

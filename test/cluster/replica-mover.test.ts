@@ -50,6 +50,7 @@ const fakeHost = (groups: ReadonlyMap<GroupId, FakeGroup>) => {
       role: isLeader ? 'leader' : 'follower',
       leader: found.leader,
       commit: 10,
+      commitTerm: 2,
       applied: 10,
       firstIndex: 1,
       lastIndex: 10,

@@ -4,7 +4,8 @@
 //   - Nodes SIGKILLed and restarted on their own data (crashes) are never refused by the leaders'
 //     word: a follower acknowledges only after its fsync, so no leader's match for it exceeds what
 //     it persisted. Each restart compared groups with the leaders, or logged that no peer answered
-//     in time (the check then proves nothing and the node starts); at least one compared.
+//     in time (the check then proves nothing and the node starts); at least one compared, and each
+//     that compared fenced its votes at the peers' terms and at the entries they know committed.
 //   - A volume snapshot of a member (SIGSTOP, copy its data directory, SIGCONT) taken right after it
 //     recorded a generation, and restored onto it about 1.5 s later (well within the 5 s generation
 //     interval, so the copy's generation is the recorded one and the generation check alone lets it
@@ -100,10 +101,14 @@ describe('a stale copy taken within one generation interval, restored under load
         check = acknowledgedCheck(outputSince(before, crashed.output()));
         return Promise.resolve(check !== undefined || !crashed.alive());
       }).catch(() => undefined);
-      // A restart that heard from its peers fences its votes up to their terms (RawNode.fenceVotes).
+      // A restart that heard from its peers fences its votes up to their terms (RawNode.fenceVotes)
+      // and at the entries they know committed (RawNode.fenceLog).
       if (typeof check === 'number') {
         await eventually('the restarted node fences its votes', 30_000, async () =>
           Promise.resolve(outputSince(before, crashed.output()).includes('"type":"vote_fence"')),
+        );
+        await eventually('the restarted node fences its votes at the peers’ commits', 30_000, async () =>
+          Promise.resolve(outputSince(before, crashed.output()).includes('"type":"log_fence"')),
         );
       }
       await waitReady(nodes, 60_000);

@@ -48,6 +48,14 @@ export interface AcknowledgedAnswer {
   readonly groups: ReadonlyMap<GroupId, AcknowledgedByLeader>;
   /** The term of every group the peer holds (empty from a peer of an earlier version). */
   readonly terms: ReadonlyMap<GroupId, Term>;
+  /** The newest entry the peer knows committed, per group it holds (empty from an earlier version). */
+  readonly commits: ReadonlyMap<GroupId, CommittedEntry>;
+}
+
+/** A log position: an entry's index and term. */
+export interface CommittedEntry {
+  readonly index: Index;
+  readonly term: Term;
 }
 
 /** What recovery found in this directory for one group, before the Raft loop ran. */
@@ -83,6 +91,45 @@ export const acknowledgedBy = (
 /** The peer side: the term of every group this node holds (for the asking node's vote fences). */
 export const termsHeld = (host: Pick<ConsensusHost, 'groups' | 'status'>): Map<GroupId, Term> =>
   new Map([...recoveredLogs(host)].map(([group, log]) => [group, log.term]));
+
+/** The peer side: the newest entry this node knows committed in every group it holds (log fences). */
+export const commitsHeld = (host: Pick<ConsensusHost, 'groups' | 'status'>): Map<GroupId, CommittedEntry> => {
+  const commits = new Map<GroupId, CommittedEntry>();
+  for (const group of host.groups()) {
+    const status = host.status(group);
+    if (status !== undefined && status.commit > 0)
+      commits.set(group, { index: status.commit, term: status.commitTerm });
+  }
+  return commits;
+};
+
+const isLater = (a: CommittedEntry, b: CommittedEntry): boolean =>
+  a.term > b.term || (a.term === b.term && a.index > b.index);
+
+/**
+ * The log fences of a starting node (RawNode.fenceLog): for each group its directory holds, the newest
+ * entry a peer that answered knows committed. A copy of the directory may have forgotten entries it
+ * acknowledged, committed with that acknowledgement counted; the leader whose progress would show it
+ * may be gone or new (a leader elected since has no progress for this node from before, so the check
+ * of findForgottenEntries is blind to it). With the fence, the replica grants no vote to a candidate
+ * lacking the entry, so the entry survives as long as one replica holding it does. The newest entry a
+ * peer knows committed is the best bound its answer gives: a leader's commit is normally an entry of
+ * its own term, which every later leader holds. A commit only silent peers know is not seen.
+ */
+export const logFences = (
+  local: ReadonlyMap<GroupId, RecoveredLog>,
+  answers: readonly AcknowledgedAnswer[],
+): Map<GroupId, CommittedEntry> => {
+  const fences = new Map<GroupId, CommittedEntry>();
+  for (const answer of answers) {
+    for (const [group, entry] of answer.commits) {
+      if (!local.has(group)) continue;
+      const held = fences.get(group);
+      if (held === undefined || isLater(entry, held)) fences.set(group, entry);
+    }
+  }
+  return fences;
+};
 
 /**
  * The vote fences of a starting node (RawNode.fenceVotes): for each group its directory holds, the
@@ -144,6 +191,7 @@ export const acknowledgedBody = (answer: AcknowledgedAnswer): string =>
     node_id: answer.nodeId,
     groups: Object.fromEntries(answer.groups),
     terms: Object.fromEntries(answer.terms),
+    commits: Object.fromEntries(answer.commits),
   });
 
 const isIndex = (value: unknown): value is number =>
@@ -174,7 +222,31 @@ export const parseAcknowledged = (text: string): AcknowledgedAnswer => {
     }
     parsed.set(group, { match, term });
   }
-  return { nodeId, groups: parsed, terms: parseTerms(record['terms']) };
+  return {
+    nodeId,
+    groups: parsed,
+    terms: parseTerms(record['terms']),
+    commits: parseCommits(record['commits']),
+  };
+};
+
+/** The optional `commits` of an answer (absent from a peer of an earlier version: no log fences). */
+const parseCommits = (value: unknown): Map<GroupId, CommittedEntry> => {
+  const commits = new Map<GroupId, CommittedEntry>();
+  if (value === undefined) return commits;
+  if (typeof value !== 'object' || value === null) throw new Error('answer with malformed commits');
+  for (const [key, entry] of Object.entries(value as Record<string, unknown>)) {
+    const group = Number(key);
+    const { index, term } = (typeof entry === 'object' && entry !== null ? entry : {}) as Record<
+      string,
+      unknown
+    >;
+    if (!/^\d+$/.test(key) || !isIndex(group) || !isIndex(index) || !isIndex(term)) {
+      throw new Error(`answer with a malformed commit for ${JSON.stringify(key)}`);
+    }
+    commits.set(group, { index, term });
+  }
+  return commits;
 };
 
 /** The optional `terms` of an answer (absent from a peer of an earlier version: no fences). */

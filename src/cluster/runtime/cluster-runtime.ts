@@ -21,7 +21,7 @@ import { joinHostPort } from '../membership/discovery.js';
 import type { Formation } from '../membership/formation.js';
 import { startFormation } from '../membership/formation.js';
 import { generationIntervalMs } from '../membership/generation.js';
-import { acknowledgedBy, termsHeld } from '../membership/acknowledged-entries.js';
+import { acknowledgedBy, commitsHeld, termsHeld } from '../membership/acknowledged-entries.js';
 import { registerInternalRoutes } from '../membership/internal-routes.js';
 import { createMemberChanges } from '../membership/member-changes.js';
 import { activeIds, currentMembers, namesIncarnation } from '../membership/membership.js';
@@ -320,6 +320,7 @@ const createRuntime = (options: RuntimeOptions): Runtime => {
           nodeId,
           groups: acknowledgedBy(host, follower),
           terms: termsHeld(host),
+          commits: commitsHeld(host),
         }),
         join: (member) => memberChanges.change({ type: 'join', member }),
         leave: async (id) => {

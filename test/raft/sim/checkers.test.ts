@@ -16,6 +16,7 @@ const status = (id: NodeId, term: Term, role: Role, leader: NodeId | null = null
   role,
   leader,
   commit: 0,
+  commitTerm: 0,
   applied: 0,
   firstIndex: 1,
   lastIndex: 0,
