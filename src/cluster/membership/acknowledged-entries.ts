@@ -205,63 +205,46 @@ export const parseAcknowledged = (text: string): AcknowledgedAnswer => {
   } catch {
     throw new Error('answered with something that is not JSON');
   }
-  const record = (typeof value === 'object' && value !== null ? value : {}) as Record<string, unknown>;
+  const record = fieldsOf(value);
   const { node_id: nodeId, groups } = record;
   if (typeof nodeId !== 'string' || !nodeIdPattern.test(nodeId))
     throw new Error('answer without a valid node_id');
   if (typeof groups !== 'object' || groups === null) throw new Error('answer without groups');
-  const parsed = new Map<GroupId, AcknowledgedByLeader>();
-  for (const [key, entry] of Object.entries(groups as Record<string, unknown>)) {
-    const group = Number(key);
-    const { match, term } = (typeof entry === 'object' && entry !== null ? entry : {}) as Record<
-      string,
-      unknown
-    >;
-    if (!/^\d+$/.test(key) || !isIndex(group) || !isIndex(match) || !isIndex(term)) {
-      throw new Error(`answer with a malformed group entry ${JSON.stringify(key)}`);
-    }
-    parsed.set(group, { match, term });
-  }
   return {
     nodeId,
-    groups: parsed,
-    terms: parseTerms(record['terms']),
-    commits: parseCommits(record['commits']),
+    groups: parseGroupMap(groups, 'group', (raw) => {
+      const { match, term } = fieldsOf(raw);
+      return isIndex(match) && isIndex(term) ? { match, term } : undefined;
+    }),
+    // Both optional: a peer of an earlier version sends neither (no fences, not an error).
+    terms: parseGroupMap(record['terms'] === undefined ? {} : record['terms'], 'term', (raw) =>
+      isIndex(raw) ? raw : undefined,
+    ),
+    commits: parseGroupMap(record['commits'] === undefined ? {} : record['commits'], 'commit', (raw) => {
+      const { index, term } = fieldsOf(raw);
+      return isIndex(index) && isIndex(term) ? { index, term } : undefined;
+    }),
   };
 };
 
-/** The optional `commits` of an answer (absent from a peer of an earlier version: no log fences). */
-const parseCommits = (value: unknown): Map<GroupId, CommittedEntry> => {
-  const commits = new Map<GroupId, CommittedEntry>();
-  if (value === undefined) return commits;
-  if (typeof value !== 'object' || value === null) throw new Error('answer with malformed commits');
-  for (const [key, entry] of Object.entries(value as Record<string, unknown>)) {
-    const group = Number(key);
-    const { index, term } = (typeof entry === 'object' && entry !== null ? entry : {}) as Record<
-      string,
-      unknown
-    >;
-    if (!/^\d+$/.test(key) || !isIndex(group) || !isIndex(index) || !isIndex(term)) {
-      throw new Error(`answer with a malformed commit for ${JSON.stringify(key)}`);
-    }
-    commits.set(group, { index, term });
-  }
-  return commits;
-};
+const fieldsOf = (raw: unknown): Record<string, unknown> =>
+  (typeof raw === 'object' && raw !== null ? raw : {}) as Record<string, unknown>;
 
-/** The optional `terms` of an answer (absent from a peer of an earlier version: no fences). */
-const parseTerms = (value: unknown): Map<GroupId, Term> => {
-  const terms = new Map<GroupId, Term>();
-  if (value === undefined) return terms;
-  if (typeof value !== 'object' || value === null) throw new Error('answer with malformed terms');
-  for (const [key, term] of Object.entries(value as Record<string, unknown>)) {
+/** A JSON object keyed by group number, each value read by `read` (undefined: malformed). */
+const parseGroupMap = <T>(
+  value: unknown,
+  what: string,
+  read: (raw: unknown) => T | undefined,
+): Map<GroupId, T> => {
+  if (typeof value !== 'object' || value === null) throw new Error(`answer with malformed ${what}s`);
+  const parsed = new Map<GroupId, T>();
+  for (const [key, raw] of Object.entries(value as Record<string, unknown>)) {
     const group = Number(key);
-    if (!/^\d+$/.test(key) || !isIndex(group) || !isIndex(term)) {
-      throw new Error(`answer with a malformed term for ${JSON.stringify(key)}`);
-    }
-    terms.set(group, term);
+    const entry = /^\d+$/.test(key) && isIndex(group) ? read(raw) : undefined;
+    if (entry === undefined) throw new Error(`answer with a malformed ${what} for ${JSON.stringify(key)}`);
+    parsed.set(group, entry);
   }
-  return terms;
+  return parsed;
 };
 
 export interface PeerAddress {
