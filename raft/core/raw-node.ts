@@ -83,6 +83,8 @@ export class RawNode implements RawNodeApi {
   private readonly progress = new Map<NodeId, Progress>();
   private readonly votes = new Map<NodeId, boolean>();
   private leadTransferee: NodeId | null = null;
+  /** Votes held (holdVotes): no vote granted, no campaign, until released. */
+  private votesHeld = false;
   /** The newest entry known committed when this replica started (fenceLog); none: { 0, 0 }. */
   private logFence: { readonly index: Index; readonly term: Term } = { index: 0, term: 0 };
   /** A conf change may be proposed only once applied >= pendingConfIndex (one change at a time). */
@@ -235,6 +237,18 @@ export class RawNode implements RawNodeApi {
   fenceLog(index: Index, term: Term): void {
     const fence = this.logFence;
     if (term > fence.term || (term === fence.term && index > fence.index)) this.logFence = { index, term };
+  }
+
+  /**
+   * Holds this replica's votes while `held`: it grants no vote or pre-vote and starts no campaign
+   * (not on its election timeout, not on a leader's TimeoutNow). The host holds them while it could
+   * not yet ask any peer for the fences above (a start with no peer answering): a directory restored
+   * from a copy may have forgotten votes and entries, and until the fences are known it must not
+   * vote, nor vote for itself. A group whose only voter is this replica is never held (no other
+   * vote can conflict with its own). Volatile, like the fences: a restart decides again.
+   */
+  holdVotes(held: boolean): void {
+    this.votesHeld = held;
   }
 
   applyConfChange(change: ConfChange): ConfState {
@@ -412,7 +426,10 @@ export class RawNode implements RawNodeApi {
   private handleVoteRequest(m: Message): void {
     const isPreVote = m.type === MessageType.PreVote;
     const canVote =
-      this.vote === m.from || (this.vote === null && this.lead === null) || (isPreVote && m.term > this.term);
+      !this.holdsVotes() &&
+      (this.vote === m.from ||
+        (this.vote === null && this.lead === null) ||
+        (isPreVote && m.term > this.term));
     const respType = isPreVote ? MessageType.PreVoteResp : MessageType.VoteResp;
     if (
       canVote &&
@@ -583,13 +600,20 @@ export class RawNode implements RawNodeApi {
   // ---------------------------------------------------------------------------------------------
   // Elections
 
+  /** holdVotes is in force: held, and some other replica votes in this group. */
+  private holdsVotes(): boolean {
+    if (!this.votesHeld) return false;
+    const voters = this.conf.voters;
+    return !(voters.length === 1 && voters[0] === this.id);
+  }
+
   /** A node may campaign only as a voter, with no received snapshot still being installed. */
   private promotable(): boolean {
     return isVoter(this.conf, this.id) && this.log.pendingSnapshot === undefined;
   }
 
   private hup(transfer: boolean): void {
-    if (this.role === 'leader' || !this.promotable()) return;
+    if (this.role === 'leader' || !this.promotable() || this.holdsVotes()) return;
     // A committed but unapplied conf change means our view of the voters may be stale.
     if (this.log.hasUnappliedConf(EntryKind.Conf)) return;
     if (this.config.preVote && !transfer) this.campaignPreVote();

@@ -215,6 +215,8 @@ export interface RawNodeApi {
   fenceVotes(term: Term): void;
   /** Grant no vote to a candidate whose log lacks the committed entry (index, term) (a start-up fence). */
   fenceLog(index: Index, term: Term): void;
+  /** Grant no vote and start no campaign while `held` (a start before any peer could be asked). */
+  holdVotes(held: boolean): void;
   /** The host applied a conf entry: update membership. Returns the new membership. */
   applyConfChange(change: ConfChange): ConfState;
   /** The host could not reach `peer`: move its progress back to probing. */

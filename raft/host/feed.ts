@@ -49,6 +49,8 @@ export const feed = <Result>(replica: GroupReplica<Result>, context: FeedContext
   replica.voteFence = undefined;
   if (replica.logFence !== undefined) core.fenceLog(replica.logFence.index, replica.logFence.term);
   replica.logFence = undefined;
+  if (replica.holdVotes !== undefined) core.holdVotes(replica.holdVotes);
+  replica.holdVotes = undefined;
   context.inbound.stepInto(replica);
   for (const { peer, ok } of replica.snapshotReports) core.reportSnapshot(peer, ok);
   replica.snapshotReports.length = 0;

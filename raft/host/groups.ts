@@ -12,6 +12,8 @@ export class Groups<Result> {
   private readonly dirty = new Set<GroupReplica<Result>>();
   /** Groups this node leads, as of the last soft state their cores reported. */
   private readonly led = new Set<GroupReplica<Result>>();
+  /** RaftHost.holdVotes is in force: replicas added meanwhile start with their votes held. */
+  votesHeld = false;
 
   constructor(
     private readonly self: NodeId,
@@ -46,6 +48,7 @@ export class Groups<Result> {
 
   add(group: GroupId, init: GroupInit): GroupReplica<Result> {
     const replica = new GroupReplica<Result>(group, this.store, init);
+    if (this.votesHeld) replica.holdVotes = true;
     this.byGroup.set(group, replica);
     const voters = init.applied.conf.voters;
     // A lone voter needs no election round trip: it leads in milliseconds.

@@ -225,6 +225,21 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
     this.wake();
   }
 
+  /**
+   * Holds (or releases) the votes of every replica this node hosts, and of those it adds meanwhile
+   * (RawNode.holdVotes), from the next turn on: for a start whose fences could not be learned yet
+   * because no peer answered.
+   */
+  holdVotes(held: boolean): void {
+    if (this.closed) return;
+    this.hosted.votesHeld = held;
+    for (const replica of this.hosted.all()) {
+      replica.holdVotes = held;
+      this.hosted.markDirty(replica);
+    }
+    this.wake();
+  }
+
   groupKv(group: GroupId): GroupKv {
     return this.hosted.get(group)?.kv ?? new StoreGroupKv(this.store, group);
   }

@@ -117,6 +117,8 @@ export class GroupReplica<Result> {
   readonly transfers: NodeId[] = [];
   /** A vote fence to apply before anything else is stepped (RaftHost.fenceVotes). */
   voteFence: Term | undefined = undefined;
+  /** Votes to hold (true) or release (false) before anything else is stepped (RaftHost.holdVotes). */
+  holdVotes: boolean | undefined = undefined;
   /** A log fence to apply before anything else is stepped (RaftHost.fenceLog). */
   logFence: { readonly index: Index; readonly term: Term } | undefined = undefined;
   readonly snapshotReports: { readonly peer: NodeId; readonly ok: boolean }[] = [];

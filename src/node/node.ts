@@ -12,8 +12,6 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import { setTimeout as sleep } from 'node:timers/promises';
-
 import type { HostLoop, RaftHostLimits, RaftHostStats } from '../../raft/index.js';
 import {
   createGrpcTransport,
@@ -25,30 +23,14 @@ import {
 import type { Config } from '../config/config.js';
 import { ConfigError } from '../config/config-error.js';
 import { resolveIncarnation, resolveNodeName } from '../config/node-name.js';
-import {
-  foreignReplicasError,
-  readGeneration,
-  recordedGeneration,
-  staleCopyError,
-  writeGeneration,
-} from '../cluster/membership/generation.js';
-import type {
-  AcknowledgedAnswer,
-  PeerAddress,
-  RecoveredLog,
-} from '../cluster/membership/acknowledged-entries.js';
-import {
-  askAcknowledged,
-  findForgottenEntries,
-  forgottenEntriesError,
-  recoveredLogs,
-  logFences,
-  voteFences,
-} from '../cluster/membership/acknowledged-entries.js';
+import { readGeneration, writeGeneration } from '../cluster/membership/generation.js';
+import type { RecoveredLog } from '../cluster/membership/acknowledged-entries.js';
+import { recoveredLogs } from '../cluster/membership/acknowledged-entries.js';
+import { recheckUntilAnswered, runStartChecks } from '../cluster/membership/start-checks.js';
+import { asError } from '../context/apply-guard.js';
 import { prepareCluster } from '../cluster/runtime/cluster-runtime.js';
 import { createLocalConsensus } from '../context/consensus.js';
 import { defaultRequestLimits } from '../api/schemas.js';
-import type { PeerTls } from '../../net/grpc.js';
 import { loadNodeTls } from './tls-files.js';
 import { createContextService } from '../context/context-service.js';
 import type { CommandResult } from '../context/results.js';
@@ -455,53 +437,61 @@ export const startNode = async (
     // may learn its peers meanwhile; nothing it proposes is stepped before the loop runs.
     cluster?.start(http.port);
     if (incarnation !== undefined) {
-      // Peers answer hello (with their member lists) whether or not their loops run, so a whole
-      // cluster starting at once cannot wait on itself here.
-      const asked = await refuseStaleCopy({
+      const startGeneration = generation;
+      const checks = {
         config,
         nodeId,
         incarnation,
-        generation,
+        generation: startGeneration,
         holdsReplicas,
         tls: tls?.peer,
         logger: log,
-      });
-      // The generation cannot see a copy taken within one interval of the node's last moment; the
-      // leaders' progress for this node can (acknowledged-entries.ts). Still before the loop runs.
-      if (asked.knownIncarnation && recovered.size > 0) {
-        const answers = await refuseForgottenEntries({
-          config,
-          nodeId,
-          peers: asked.peers,
-          recovered,
-          tls: tls?.peer,
-          logger: log,
-        });
-        // Votes the directory may have forgotten (a restored copy) are never cast twice: each group
-        // grants no vote up to the highest term its peers hold (RawNode.fenceVotes).
-        const fences = voteFences(recovered, answers);
-        for (const [group, term] of fences) host.fenceVotes(group, term);
-        if (fences.size > 0)
-          log.info({ type: 'vote_fence', groups: fences.size }, "votes fenced up to the peers' terms");
-        // Entries the directory may have forgotten after it acknowledged them (a restored copy, with a
-        // leader elected since): no vote goes to a candidate lacking what the peers know committed.
-        const logFenced = logFences(recovered, answers);
-        for (const [group, entry] of logFenced) host.fenceLog(group, entry.index, entry.term);
-        const behind = [...logFenced].filter(
-          ([group, entry]) => entry.index > (recovered.get(group)?.lastIndex ?? 0),
+      };
+      // Peers answer hello (with their member lists) whether or not their loops run, so a whole
+      // cluster starting at once cannot wait on itself here.
+      const checked = await runStartChecks(host, () => recovered, checks, false);
+      // No peer answered: nothing above was checked, and the fences are unknown. A directory with
+      // replicas may be an older copy that forgot votes and entries, so its replicas hold their votes
+      // (no vote, no campaign) until a peer answers the same checks, asked again in the background.
+      // A peer that cannot answer is seldom one whose votes could make a quorum with this node's.
+      // Groups whose only voter is this node are never held (RawNode.holdVotes).
+      const votesMatter = host
+        .groups()
+        .some((group) => host.status(group)?.conf.voters.some((voter) => voter !== nodeId) === true);
+      const held = !checked && holdsReplicas && votesMatter;
+      if (held) {
+        host.holdVotes(true);
+        log.warn(
+          { type: 'votes_held' },
+          "no peer answered the start checks: this node's replicas hold their votes until one does",
         );
-        if (logFenced.size > 0)
-          log.info(
-            { type: 'log_fence', groups: logFenced.size, behind: behind.length },
-            behind.length > 0
-              ? `votes fenced at the peers' commits; ${behind.length} groups lack committed entries and catch up from their leaders`
-              : "votes fenced at the peers' commits",
-          );
       }
-      generation += 1;
-      await writeGeneration(config.dataDir, generation);
-      generationChecked = true;
+      // Checked: a new generation (written before it is ever reported). Unchecked, neither until a
+      // peer answered: a record made meanwhile could let a stale copy pass the late check.
+      const passChecks = async (): Promise<void> => {
+        generation += 1;
+        await writeGeneration(config.dataDir, generation);
+        generationChecked = true;
+      };
+      if (!held) await passChecks();
       startLoop();
+      if (held) {
+        void recheckUntilAnswered(host, checks, () => closing, log)
+          .then(async (outcome) => {
+            if (outcome !== 'checked') return;
+            await passChecks();
+            host.holdVotes(false);
+            log.info({ type: 'votes_released' }, 'a peer answered the start checks: votes released');
+          })
+          .catch((error: unknown) => {
+            // A stale copy found late is refused as it would have been at start (exit 2, the fix
+            // named); so is a generation that cannot be written.
+            const refusal = asError(error);
+            log.fatal({ type: 'stale_copy_refused', err: refusal }, refusal.message);
+            if (hooks.onFatal !== undefined) hooks.onFatal(refusal);
+            else process.exit(2);
+          });
+      }
     }
 
     log.info(
@@ -556,112 +546,6 @@ export const startNode = async (
 
 /** Renders of /metrics start at most this often; a scrape waits at most this long for a fresh one. */
 const metricsRenderIntervalMs = 100;
-
-/** How long a starting cluster node waits for its peers' member lists before starting unchecked. */
-const staleCheckWaitMs = 5_000;
-/**
- * One peer call of the start checks. A loaded peer's answer (a turn of its loop can take a second
- * under overload) is as good as a quick one, so a call may take half the wait: two tries fit.
- */
-const staleCheckCallMs = staleCheckWaitMs / 2;
-
-/**
- * Asks the seed for the generation the cluster recorded from this incarnation and refuses to start
- * (ConfigError, exit 2) if this directory's is lower: it is an older copy (generation.ts).
- */
-const refuseStaleCopy = async (options: {
-  readonly config: Config;
-  readonly nodeId: string;
-  readonly incarnation: string;
-  readonly generation: number;
-  /** The store holds replicas (a directory that has been used, or restored). */
-  readonly holdsReplicas: boolean;
-  readonly tls: PeerTls | undefined;
-  readonly logger: Logger;
-}): Promise<{ knownIncarnation: boolean; peers: readonly PeerAddress[] }> => {
-  const { config } = options;
-  const deadline = Date.now() + staleCheckWaitMs;
-  let highest: number | undefined;
-  let answered = 0;
-  let knownIncarnation = false;
-  const peers = new Map<string, PeerAddress>();
-  for (;;) {
-    const round = await recordedGeneration({
-      seed: config.clusterSeed,
-      clusterSecret: config.clusterSecret,
-      tls: options.tls,
-      nodeId: options.nodeId,
-      incarnation: options.incarnation,
-      timeoutMs: staleCheckCallMs,
-    });
-    answered = Math.max(answered, round.answered);
-    knownIncarnation ||= round.knownIncarnation;
-    for (const peer of round.peers) peers.set(peer.nodeId, peer);
-    if (round.generation !== undefined) highest = Math.max(highest ?? 0, round.generation);
-    if (highest !== undefined && highest > options.generation)
-      throw staleCopyError(config.dataDir, options.nodeId, options.generation, highest);
-    // An emptied directory under another incarnation holds nothing to vote with; it waits,
-    // unready, as before (formation.ts). One that holds replicas is refused here.
-    if (round.otherIncarnation && options.holdsReplicas)
-      throw foreignReplicasError(config.dataDir, options.nodeId);
-    // Every other seed entry answered (a seed may also name this node), or time is up.
-    if (round.answered >= config.clusterSeed.length - 1 || Date.now() >= deadline) break;
-    await sleep(250);
-  }
-  if (answered === 0) {
-    options.logger.warn(
-      { type: 'stale_check_skipped' },
-      'no peer answered within 5 s: starting without checking that this data directory is not an older copy',
-    );
-  }
-  return { knownIncarnation, peers: [...peers.values()] };
-};
-
-/**
- * Asks every peer that answered the generation check what its led groups' leaders saw this node
- * acknowledge, and refuses to start (ConfigError, exit 2) if the directory holds less in any group:
- * it forgot acknowledged entries (acknowledged-entries.ts). No answer proves nothing: it starts.
- */
-const refuseForgottenEntries = async (options: {
-  readonly config: Config;
-  readonly nodeId: string;
-  readonly peers: readonly PeerAddress[];
-  readonly recovered: ReadonlyMap<number, RecoveredLog>;
-  readonly tls: PeerTls | undefined;
-  readonly logger: Logger;
-}): Promise<readonly AcknowledgedAnswer[]> => {
-  const { config } = options;
-  const { answers, problems } = await askAcknowledged(
-    {
-      peers: options.peers,
-      nodeId: options.nodeId,
-      clusterSecret: config.clusterSecret,
-      tls: options.tls,
-      deadline: Date.now() + staleCheckWaitMs,
-      timeoutMs: staleCheckCallMs,
-      retryMs: 250,
-    },
-    sleep,
-  );
-  const forgotten = findForgottenEntries(options.recovered, answers);
-  if (forgotten.length > 0) throw forgottenEntriesError(config.dataDir, options.nodeId, forgotten);
-  if (answers.length === 0) {
-    options.logger.warn(
-      { type: 'acknowledged_check_skipped', problems },
-      'no peer told what its leaders saw this node acknowledge: starting without that check',
-    );
-    return answers;
-  }
-  const compared = answers.reduce(
-    (sum, answer) => sum + [...answer.groups.keys()].filter((group) => options.recovered.has(group)).length,
-    0,
-  );
-  options.logger.info(
-    { type: 'acknowledged_check', peers: answers.length, groupsCompared: compared, problems },
-    'no leader saw this node acknowledge an entry its data directory lacks',
-  );
-  return answers;
-};
 
 /** A snapshot restore into this directory that did not finish leaves its marker: never serve that. */
 const refuseUnfinishedRestore = async (dataDir: string): Promise<void> => {

@@ -181,6 +181,13 @@ export const killAll = (): void => {
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** The part of a node's (rolling) output written after `before` was read. */
+export const outputSince = (before: string, after: string): string => {
+  const anchor = before.slice(-400);
+  const at = anchor.length === 0 ? -1 : after.lastIndexOf(anchor);
+  return at < 0 ? after : after.slice(at + anchor.length);
+};
+
 const withTimeout = <T>(promise: Promise<T>, timeoutMs: number, message: string): Promise<T> => {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {

@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { generationFileName, generationIntervalMs } from '../../src/cluster/membership/generation.js';
-import { eventually, sleep, waitReady } from './cluster-harness.js';
+import { eventually, outputSince, sleep, waitReady } from './cluster-harness.js';
 import { startLeaderSampler } from './leader-sampler.js';
 import type { FaultCluster, FaultNode } from '../fault/processes.js';
 import { stopAll } from '../fault/processes.js';
@@ -30,13 +30,6 @@ import { startWorkload } from '../fault/workload.js';
 
 const generationOf = (dataDir: string): string =>
   readFileSync(join(dataDir, generationFileName), 'utf8').trim();
-
-/** The part of a node's (rolling) output written after `before` was read. */
-const outputSince = (before: string, after: string): string => {
-  const anchor = before.slice(-400);
-  const at = anchor.length === 0 ? -1 : after.lastIndexOf(anchor);
-  return at < 0 ? after : after.slice(at + anchor.length);
-};
 
 /**
  * What the acknowledged check of one start logged in `text`: the groups it compared, or that it was

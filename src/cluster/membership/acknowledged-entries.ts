@@ -263,11 +263,14 @@ export interface AskAcknowledgedOptions extends PeerAuth {
   readonly retryMs: number;
 }
 
-/** Asks every peer once (again, until the deadline, if it failed) what it knows of `nodeId`. */
+/**
+ * Asks every peer once (again, until the deadline, if it failed) what it knows of `nodeId`.
+ * `olderPeers` counts the peers that answered without the endpoint (an earlier version).
+ */
 export const askAcknowledged = async (
   options: AskAcknowledgedOptions,
   sleep: (ms: number) => Promise<unknown>,
-): Promise<{ answers: AcknowledgedAnswer[]; problems: string[] }> => {
+): Promise<{ answers: AcknowledgedAnswer[]; problems: string[]; olderPeers: number }> => {
   const answers = new Map<NodeId, AcknowledgedAnswer>();
   const problems = new Map<NodeId, string>();
   // A peer of an earlier version (a rolling upgrade) has no such endpoint: asking again is no use.
@@ -297,7 +300,7 @@ export const askAcknowledged = async (
     if (!retry || Date.now() + options.retryMs >= options.deadline) break;
     await sleep(options.retryMs);
   }
-  return { answers: [...answers.values()], problems: [...problems.values()] };
+  return { answers: [...answers.values()], problems: [...problems.values()], olderPeers: cannotTell.size };
 };
 
 /** The refusal: which leader saw which acknowledgement the directory no longer holds, and the fix. */
