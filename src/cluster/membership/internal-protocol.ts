@@ -23,7 +23,9 @@ export const forgetPath = '/internal/v1/cluster/forget';
 export const drainingPath = '/internal/v1/cluster/draining';
 /**
  * GET ?node_id=: for every group the answering node leads, the highest log index node_id acknowledged
- * as durable there (the leader's `match`) and the leader's term (acknowledged-entries.ts).
+ * as durable there (the leader's `match`) and the leader's term; and for every group it holds, its
+ * term (`terms`, the vote fences) and the newest entry it knows committed (`commits`, the log
+ * fences). See acknowledged-entries.ts.
  */
 export const acknowledgedPath = '/internal/v1/cluster/acknowledged';
 export const clusterSecretHeader = 'x-fastpaca-cluster-secret';
