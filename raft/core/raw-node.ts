@@ -12,7 +12,8 @@ import { committedIndex, hasQuorum, voteResult } from './quorum.js';
 import { RaftLog } from './raft-log.js';
 import { ReadOnly } from './read-only.js';
 import type { PendingRead } from './read-only.js';
-import { EntryKind, MessageType, encodeConfChange } from './types.js';
+import { EntryKind, MessageType, encodeConfChange, isLaterPosition } from './types.js';
+import type { LogPosition } from './types.js';
 import type {
   ConfChange,
   ConfState,
@@ -86,7 +87,7 @@ export class RawNode implements RawNodeApi {
   /** Votes held (holdVotes): no vote granted, no campaign, until released. */
   private votesHeld = false;
   /** The newest entry known committed when this replica started (fenceLog); none: { 0, 0 }. */
-  private logFence: { readonly index: Index; readonly term: Term } = { index: 0, term: 0 };
+  private logFence: LogPosition = { index: 0, term: 0 };
   /** A conf change may be proposed only once applied >= pendingConfIndex (one change at a time). */
   private pendingConfIndex: Index = 0;
   /** Data bytes of this term's entries above commit (etcd's uncommittedSize). */
@@ -235,8 +236,7 @@ export class RawNode implements RawNodeApi {
    * which the ordinary up-to-date rule says the same; a restart before then asks the peers again.
    */
   fenceLog(index: Index, term: Term): void {
-    const fence = this.logFence;
-    if (term > fence.term || (term === fence.term && index > fence.index)) this.logFence = { index, term };
+    if (isLaterPosition({ index, term }, this.logFence)) this.logFence = { index, term };
   }
 
   /**
@@ -451,8 +451,7 @@ export class RawNode implements RawNodeApi {
 
   /** A candidate whose last entry is (lastIndex, lastTerm) holds the entry of the log fence. */
   private holdsLogFence(lastIndex: Index, lastTerm: Term): boolean {
-    const fence = this.logFence;
-    return lastTerm > fence.term || (lastTerm === fence.term && lastIndex >= fence.index);
+    return !isLaterPosition(this.logFence, { index: lastIndex, term: lastTerm });
   }
 
   /**

@@ -24,6 +24,16 @@ export interface Entry {
 }
 
 /** What must be durable before any message of the same Ready is sent. */
+/** A log position: an entry's index and term. */
+export interface LogPosition {
+  readonly index: Index;
+  readonly term: Term;
+}
+
+/** `a` is later than `b` in the order of §5.4.1: a later term, or the same term and a higher index. */
+export const isLaterPosition = (a: LogPosition, b: LogPosition): boolean =>
+  a.term > b.term || (a.term === b.term && a.index > b.index);
+
 export interface HardState {
   readonly term: Term;
   readonly vote: NodeId | null;

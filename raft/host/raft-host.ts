@@ -23,6 +23,7 @@ import type {
   TransportHandlers,
 } from '../api.js';
 import type { ConfChange, ConfState, GroupId, Index, NodeId, RaftConfig, Term } from '../core/types.js';
+import { isLaterPosition } from '../core/types.js';
 import { StoreGroupKv } from '../storage/group-kv.js';
 import { advance, type AdvanceContext } from './advance.js';
 import { applyAndResolve, type ApplyContext } from './apply.js';
@@ -219,8 +220,7 @@ export class RaftHost<Result = unknown> implements DrivableHost<Result> {
     const replica = this.hosted.get(group);
     if (replica === undefined || this.closed) return;
     const held = replica.logFence;
-    if (held === undefined || term > held.term || (term === held.term && index > held.index))
-      replica.logFence = { index, term };
+    if (held === undefined || isLaterPosition({ index, term }, held)) replica.logFence = { index, term };
     this.hosted.markDirty(replica);
     this.wake();
   }

@@ -8,6 +8,7 @@ import type {
   ConfState,
   GroupId,
   Index,
+  LogPosition,
   Message,
   NodeId,
   RawNodeApi,
@@ -120,7 +121,7 @@ export class GroupReplica<Result> {
   /** Votes to hold (true) or release (false) before anything else is stepped (RaftHost.holdVotes). */
   holdVotes: boolean | undefined = undefined;
   /** A log fence to apply before anything else is stepped (RaftHost.fenceLog). */
-  logFence: { readonly index: Index; readonly term: Term } | undefined = undefined;
+  logFence: LogPosition | undefined = undefined;
   readonly snapshotReports: { readonly peer: NodeId; readonly ok: boolean }[] = [];
   readonly pending = new Map<Index, PendingProposal<Result>>();
   readonly readsByContext = new Map<number, ReadWaiter>();

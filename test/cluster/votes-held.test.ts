@@ -33,15 +33,17 @@ describe('a node that no peer answers at start', () => {
   });
 
   it('holds its votes until a peer answers, then releases them; nothing acknowledged is lost', async () => {
-    const running = () => nodes.filter((node) => node.alive() && !node.stopped());
-    const first = startWorkload({
-      contexts,
-      targets: running,
-      writers: 3,
-      readers: 1,
-      recorder,
-      writePauseMs: 5,
-    });
+    // Recorded appends and reads on the nodes that run, before the crash and after the restart.
+    const appendLoad = () =>
+      startWorkload({
+        contexts,
+        targets: () => nodes.filter((node) => node.alive() && !node.stopped()),
+        writers: 3,
+        readers: 1,
+        recorder,
+        writePauseMs: 5,
+      });
+    const first = appendLoad();
     await sleep(3_000);
     expect((await first.stop()).unexpected).toEqual([]);
     expect(first.acked()).toBeGreaterThan(0);
@@ -67,14 +69,7 @@ describe('a node that no peer answers at start', () => {
     await waitReady(nodes, 60_000);
     expect(outputSince(before, early.output())).not.toContain('stale_copy_refused');
 
-    const second = startWorkload({
-      contexts,
-      targets: running,
-      writers: 3,
-      readers: 1,
-      recorder,
-      writePauseMs: 5,
-    });
+    const second = appendLoad();
     await eventually('appends are acknowledged again', 30_000, async () =>
       Promise.resolve(second.acked() > 10),
     );

@@ -26,7 +26,8 @@
 // It runs once, at start: one request per peer (GET acknowledgedPath?node_id=), answered from the
 // leaders' progress of the groups that peer leads; nothing on the write path.
 
-import type { GroupId, Index, NodeId, Term } from '../../../raft/index.js';
+import type { GroupId, Index, LogPosition, NodeId, Term } from '../../../raft/index.js';
+import { isLaterPosition } from '../../../raft/index.js';
 import type { ConsensusHost } from '../../../raft/index.js';
 import { ConfigError } from '../../config/config-error.js';
 import { joinHostPort } from './discovery.js';
@@ -52,11 +53,8 @@ export interface AcknowledgedAnswer {
   readonly commits: ReadonlyMap<GroupId, CommittedEntry>;
 }
 
-/** A log position: an entry's index and term. */
-export interface CommittedEntry {
-  readonly index: Index;
-  readonly term: Term;
-}
+/** The newest entry a peer knows committed in a group. */
+export type CommittedEntry = LogPosition;
 
 /** What recovery found in this directory for one group, before the Raft loop ran. */
 export interface RecoveredLog {
@@ -103,9 +101,6 @@ export const commitsHeld = (host: Pick<ConsensusHost, 'groups' | 'status'>): Map
   return commits;
 };
 
-const isLater = (a: CommittedEntry, b: CommittedEntry): boolean =>
-  a.term > b.term || (a.term === b.term && a.index > b.index);
-
 /**
  * The log fences of a starting node (RawNode.fenceLog): for each group its directory holds, the newest
  * entry a peer that answered knows committed. A copy of the directory may have forgotten entries it
@@ -125,7 +120,7 @@ export const logFences = (
     for (const [group, entry] of answer.commits) {
       if (!local.has(group)) continue;
       const held = fences.get(group);
-      if (held === undefined || isLater(entry, held)) fences.set(group, entry);
+      if (held === undefined || isLaterPosition(entry, held)) fences.set(group, entry);
     }
   }
   return fences;
