@@ -83,10 +83,15 @@ const pgSafeValue = (value: unknown): unknown => {
   return value;
 };
 
-/** JSON text jsonb accepts: the common case is one JSON.stringify and one scan. */
+/** JSON text jsonb accepts: the common case is one JSON.stringify and one substring search. */
 export const pgSafeJson = (value: unknown): string => {
   const text = JSON.stringify(value);
-  // JSON.stringify escapes NUL as \u0000 and unpaired surrogates as \udXXX; both are rare.
+  // JSON.stringify escapes NUL as \u0000 and unpaired surrogates as \udXXX; both are rare. Most
+  // batches hold no `\u` at all, and a native substring search for it is over ten times cheaper
+  // than the regex on a batch of megabytes (the regex alone was 2 % of an archiving node's main
+  // thread). A `\u` that is neither (another control character, a literal backslash-u in the text)
+  // only costs the regex.
+  if (!text.includes('\\u')) return text;
   return /\\u(0000|d[89a-f])/i.test(text) ? JSON.stringify(pgSafeValue(value)) : text;
 };
 
