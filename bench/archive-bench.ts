@@ -3,9 +3,14 @@
 // PostgreSQL 18 started here, or --database-url). Alternating off/on per round keeps drifts of a
 // shared machine from favouring one side. Reports the throughput loss, the rows archived per second
 // and the archive lag (fastpaca_archive_pending_rows sampled every 250 ms) over the run.
+//
+// It also reports what the loss is made of on a machine that hosts PostgreSQL too: the node's mean
+// fsync each way (its turns wait for their fsync, so a slower fsync is fewer turns) and, for the
+// embedded PostgreSQL, the CPU the database itself used (from /proc: the postmaster and its
+// children), which in a deployment is another machine's.
 //   fastpaca bench archive [--database-url postgres://...] [--connections 32 --duration 10 --runs 3]
 
-import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -29,6 +34,8 @@ export interface ArchiveBenchOptions {
 
 interface Database {
   readonly url: string;
+  /** CPU seconds the embedded server has used so far (its postmaster and the processes it started). */
+  cpuSeconds(): number;
   stop(): Promise<void>;
 }
 
@@ -51,8 +58,11 @@ const startEmbeddedPostgres = async (port: number): Promise<Database> => {
   });
   await server.initialise();
   await server.start();
+  // The postmaster's pid is the first line of postmaster.pid in its data directory.
+  const postmaster = Number(readFileSync(join(parent, 'data', 'postmaster.pid'), 'utf8').split('\n')[0]);
   return {
     url: `postgres://postgres:bench@127.0.0.1:${port}/postgres`,
+    cpuSeconds: () => processTreeCpuSeconds(postmaster),
     stop: async () => {
       await server.stop();
       rmSync(parent, { recursive: true, force: true });
@@ -60,13 +70,34 @@ const startEmbeddedPostgres = async (port: number): Promise<Database> => {
   };
 };
 
-/** CPU seconds (user + system) a process has used so far, from /proc (Linux). */
-const cpuSeconds = (pid: number): number => {
+/** A process's parent pid and CPU seconds (user + system) so far, from /proc (Linux). */
+const processStat = (pid: number): { readonly parent: number; readonly cpuSeconds: number } => {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // Fields after the command name (which may hold spaces) start at state, field 3; utime and stime
-  // are fields 14 and 15, in clock ticks (100 per second on Linux).
+  // Fields after the command name (which may hold spaces) start at state, field 3; the parent is
+  // field 4, utime and stime are fields 14 and 15, in clock ticks (100 per second on Linux).
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
+  return { parent: Number(fields[1]), cpuSeconds: (Number(fields[11]) + Number(fields[12])) / 100 };
+};
+
+/** CPU seconds a process has used so far. */
+const cpuSeconds = (pid: number): number => processStat(pid).cpuSeconds;
+
+/**
+ * CPU seconds of a process and its live children (a PostgreSQL server: backends, WAL writer,
+ * checkpointer). A child that exited is no longer counted, so a difference is a lower bound.
+ */
+const processTreeCpuSeconds = (pid: number): number => {
+  let total = cpuSeconds(pid);
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = processStat(Number(entry));
+      if (stat.parent === pid) total += stat.cpuSeconds;
+    } catch {
+      // It exited while we looked.
+    }
+  }
+  return total;
 };
 
 const metricValue = (text: string, name: string): number => {
@@ -74,13 +105,26 @@ const metricValue = (text: string, name: string): number => {
   return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
 };
 
-const scrape = async (url: string): Promise<{ pendingRows: number; inserted: number }> => {
+interface Scrape {
+  readonly pendingRows: number;
+  readonly inserted: number;
+  readonly fsyncSeconds: number;
+  readonly fsyncs: number;
+}
+
+const scrape = async (url: string): Promise<Scrape> => {
   const text = await (await fetch(`${url}/metrics`)).text();
   return {
     pendingRows: metricValue(text, 'fastpaca_archive_pending_rows'),
     inserted: metricValue(text, 'fastpaca_archive_inserted_total'),
+    fsyncSeconds: metricValue(text, 'fastpaca_raft_fsync_duration_seconds_sum'),
+    fsyncs: metricValue(text, 'fastpaca_raft_fsync_duration_seconds_count'),
   };
 };
+
+/** The mean fsync (ms) between two scrapes. */
+const meanFsyncMs = (before: Scrape, after: Scrape): number =>
+  round(((after.fsyncSeconds - before.fsyncSeconds) * 1000) / Math.max(1, after.fsyncs - before.fsyncs), 2);
 
 interface MeasuredRun {
   readonly ops_per_s: number;
@@ -89,6 +133,8 @@ interface MeasuredRun {
   readonly errors: number;
   /** The node's CPU per 1,000 acknowledged appends: steadier than appends/s on a shared machine. */
   readonly node_cpu_ms_per_1k: number;
+  /** The node's mean fsync during the load. */
+  readonly fsync_ms: number;
 }
 
 interface ArchivedRun extends MeasuredRun {
@@ -98,6 +144,8 @@ interface ArchivedRun extends MeasuredRun {
   /** From the end of the load until nothing is pending. */
   readonly drain_s: number;
   readonly archived_rows_per_s: number;
+  /** The embedded PostgreSQL's CPU during the load, in % of one core (absent with --database-url). */
+  readonly database_cpu_percent?: number;
 }
 
 /** One measured run on `url`, sampling /metrics (the archive lag) every 250 ms while it runs. */
@@ -107,8 +155,10 @@ const measuredRun = async (
   durationS: number,
   archived: boolean,
   pid: number,
+  database: Database | undefined,
 ): Promise<MeasuredRun | ArchivedRun> => {
   const cpuBefore = cpuSeconds(pid);
+  const databaseCpuBefore = database?.cpuSeconds();
   // Both sides are scraped alike, so the scrapes cost both the same.
   const samples: number[] = [];
   let sampling = true;
@@ -122,8 +172,11 @@ const measuredRun = async (
   })();
   const recorder = new LatencyRecorder();
   await load(recorder);
+  const loadS = (performance.now() - startedMs) / 1000;
+  const databaseCpuAfter = database?.cpuSeconds();
   sampling = false;
   await sampler;
+  const atEnd = await scrape(url);
   const appends = recorder.summary()['append'];
   const acked = (appends?.ops ?? 0) - (appends?.errors ?? 0);
   const cpuMsPer1k = (cpuAt: number) => round(((cpuAt - cpuBefore) * 1000 * 1000) / Math.max(1, acked), 0);
@@ -133,11 +186,11 @@ const measuredRun = async (
     p99_ms: appends?.p99_ms ?? 0,
     errors: appends?.errors ?? 0,
     node_cpu_ms_per_1k: cpuMsPer1k(cpuSeconds(pid)),
+    fsync_ms: meanFsyncMs(before, atEnd),
   };
   if (!archived) return result;
   const endedMs = performance.now();
-  const atEnd = (await scrape(url)).pendingRows;
-  let drained = atEnd === 0;
+  let drained = atEnd.pendingRows === 0;
   while (!drained && performance.now() - endedMs < 120_000) {
     await sleep(100);
     drained = (await scrape(url)).pendingRows === 0;
@@ -150,9 +203,12 @@ const measuredRun = async (
     node_cpu_ms_per_1k: cpuMsPer1k(cpuSeconds(pid)),
     lag_max_rows: Math.max(0, ...samples),
     lag_median_rows: median(samples),
-    lag_at_end_rows: atEnd,
+    lag_at_end_rows: atEnd.pendingRows,
     drain_s: drained ? round((drainedMs - endedMs) / 1000) : Number.POSITIVE_INFINITY,
     archived_rows_per_s: round((after.inserted - before.inserted) / ((drainedMs - startedMs) / 1000), 0),
+    ...(databaseCpuBefore === undefined || databaseCpuAfter === undefined
+      ? {}
+      : { database_cpu_percent: round(((databaseCpuAfter - databaseCpuBefore) * 100) / loadS, 0) }),
   };
 };
 
@@ -203,13 +259,18 @@ export const archiveComparison = async (options: ArchiveBenchOptions): Promise<A
             options.durationS,
             archived,
             pid,
+            database,
           );
           if ('lag_max_rows' in result) on.push(result);
           else off.push(result);
           options.log(
             `round ${runIndex + 1}/${options.runs} archiver ${archived ? 'on ' : 'off'}: ${result.ops_per_s} appends/s, p50 ${result.p50_ms} ms, p99 ${result.p99_ms} ms, errors ${result.errors}, node CPU ${result.node_cpu_ms_per_1k} ms per 1k appends` +
+              `, fsync ${result.fsync_ms} ms` +
               ('lag_max_rows' in result
-                ? `; archived ${result.archived_rows_per_s} rows/s, lag max ${result.lag_max_rows} rows (median ${result.lag_median_rows}), drained ${result.drain_s} s after the load`
+                ? `; archived ${result.archived_rows_per_s} rows/s, lag max ${result.lag_max_rows} rows (median ${result.lag_median_rows}), drained ${result.drain_s} s after the load` +
+                  (result.database_cpu_percent === undefined
+                    ? ''
+                    : `, PostgreSQL ${result.database_cpu_percent} % of a core`)
                 : ''),
           );
         } finally {
@@ -236,5 +297,10 @@ export const archiveComparison = async (options: ArchiveBenchOptions): Promise<A
     lag_max_rows: median(on.map((r) => r.lag_max_rows)),
     lag_median_rows: median(on.map((r) => r.lag_median_rows)),
     drain_s: median(on.map((r) => r.drain_s)),
+    fsync_ms_off: median(off.map((r) => r.fsync_ms)),
+    fsync_ms_on: median(on.map((r) => r.fsync_ms)),
+    ...(database === undefined
+      ? {}
+      : { database_cpu_percent: median(on.map((r) => r.database_cpu_percent ?? 0)) }),
   };
 };

@@ -11,7 +11,8 @@ export const archiveScenario: Scenario = {
   help:
     'Runs the append load on a fresh node without an archive, then on a fresh node archiving to PostgreSQL, ' +
     '--runs times, and reports the medians: appends/s each way, the loss, the node CPU per 1,000 appends, ' +
-    'the rows archived per second and the archive lag (fastpaca_archive_pending_rows) over the run. ' +
+    'the rows archived per second and the archive lag (fastpaca_archive_pending_rows) over the run, and what ' +
+    "a shared machine adds to the loss: the node's mean fsync each way and the embedded PostgreSQL's CPU. " +
     'PostgreSQL is an embedded one started here unless --database-url names one.',
   spawn: { default: 1, ownNodes: true },
   options: {
