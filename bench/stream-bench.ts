@@ -68,6 +68,15 @@ export interface StreamBenchResult {
   /** The node's own CPU (user + system) per 1,000 appends in each closed-loop phase (null: external node). */
   readonly node_cpu_s_per_1000_appends_without: number | null;
   readonly node_cpu_s_per_1000_appends_with: number | null;
+  /**
+   * How busy the machine was in each closed-loop phase, in % of one core: the node (null: external
+   * node) and this load generator, which also receives every subscriber's frames. Their sum near the
+   * machine's cores means the ratio measures the machine as much as the node.
+   */
+  readonly node_cpu_percent_without: number | null;
+  readonly node_cpu_percent_with: number | null;
+  readonly client_cpu_percent_without: number;
+  readonly client_cpu_percent_with: number;
   /** Live subscribers' connections that dropped and were resumed from their cursor, as a client would. */
   readonly subscriber_reconnects: number;
   readonly idle_connections: number;
@@ -91,6 +100,16 @@ const nodeCpuSeconds = (node: LocalNode | undefined): number => {
     return Number.NaN;
   }
 };
+
+/** CPU seconds (user + system) this load generator has used so far. */
+const clientCpuSeconds = (): number => {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1e6;
+};
+
+/** CPU seconds over a phase as % of one core (null when unknown). */
+const percentOfCore = (seconds: number, phaseS: number): number | null =>
+  Number.isFinite(seconds) && phaseS > 0 ? round((seconds / phaseS) * 100, 0) : null;
 
 const perKilo = (seconds: number, appends: number): number | null =>
   Number.isFinite(seconds) && appends > 0 ? round((seconds / appends) * 1000, 3) : null;
@@ -279,13 +298,14 @@ export const runStreamBench = async (options: StreamBenchOptions): Promise<Strea
     // Warm-up (JIT, tokenizer, LevelDB), not counted.
     await measureAppendRate(pool, ids, { ...options, durationS: Math.min(3, options.durationS) });
     let cpuBefore = nodeCpuSeconds(node);
+    let clientCpuBefore = clientCpuSeconds();
     const withoutSubscribers = await measureAppendRate(pool, ids, options);
-    const cpuPerKiloWithout = perKilo(
-      nodeCpuSeconds(node) - cpuBefore,
-      withoutSubscribers * options.durationS,
-    );
+    const nodeCpuWithout = nodeCpuSeconds(node) - cpuBefore;
+    const clientCpuWithout = clientCpuSeconds() - clientCpuBefore;
+    const cpuPerKiloWithout = perKilo(nodeCpuWithout, withoutSubscribers * options.durationS);
     log(
-      `append rate without subscribers: ${round(withoutSubscribers, 0)}/s (node CPU ${cpuPerKiloWithout ?? '?'} s per 1,000 appends)`,
+      `append rate without subscribers: ${round(withoutSubscribers, 0)}/s (node CPU ${cpuPerKiloWithout ?? '?'} s per 1,000 appends; ` +
+        `node ${percentOfCore(nodeCpuWithout, options.durationS) ?? '?'} %, load generator ${percentOfCore(clientCpuWithout, options.durationS)} % of a core)`,
     );
 
     // Fresh contexts for the subscribers (nothing to replay), spread evenly.
@@ -405,10 +425,14 @@ export const runStreamBench = async (options: StreamBenchOptions): Promise<Strea
 
     // The same closed loop, now into the contexts the subscribers follow.
     cpuBefore = nodeCpuSeconds(node);
+    clientCpuBefore = clientCpuSeconds();
     const withSubscribers = await measureAppendRate(pool, streamed, options);
-    const cpuPerKiloWith = perKilo(nodeCpuSeconds(node) - cpuBefore, withSubscribers * options.durationS);
+    const nodeCpuWith = nodeCpuSeconds(node) - cpuBefore;
+    const clientCpuWith = clientCpuSeconds() - clientCpuBefore;
+    const cpuPerKiloWith = perKilo(nodeCpuWith, withSubscribers * options.durationS);
     log(
-      `append rate with ${opened.length} subscribers: ${round(withSubscribers, 0)}/s (node CPU ${cpuPerKiloWith ?? '?'} s per 1,000 appends)`,
+      `append rate with ${opened.length} subscribers: ${round(withSubscribers, 0)}/s (node CPU ${cpuPerKiloWith ?? '?'} s per 1,000 appends; ` +
+        `node ${percentOfCore(nodeCpuWith, options.durationS) ?? '?'} %, load generator ${percentOfCore(clientCpuWith, options.durationS)} % of a core)`,
     );
 
     // Idle subscribers of contexts with no history and no appends: what a connection itself costs.
@@ -444,6 +468,10 @@ export const runStreamBench = async (options: StreamBenchOptions): Promise<Strea
       rate_ratio: round(withSubscribers / withoutSubscribers, 2),
       node_cpu_s_per_1000_appends_without: cpuPerKiloWithout,
       node_cpu_s_per_1000_appends_with: cpuPerKiloWith,
+      node_cpu_percent_without: percentOfCore(nodeCpuWithout, options.durationS),
+      node_cpu_percent_with: percentOfCore(nodeCpuWith, options.durationS),
+      client_cpu_percent_without: percentOfCore(clientCpuWithout, options.durationS) ?? 0,
+      client_cpu_percent_with: percentOfCore(clientCpuWith, options.durationS) ?? 0,
       subscriber_reconnects: live.reduce((sum, subscriber) => sum + subscriber.reconnects, 0),
       idle_connections: options.idleConnections,
       idle_connections_opened: idle.length,
