@@ -71,8 +71,11 @@ const unsafeText = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff
 /** `text` with NUL and unpaired surrogates replaced: what PostgreSQL can store. */
 export const pgSafeText = (text: string): string => text.replace(unsafeText, replacement);
 
-/** A JSON value with every string (keys too) made pgSafeText, as JSON text (depth is bounded upstream). */
-const pgSafeValue = (value: unknown): unknown => {
+/**
+ * A JSON value with every string (keys too) made pgSafeText (depth is bounded upstream): the
+ * definition pgSafeJson's fast path must match.
+ */
+export const pgSafeValue = (value: unknown): unknown => {
   if (typeof value === 'string') return pgSafeText(value);
   if (Array.isArray(value)) return value.map(pgSafeValue);
   if (typeof value === 'object' && value !== null) {

@@ -1,12 +1,12 @@
 // pgSafeJson's fast path (a substring search before the regex) must give exactly what replacing
-// every NUL and unpaired surrogate, in keys and values, then stringifying gives: the text PostgreSQL
-// stores. Strings are drawn from the characters that matter (backslashes, `u`, hex digits, NUL, both
-// halves of surrogate pairs, whole pairs, other control characters) so that literal `\u` text, real
-// escapes and near misses all occur.
+// every NUL and unpaired surrogate, in keys and values, then stringifying gives (pgSafeValue, the
+// walk it skips), and what PostgreSQL parses from it must hold neither. Strings are drawn from the
+// characters that matter (backslashes, `u`, hex digits, NUL, both halves of surrogate pairs, whole
+// pairs, other control characters) so that literal `\u` text, real escapes and near misses all occur.
 
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { pgSafeJson, pgSafeText } from '../../archiver/archive-store.js';
+import { pgSafeJson, pgSafeValue } from '../../archiver/archive-store.js';
 
 const tricky = fc
   .array(
@@ -46,19 +46,8 @@ const json = fc.letrec<{ value: unknown }>((tie) => ({
   ),
 })).value;
 
-/** The definition: every string (keys too) made storable, then stringified. */
-const reference = (value: unknown): string => JSON.stringify(storable(value));
-
-const storable = (value: unknown): unknown => {
-  if (typeof value === 'string') return pgSafeText(value);
-  if (Array.isArray(value)) return value.map(storable);
-  if (typeof value === 'object' && value !== null) {
-    return Object.fromEntries(
-      Object.entries(value).map(([key, inner]) => [pgSafeText(key), storable(inner)]),
-    );
-  }
-  return value;
-};
+/** The definition: every string (keys too) made storable by walking the value, then stringified. */
+const reference = (value: unknown): string => JSON.stringify(pgSafeValue(value));
 
 // NUL is matched on purpose: PostgreSQL refuses it.
 // eslint-disable-next-line no-control-regex
