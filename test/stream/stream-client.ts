@@ -29,6 +29,8 @@ export class StreamClient {
   readonly frames: Frame[] = [];
   readonly closed: Promise<Closed>;
   private readonly waiters = new Set<() => void>();
+  /** How the server closed the stream, once it did (for the failure message of until()). */
+  private closedWith: Closed | undefined;
 
   private constructor(
     readonly socket: WebSocket,
@@ -42,7 +44,8 @@ export class StreamClient {
     });
     this.closed = new Promise((resolve) => {
       socket.on('close', (code: number, reason: Buffer) => {
-        resolve({ code, reason: reason.toString('utf8') });
+        this.closedWith = { code, reason: reason.toString('utf8') };
+        resolve(this.closedWith);
         for (const wake of this.waiters) wake();
       });
     });
@@ -91,7 +94,10 @@ export class StreamClient {
       const left = deadline - Date.now();
       if (left <= 0)
         throw new Error(
-          `stream client: ${what} not met within ${timeoutMs} ms (${this.frames.length} frames)`,
+          `stream client: ${what} not met within ${timeoutMs} ms (${this.frames.length} frames, ` +
+            (this.closedWith === undefined
+              ? 'still open)'
+              : `closed ${this.closedWith.code} ${JSON.stringify(this.closedWith.reason)})`),
         );
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, Math.min(left, 100));
