@@ -222,13 +222,20 @@ export const isReady = async (node: ClusterNode): Promise<boolean> => {
   return response.status === 200;
 };
 
-export const waitReady = async (nodes: readonly ClusterNode[], timeoutMs: number): Promise<void> => {
+/** Runs `work`; a failure carries the nodes' recent output (what they logged around it). */
+export const withNodeLogs = async <T>(nodes: readonly ClusterNode[], work: () => Promise<T>): Promise<T> => {
   try {
-    await Promise.all(nodes.map((node) => eventually(`${node.name} ready`, timeoutMs, () => isReady(node))));
+    return await work();
   } catch (error) {
     const logs = nodes.map((node) => `--- ${node.name}:\n${node.output().slice(-4_000)}`).join('\n');
-    throw new Error(`${(error as Error).message}\n${logs}`);
+    throw new Error(`${(error as Error).message}\n${logs}`, { cause: error });
   }
+};
+
+export const waitReady = async (nodes: readonly ClusterNode[], timeoutMs: number): Promise<void> => {
+  await withNodeLogs(nodes, () =>
+    Promise.all(nodes.map((node) => eventually(`${node.name} ready`, timeoutMs, () => isReady(node)))),
+  );
 };
 
 export const clusterStatus = async (node: ClusterNode): Promise<StatusView> => {
