@@ -88,7 +88,7 @@ describe('live streams on a three-node cluster', () => {
     expect((await call(second, 'PUT', `/v1/contexts/${id}`, { token_budget: 1_000_000 })).status).toBe(201);
     const before = await StreamClient.connect(first.base, id);
     const writing = appendAll(() => nodes.filter((node) => node !== first && node.alive()), id, 120, 'w');
-    await before.untilVersion(30, 20_000);
+    await withNodeLogs(nodes, () => before.untilVersion(30, 20_000));
     await first.kill();
     const closed = await before.closed;
     expect(closed.code).toBe(1006);
@@ -97,7 +97,8 @@ describe('live streams on a three-node cluster', () => {
     await writing;
     const last = ((await call(second, 'GET', `/v1/contexts/${id}`)).body as { version: number }).version;
     expect(last).toBe(120);
-    // A failure here once gave '0 frames' (closed 1006) in CI: keep what the live nodes logged.
+    // Here and above, a fresh stream has been seen closed 1006 with 0 frames (rarely, under load):
+    // keep what the live nodes logged.
     await withNodeLogs([second, third], () => after.untilVersion(last, 20_000));
     expect(versionProblems(before.frames, 0, cursor)).toEqual([]);
     expect(versionProblems(after.frames, cursor, last)).toEqual([]);

@@ -31,6 +31,8 @@ export class StreamClient {
   private readonly waiters = new Set<() => void>();
   /** How the server closed the stream, once it did (for the failure message of until()). */
   private closedWith: Closed | undefined;
+  /** The socket's error, if it had one (a frame the client refused, a reset): closes are then 1006. */
+  private socketError: Error | undefined;
 
   private constructor(
     readonly socket: WebSocket,
@@ -41,6 +43,9 @@ export class StreamClient {
       this.frames.push(frame);
       if (frame.type === 'ping' && answerPings) socket.send(JSON.stringify({ type: 'pong' }));
       for (const wake of this.waiters) wake();
+    });
+    socket.on('error', (error: Error) => {
+      this.socketError = error;
     });
     this.closed = new Promise((resolve) => {
       socket.on('close', (code: number, reason: Buffer) => {
@@ -97,7 +102,8 @@ export class StreamClient {
           `stream client: ${what} not met within ${timeoutMs} ms (${this.frames.length} frames, ` +
             (this.closedWith === undefined
               ? 'still open)'
-              : `closed ${this.closedWith.code} ${JSON.stringify(this.closedWith.reason)})`),
+              : `closed ${this.closedWith.code} ${JSON.stringify(this.closedWith.reason)}` +
+                (this.socketError === undefined ? ')' : `, socket error: ${this.socketError.message})`)),
         );
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, Math.min(left, 100));
