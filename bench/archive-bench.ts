@@ -10,12 +10,13 @@
 // children), which in a deployment is another machine's.
 //   fastpaca bench archive [--database-url postgres://...] [--connections 32 --duration 10 --runs 3]
 
-import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runLoad } from './load.js';
 import { startLocalNodes, waitHealthy } from './local-nodes.js';
+import { cpuSeconds, processTreeCpuSeconds } from './proc-stat.js';
 import { LatencyRecorder } from './recorder.js';
 import { median, round } from './stats.js';
 import { appendBody, appendRequest, createContexts } from './workload.js';
@@ -68,36 +69,6 @@ const startEmbeddedPostgres = async (port: number): Promise<Database> => {
       rmSync(parent, { recursive: true, force: true });
     },
   };
-};
-
-/** A process's parent pid and CPU seconds (user + system) so far, from /proc (Linux). */
-const processStat = (pid: number): { readonly parent: number; readonly cpuSeconds: number } => {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // Fields after the command name (which may hold spaces) start at state, field 3; the parent is
-  // field 4, utime and stime are fields 14 and 15, in clock ticks (100 per second on Linux).
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return { parent: Number(fields[1]), cpuSeconds: (Number(fields[11]) + Number(fields[12])) / 100 };
-};
-
-/** CPU seconds a process has used so far. */
-const cpuSeconds = (pid: number): number => processStat(pid).cpuSeconds;
-
-/**
- * CPU seconds of a process and its live children (a PostgreSQL server: backends, WAL writer,
- * checkpointer). A child that exited is no longer counted, so a difference is a lower bound.
- */
-const processTreeCpuSeconds = (pid: number): number => {
-  let total = cpuSeconds(pid);
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = processStat(Number(entry));
-      if (stat.parent === pid) total += stat.cpuSeconds;
-    } catch {
-      // It exited while we looked.
-    }
-  }
-  return total;
 };
 
 const metricValue = (text: string, name: string): number => {

@@ -8,12 +8,11 @@
 // runStreamBench(options) returns the numbers; `fastpaca bench stream` (scenarios/stream.ts) starts
 // the node (with a connection cap above the subscribers) and prints them.
 
-import { readFileSync } from 'node:fs';
-
 import { Pool } from 'undici';
 import WebSocket from 'ws';
 
 import type { LocalNode } from './local-nodes.js';
+import { cpuSeconds } from './proc-stat.js';
 import { newLatencyHistogram, percentileMs, round } from './stats.js';
 import { createContexts, messageText } from './workload.js';
 
@@ -93,9 +92,7 @@ const nodeCpuSeconds = (node: LocalNode | undefined): number => {
   const pid = node?.pid();
   if (pid === undefined) return Number.NaN;
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
+    return cpuSeconds(pid);
   } catch {
     return Number.NaN;
   }
