@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { votersFor } from '../../src/cluster/placement/placement.js';
 import { groupOf } from '../../src/context/routing.js';
-import { StreamClient } from '../stream/stream-client.js';
+import { refusal, StreamClient } from '../stream/stream-client.js';
 import { versionProblems } from '../stream/version-checker.js';
 import {
   call,
@@ -154,10 +154,7 @@ describe('live streams through a node without a replica (four nodes)', () => {
     expect((await call(home, 'PUT', `/v1/contexts/${id}`, { token_budget: 1_000_000 })).status).toBe(201);
     await appendAll(() => [home], id, 20, 'before');
     // 404 through the node without a replica, as through a hosting one.
-    expect(
-      (await StreamClient.connect(away.base, 'no-such-context').catch((error: { status?: number }) => error))
-        .status,
-    ).toBe(404);
+    expect((await refusal(StreamClient.connect(away.base, 'no-such-context'))).status).toBe(404);
     const client = await StreamClient.connect(away.base, id, { cursor: 5 });
     await client.untilVersion(20, 20_000);
     const writing = appendAll(
