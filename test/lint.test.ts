@@ -1,4 +1,5 @@
-// Proves the tree passes the type-aware linter (incl. raft/core purity rules) and the formatter.
+// Proves the tree passes the type-aware linter (incl. raft/core purity rules) and the formatter, and
+// that the tests type-check too (vitest runs them without checking types).
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 
@@ -22,4 +23,9 @@ describe('code quality gates', () => {
     const result = run('npx', ['prettier', '--check', '.']);
     expect(result.code, result.output).toBe(0);
   }, 120_000);
+
+  it('type-checks the tests (tsconfig.test.json)', () => {
+    const result = run('npx', ['tsc', '-p', 'tsconfig.test.json', '--noEmit']);
+    expect(result.code, result.output).toBe(0);
+  }, 300_000);
 });
