@@ -43,10 +43,12 @@ export interface RequestValidators {
 
 /** JSON.parse with the contract's error; the input is the already size-checked body. */
 export const parseJsonBody = (text: string): unknown => {
-  // A key named "__proto__" cannot be stored faithfully (msgpackr renames it on decode, and many
-  // clients mishandle it), so it is refused. Only a body that spells it, or escapes characters (which
-  // could spell it), pays for the reviver that finds it.
-  const reviver = text.includes('__proto__') || text.includes('\\u') ? refuseProtoKey : undefined;
+  // Two things cannot be stored faithfully, so they are refused: a key named "__proto__" (msgpackr
+  // renames it on decode, and many clients mishandle it) and a lone surrogate (a `\ud800` escape
+  // without its pair: stored as UTF-8 it comes back as U+FFFD, so two different ids or texts would
+  // read back the same). Only a body that spells the key, or escapes characters (the only way JSON
+  // text can carry a lone surrogate, or could spell the key), pays for the reviver that finds them.
+  const reviver = text.includes('__proto__') || text.includes('\\u') ? refuseUnstorable : undefined;
   let value: unknown;
   try {
     value = JSON.parse(text, reviver) as unknown;
@@ -57,9 +59,18 @@ export const parseJsonBody = (text: string): unknown => {
   return value;
 };
 
-const refuseProtoKey = (key: string, value: unknown): unknown => {
+/** A UTF-16 code unit of a surrogate pair standing alone (with the u flag a pair is one code point). */
+const loneSurrogate = /\p{Surrogate}/u;
+
+const refuseUnstorable = (key: string, value: unknown): unknown => {
   if (key === '__proto__') {
     throw new ServiceError('invalid_json', 'Object keys named "__proto__" are not accepted');
+  }
+  if (loneSurrogate.test(key) || (typeof value === 'string' && loneSurrogate.test(value))) {
+    throw new ServiceError(
+      'invalid_json',
+      'Strings must be well-formed Unicode: a \\u escape of a lone surrogate (D800-DFFF) is not accepted',
+    );
   }
   return value;
 };

@@ -1065,6 +1065,50 @@ describe('prototype-looking keys', () => {
   });
 });
 
+describe('lone surrogates', () => {
+  // A \ud800 escape without its pair is valid JSON syntax but not Unicode: stored as UTF-8 it would
+  // come back as U+FFFD, and "key\ud800" and "key\udbff" would be one idempotency key. Refused.
+  const versionOf = async (id: string): Promise<number> =>
+    ((await call(node.base, 'GET', `/v1/contexts/${id}`)).body as { version: number }).version;
+
+  it('are refused with 400 invalid_json wherever a string or key carries one, and nothing is stored', async () => {
+    const before = await versionOf('scratch-2');
+    const bodies = [
+      '{"message": {"role": "user", "parts": [{"type": "text", "text": "x\\ud800y"}]}}',
+      '{"message": {"role": "user", "parts": [{"type": "text", "text": "x"}], "id": "key\\udbff"}}',
+      '{"message": {"role": "user", "parts": [{"type": "text", "text": "x"}], "metadata": {"k\\udc00": 1}}}',
+      '{"message": {"role": "user", "parts": [{"type": "text", "text": "low then high \\udc00\\ud800"}]}}',
+    ];
+    for (const body of bodies) {
+      const answer = await call(node.base, 'POST', '/v1/contexts/scratch-2/messages', body);
+      expect(answer.status, body).toBe(400);
+      expect((answer.body as { error: string }).error, body).toBe('invalid_json');
+    }
+    const put = await call(
+      node.base,
+      'PUT',
+      '/v1/contexts/surrogate-ctx',
+      '{"token_budget": 10, "metadata": {"a": "\\ud800"}}',
+    );
+    expect(put.status).toBe(400);
+    expect(await versionOf('scratch-2')).toBe(before);
+  });
+
+  it('a well-formed pair (escaped or not) is stored and read back exactly', async () => {
+    const answer = await call(
+      node.base,
+      'POST',
+      '/v1/contexts/scratch-2/messages',
+      '{"message": {"role": "user", "parts": [{"type": "text", "text": "pair \\ud83d\\ude00 raw \u{1F600}"}]}}',
+    );
+    expect(answer.status, JSON.stringify(answer.body)).toBe(201);
+    const { seq } = answer.body as { seq: number };
+    const read = await call(node.base, 'GET', `/v1/contexts/scratch-2/messages?from_seq=${seq - 1}&limit=1`);
+    const [message] = (read.body as { messages: { parts: { text: string }[] }[] }).messages;
+    expect(message?.parts[0]?.text).toBe('pair \u{1F600} raw \u{1F600}');
+  });
+});
+
 // ---------------------------------------------------------------------------------------------
 // Malformed HTTP on a raw socket: whatever the parser makes of it, the node must not answer 5xx,
 // must not hang on a half-sent request, and must keep serving afterwards.
