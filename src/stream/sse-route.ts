@@ -49,10 +49,7 @@ export const registerSseRoute = (app: TemplatedApp, gateway: Gateway, options: S
           return;
         }
         res.onAborted(() => stream.aborted());
-        res.onWritable(() => {
-          stream.writable();
-          return true;
-        });
+        res.onWritable(() => stream.writable());
         stream.subscription = hub.open(request, stream);
       },
       (error: unknown) => {
@@ -66,7 +63,16 @@ export const registerSseRoute = (app: TemplatedApp, gateway: Gateway, options: S
 class SseStream implements FrameSink {
   subscription: Subscription | undefined;
   private open = true;
-  private written = 0;
+  /**
+   * Bytes written since uWS last had nothing held for this client: what it may not have taken yet.
+   * uWS keeps no count for an HTTP response (its write offset only moves for end/tryEnd, never for
+   * chunked writes), so it is derived from write(), which returns true when what uWS held before the
+   * chunk has all gone out (uWS sends that first). The chunk itself leaves with the cork, and what of
+   * it the socket does not take is not counted: the count runs at most one frame behind. It never
+   * counts bytes uWS does not hold, so a replay waiting for the writable event never waits for one
+   * that cannot come.
+   */
+  private unsent = 0;
 
   constructor(private readonly res: HttpResponse) {}
 
@@ -78,7 +84,7 @@ class SseStream implements FrameSink {
   }
 
   buffered(): number {
-    return this.open ? Math.max(0, this.written - this.res.getWriteOffset()) : 0;
+    return this.open ? this.unsent : 0;
   }
 
   close(code: number, reason: string): void {
@@ -93,18 +99,27 @@ class SseStream implements FrameSink {
     this.subscription?.gone();
   }
 
-  writable(): void {
+  /**
+   * uWS's writable event. With a handler attached, uWS does not send what it holds by itself: the
+   * next write does. So one is made (an SSE comment, which clients ignore); once it goes out, the
+   * client has taken everything before it and the subscription may go on. False asks uWS to call
+   * again when the socket can take more.
+   */
+  writable(): boolean {
+    if (!this.open) return true;
+    if (!this.write(':\n\n')) return false;
     this.subscription?.drained();
+    return true;
   }
 
-  /** True when the chunk went out without adding backpressure. */
+  /** True when what uWS held before this chunk has gone out (see `unsent`). */
   private write(chunk: string): boolean {
     if (!this.open) return false;
-    this.written += Buffer.byteLength(chunk);
     let flushed = false;
     this.res.cork(() => {
       flushed = this.res.write(chunk);
     });
+    this.unsent = flushed ? 0 : this.unsent + Buffer.byteLength(chunk);
     return flushed;
   }
 }

@@ -128,3 +128,48 @@ describe('SSE slow consumer', () => {
     }
   });
 });
+
+describe('SSE fast consumer', () => {
+  // uWS keeps no byte count for a chunked HTTP response: reading one as "written minus getWriteOffset()"
+  // grew with every byte sent, so every SSE client passed the limit (here 64 KiB) and was closed as
+  // slow, and a replay waited for a writable event that never came (until the next ping, 30 s).
+  const limit = 65_536;
+  const text = (n: number): string => `${n} ${'q'.repeat(10_000)}`;
+  const messages = (client: SseClient): number => client.events.filter((e) => e.event === 'message').length;
+
+  it('keeps a client that reads everything, live and in replay, past many times its unread-bytes limit', async () => {
+    const node = await startTestNode({ env: { FASTPACA_STREAM_BUFFER_BYTES_MAX: String(limit) } });
+    try {
+      const id = uniqueId('sse-fast');
+      expect((await call(node.base, 'PUT', `/v1/contexts/${id}`, { token_budget: 10_000_000 })).status).toBe(
+        201,
+      );
+      const live = await SseClient.connect(`${node.base}/v1/contexts/${id}/events`);
+      expect(live.status).toBe(200);
+      const count = 60; // about 600 KB of frames: nine times the limit
+      for (let n = 0; n < count; n++) {
+        const body = { message: { role: 'user', parts: [{ type: 'text', text: text(n) }], token_count: 1 } };
+        expect((await call(node.base, 'POST', `/v1/contexts/${id}/messages`, body)).status).toBe(201);
+      }
+      await live.until(() => messages(live) >= count, 10_000, `${count} live messages`);
+      // The replay of the same history from the start, faster than one ping interval (30 s).
+      const replay = await SseClient.connect(`${node.base}/v1/contexts/${id}/events?cursor=0`);
+      await replay.until(() => messages(replay) >= count, 10_000, `${count} replayed messages`);
+      for (const client of [live, replay]) {
+        expect(client.events.filter((e) => e.event === 'close')).toEqual([]);
+        expect(
+          versionProblems(
+            client.events.map((e) => e.data),
+            0,
+            count,
+          ),
+        ).toEqual([]);
+        client.close();
+      }
+      const metrics = await fetch(`${node.base}/metrics`).then((response) => response.text());
+      expect(metrics).not.toMatch(/^fastpaca_stream_slow_consumers_closed_total\{[^}]*\} [1-9]/m);
+    } finally {
+      await node.destroy();
+    }
+  }, 60_000);
+});
