@@ -1,15 +1,21 @@
 // Reads a request body from uWS under three bounds decided while it streams in: the body limit
 // (413), the node's budget for request bytes held in memory (503 overloaded), and a deadline for the
-// whole body (408, enforced by the gateway). A declared Content-Length is checked before reading; an
-// undeclared (chunked) body as its running total grows, so a client can never make the node buffer
-// more than the limits.
+// whole body (408, enforced by the gateway). A declared Content-Length is checked against the body
+// limit before reading; an undeclared (chunked) body as its running total grows, so a client can
+// never make the node buffer more than the limits.
+//
+// The budget is drawn on as bytes arrive, declared or not: memory is held only for bytes received.
+// Reserving a declared length up front let clients that declare 1 MiB and trickle a byte every few
+// seconds hold the whole budget with almost no traffic (260 of them kept all other clients' writes
+// at 503 for as long as they trickled).
 //
 // A refusal must be readable. Closing a socket while the client is still sending makes the kernel
 // answer with a reset, and the client gets EPIPE instead of the 413 (seen in 49 of 100 tries). So,
 // like nginx and Node's own server (a lingering close):
 // - a declared body refused up front is answered at once on a kept-alive connection: uWS reads and
 //   drops the declared rest by itself, and the next request on the connection is parsed after it;
-// - a body refused while streaming is read and dropped to its end, then answered;
+// - a body refused while streaming (over the limit, or out of budget) is read and dropped to its
+//   end, then answered;
 // - either way only up to `lingerBytesMax` more bytes: past that the answer goes out and the
 //   connection is closed, because waiting for an endless body would be a way to hold a connection.
 
@@ -53,14 +59,9 @@ export const readBody = (
   declared: number | undefined,
   onBody: (text: string) => void,
 ): void => {
-  if (declared !== undefined) {
-    // A declared body is reserved whole, before any of it is read.
-    const refusal =
-      declared > rules.bytesMax ? tooLarge(rules.bytesMax) : exchange.hold(declared) ? undefined : noRoom();
-    if (refusal !== undefined) {
-      exchange.fail(refusal, undefined, declared > rules.lingerBytesMax);
-      return;
-    }
+  if (declared !== undefined && declared > rules.bytesMax) {
+    exchange.fail(tooLarge(rules.bytesMax), undefined, declared > rules.lingerBytesMax);
+    return;
   }
   const unwatch = rules.watch(exchange);
   let chunks: Buffer[] | undefined;
@@ -72,7 +73,7 @@ export const readBody = (
     if (refusal === undefined) {
       bytes += chunk.byteLength;
       if (bytes > rules.bytesMax) refusal = tooLarge(rules.bytesMax);
-      else if (declared === undefined && !exchange.hold(chunk.byteLength)) refusal = noRoom();
+      else if (!exchange.hold(chunk.byteLength)) refusal = noRoom();
       if (refusal !== undefined) chunks = undefined;
     } else {
       dropped += chunk.byteLength;

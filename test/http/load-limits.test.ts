@@ -1,6 +1,8 @@
 // The node's load limits over real HTTP: a refused body is a refusal the client can read (a lingering
 // close, never EPIPE), requests in flight and request bytes held in memory are bounded (503 overloaded
-// with Retry-After past them, health still answered), and a body trickled too slowly is cut off (408).
+// with Retry-After past them, health still answered), a body holds only the bytes it has sent (slow
+// clients that declare a large body cannot lock out the rest), and a body trickled too slowly is cut
+// off (408).
 import { Agent, request } from 'node:http';
 import { connect, type Socket } from 'node:net';
 
@@ -11,6 +13,8 @@ import { call, startTestServer } from './harness.js';
 
 let roomy: TestServer;
 let strict: TestServer;
+/** A small request-byte budget, and in flight unbounded, so only the budget can refuse. */
+let budget: TestServer;
 
 beforeAll(async () => {
   roomy = await startTestServer();
@@ -18,13 +22,17 @@ beforeAll(async () => {
     limits: { bodyBytesMax: 2048 },
     load: { inflightRequestsMax: 2, bufferedBytesMax: 4096, bodyTimeoutMs: 400 },
   });
-  for (const server of [roomy, strict]) {
+  budget = await startTestServer({
+    limits: { bodyBytesMax: 2048 },
+    load: { bufferedBytesMax: 4096, bodyTimeoutMs: 5000 },
+  });
+  for (const server of [roomy, strict, budget]) {
     await call(server.base, 'PUT', '/v1/contexts/c', { json: { token_budget: 1000 } });
   }
 });
 
 afterAll(async () => {
-  await Promise.all([roomy.close(), strict.close()]);
+  await Promise.all([roomy.close(), strict.close(), budget.close()]);
 });
 
 const appendPath = '/v1/contexts/c/messages';
@@ -128,24 +136,6 @@ describe('node-wide bounds', () => {
     expect((await call(strict.base, 'GET', '/v1/contexts/c')).status).toBe(200);
   });
 
-  it('refuses a body that would take the node past its request-byte budget with 503, and frees the budget after', async () => {
-    // Each declares 2,000 bytes and sends none: together they hold 4,000 of the 4,096 bytes.
-    const first = await holdOpen(strict.port, postHead(2000));
-    const fits = await post(strict.port, new Agent(), appendBody('z'.repeat(1900)));
-    expect(fits).toBe('201'); // one in flight: 2,000 + ~1,950 fits
-    const second = await holdOpen(strict.port, postHead(2000));
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    const answer = await call(strict.base, 'POST', appendPath, { rawBody: appendBody('z'.repeat(1900)) });
-    expect(answer.status).toBe(503);
-    expect(answer.headers.get('retry-after')).toBe('1');
-    expect(answer.body).toMatchObject({ error: 'overloaded' });
-    for (const held of [first, second]) held.socket.destroy();
-    await Promise.all([first.received, second.received]);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    const after = await call(strict.base, 'POST', appendPath, { rawBody: appendBody('z'.repeat(1900)) });
-    expect(after.status).toBe(201);
-  });
-
   it('cuts off a body trickled slower than the deadline with 408 and closes the connection', async () => {
     const held = await holdOpen(strict.port, `${postHead(200)}{"message":`);
     // A byte now and then, never the whole body.
@@ -155,5 +145,62 @@ describe('node-wide bounds', () => {
     expect(text).toMatch(/^HTTP\/1\.1 408 /);
     expect(text).toContain('"error":"request_timeout"');
     expect((await call(strict.base, 'GET', '/v1/contexts/c')).status).toBe(200);
+  });
+});
+
+describe('the request-byte budget', () => {
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+  const overloaded = {
+    error: 'overloaded',
+    message: 'The node holds too many request bytes; retry shortly',
+  };
+
+  it('holds only the bytes a body has sent: slow bodies declaring the 2,048-byte limit do not lock out other writes', async () => {
+    // Under a reservation of the declared length, two of these held all 4,096 bytes of the budget and
+    // the rest, and every other write, got 503 for as long as they trickled.
+    const slow = await Promise.all(
+      Array.from({ length: 6 }, () => holdOpen(budget.port, `${postHead(2048)}{"message":`)),
+    );
+    const trickle = setInterval(() => {
+      for (const held of slow) if (held.socket.writable) held.socket.write(' ');
+    }, 50);
+    try {
+      await sleep(100);
+      for (let round = 0; round < 3; round++) {
+        const answer = await call(budget.base, 'POST', appendPath, {
+          rawBody: appendBody(`innocent ${round}`),
+        });
+        expect(answer.status, answer.text).toBe(201);
+        await sleep(100);
+      }
+    } finally {
+      clearInterval(trickle);
+      for (const held of slow) held.socket.destroy();
+    }
+    // Nor was any of the slow bodies refused: they hold almost nothing.
+    expect(await Promise.all(slow.map((held) => held.received))).toEqual(Array<string>(6).fill(''));
+  });
+
+  it('still refuses a body that takes the node past its budget with 503, one over the limit with 413, and frees the budget after', async () => {
+    // Two bodies that have sent 2,000 bytes each of the 2,048 they declare: 4,000 of the 4,096 held.
+    const holders = await Promise.all(
+      [0, 1].map(() => holdOpen(budget.port, `${postHead(2048)}{${' '.repeat(1999)}`)),
+    );
+    try {
+      await sleep(100);
+      const refused = await call(budget.base, 'POST', appendPath, { rawBody: appendBody('z'.repeat(1900)) });
+      expect(refused.status).toBe(503);
+      expect(refused.headers.get('retry-after')).toBe('1');
+      expect(refused.body).toEqual(overloaded);
+      const tooLarge = await call(budget.base, 'POST', appendPath, { rawBody: appendBody('z'.repeat(3000)) });
+      expect(tooLarge.status).toBe(413);
+      expect(tooLarge.body).toMatchObject({ error: 'payload_too_large' });
+    } finally {
+      for (const held of holders) held.socket.destroy();
+    }
+    await Promise.all(holders.map((held) => held.received));
+    await sleep(50);
+    const after = await call(budget.base, 'POST', appendPath, { rawBody: appendBody('z'.repeat(1900)) });
+    expect(after.status).toBe(201);
   });
 });
