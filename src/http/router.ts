@@ -1,16 +1,18 @@
 // Registers the route table on a uWS app. uWS does the matching (a tree, no regexes); this file
 // does what every route needs in the order the contract implies: auth (401), context id (400),
 // content type (415), declared size (413), then the body as it streams in (413, invalid_json),
-// then the handler. /v1 requests past the node's in-flight limit are shed first (503). Everything the handler needs from `req` is read here, synchronously, because
-// uWS stack-allocates `req` and frees it when the callback returns.
+// then the handler (a write's on the next check phase, see `start`). /v1 requests past the node's
+// in-flight limit are shed first (503). Everything the handler needs from `req` is read here,
+// synchronously, because uWS stack-allocates `req` and frees it when the callback returns.
 
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
 
 import { ServiceError } from '../api/errors.js';
 import { declaredLength, readBody } from './body-reader.js';
 import { decodeContextId } from './context-id.js';
+import type { Exchange } from './exchange.js';
 import type { Gateway } from './gateway.js';
-import type { RouteHandler } from './handlers.js';
+import type { RouteHandler, RouteInput } from './handlers.js';
 import type { HttpMethod, OperationId, RouteSpec } from './routes.js';
 import { routes } from './routes.js';
 import { parseJsonBody } from './validation.js';
@@ -87,7 +89,7 @@ const dispatcher = (route: RouteSpec, handler: RouteHandler, gateway: Gateway): 
       const rawQuery = route.query === undefined ? '' : (req.getQuery() ?? '');
       const idempotencyKey = route.idempotencyKey === true ? req.getHeader('idempotency-key') : '';
       if (route.body === undefined) {
-        exchange.run(handler, { contextId, rawQuery, body: undefined, idempotencyKey });
+        start(exchange, handler, { contextId, rawQuery, body: undefined, idempotencyKey }, writes);
         return;
       }
       checkJsonContentType(req.getHeader('content-type'));
@@ -99,7 +101,7 @@ const dispatcher = (route: RouteSpec, handler: RouteHandler, gateway: Gateway): 
           exchange.fail(error);
           return;
         }
-        exchange.run(handler, { contextId, rawQuery, body, idempotencyKey });
+        start(exchange, handler, { contextId, rawQuery, body, idempotencyKey }, writes);
       });
     } catch (error) {
       // A body refused before reading is skipped by uWS (it knows the declared length or the chunks'
@@ -107,6 +109,28 @@ const dispatcher = (route: RouteSpec, handler: RouteHandler, gateway: Gateway): 
       exchange.fail(error);
     }
   };
+};
+
+/**
+ * Runs the handler: at once for a read, on the next check phase for a write, and then only if its
+ * connection is still open.
+ *
+ * uWS refuses HTTP pipelining: when it parses a second request on a connection whose first answer is
+ * still pending, it closes the socket. A pipelined write run at once would be applied with its answer
+ * lost, and a client retrying it without an idempotency key would apply it twice. uWS parses a whole
+ * received chunk (this request's head and body, then the next request's head, which closes the
+ * connection and aborts this exchange) before the event loop reaches its check phase, so a deferred
+ * write sees the abort and is skipped: the client sees its connection closed and can retry safely.
+ * The cost is one setImmediate per write; reads have no side effects and are not deferred.
+ */
+const start = (exchange: Exchange, handler: RouteHandler, input: RouteInput, write: boolean): void => {
+  if (!write) {
+    exchange.run(handler, input);
+    return;
+  }
+  setImmediate(() => {
+    if (exchange.isOpen) exchange.run(handler, input);
+  });
 };
 
 /** application/json with any parameters (charset); media types are case-insensitive. */
