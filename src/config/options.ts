@@ -307,7 +307,7 @@ export const options = {
     flag: 'stream-buffer-bytes-max',
     toml: 'stream.buffer_bytes_max',
     default: MiB,
-    doc: 'Bytes a live subscriber may leave unread; past it, it is closed with 4000 (slow consumer) and resumes from its cursor.',
+    doc: 'Bytes a live subscriber may leave unread, and a quarter of the new events held for it during its replay; past either, it is closed with 4000 (slow consumer) and resumes from its cursor.',
   }),
   tailKeep: spec({
     kind: integer(1, 100_000_000),

@@ -49,9 +49,17 @@ export interface RemoteStreams {
   readonly waitMs: number;
 }
 
+/**
+ * What a subscriber may hold in live events during its replay, for a given unread-bytes limit: four
+ * times as much, as its context goes on while the replay runs and the replay should be cut short only
+ * when it cannot keep up.
+ */
+export const pendingBytesFor = (bufferBytesMax: number): number => 4 * bufferBytesMax;
+
 export const defaultStreamLimits: SubscriptionLimits = {
   bufferBytesMax: 1024 * 1024,
   pendingEventsMax: 10_000,
+  pendingBytesMax: pendingBytesFor(1024 * 1024),
 };
 
 export interface SubscribeRequest {

@@ -7,7 +7,7 @@ import type { TemplatedApp } from 'uWebSockets.js';
 import type { ContextService } from '../api/service.js';
 import type { Gateway } from '../http/gateway.js';
 import type { Metrics } from '../telemetry/metrics.js';
-import { StreamHub } from './hub.js';
+import { pendingBytesFor, StreamHub } from './hub.js';
 import type { RemoteStreams, StreamLogger, StreamMetrics } from './hub.js';
 import { createPullTarget } from './stream-pull.js';
 import type { StreamPullTarget } from './stream-pull.js';
@@ -62,7 +62,10 @@ export const createStreams = (options: StreamsOptions): Streams => {
     connectionsMax: options.connectionsMax,
     pingIntervalMs: options.pingIntervalMs,
     idleTimeoutMs: options.idleTimeoutMs,
-    limits: { bufferBytesMax: options.bufferBytesMax },
+    limits: {
+      bufferBytesMax: options.bufferBytesMax,
+      pendingBytesMax: pendingBytesFor(options.bufferBytesMax),
+    },
     ...(options.metrics === undefined ? {} : { metrics: streamMetrics(options.metrics) }),
     logger: options.logger,
   });

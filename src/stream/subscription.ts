@@ -50,6 +50,12 @@ export interface SubscriptionLimits {
   readonly bufferBytesMax: number;
   /** Live events held while the replay runs; past it the subscriber is closed as a slow consumer. */
   readonly pendingEventsMax: number;
+  /**
+   * Their size as frames (UTF-16 units of the encoded JSON), bounded the same way: a client that stops
+   * reading during its replay (and keeps answering pings) would otherwise hold every new event of its
+   * context in memory, up to pendingEventsMax of any size.
+   */
+  readonly pendingBytesMax: number;
 }
 
 export interface SubscriptionHooks {
@@ -62,6 +68,8 @@ export interface SubscriptionHooks {
 export class Subscription {
   private phase: 'registered' | 'syncing' | 'live' | 'closed' = 'registered';
   private pending: LiveEvent[] = [];
+  /** The held events' size as frames (see SubscriptionLimits.pendingBytesMax). */
+  private pendingBytes = 0;
   private position: StreamPosition | undefined;
   private wakeForRoom: (() => void) | undefined;
   /** The last version this subscriber has been given (all of it): the cursor it would resume from. */
@@ -113,6 +121,7 @@ export class Subscription {
     this.hooks.onReplayed((performance.now() - started) / 1000);
     const held = this.pending;
     this.pending = [];
+    this.pendingBytes = 0;
     for (const live of held) this.onLive(live);
     if (position.tombstoned && !this.closed) {
       this.sendFrame({ type: 'tombstoned', version: position.version }, position.version);
@@ -233,6 +242,7 @@ export class Subscription {
     if (this.phase === 'closed') return;
     this.phase = 'closed';
     this.pending = [];
+    this.pendingBytes = 0;
     this.drained();
     this.sink.close(code, reason);
     this.hooks.onClosed(this);
@@ -243,13 +253,17 @@ export class Subscription {
     if (this.phase === 'closed') return;
     this.phase = 'closed';
     this.pending = [];
+    this.pendingBytes = 0;
     this.drained();
     this.hooks.onClosed(this);
   }
 
   private hold(live: LiveEvent): void {
     this.pending.push(live);
-    if (this.pending.length > this.limits.pendingEventsMax) this.slowConsumer();
+    // Encoded once per event for all its subscribers, and needed when it is sent anyway.
+    this.pendingBytes += encodeEvent(live.event).length;
+    if (this.pending.length > this.limits.pendingEventsMax || this.pendingBytes > this.limits.pendingBytesMax)
+      this.slowConsumer();
   }
 
   private covered(live: LiveEvent): boolean {

@@ -139,6 +139,33 @@ describe('a subscription against its store', () => {
     hub.close();
   });
 
+  it('closes a subscriber with 4000 when the live events held during its replay pass their byte bound', async () => {
+    // A client that stops reading during its replay (and keeps answering pings) must not make the node
+    // hold every new event of its context: a few large ones are enough, well under the event count.
+    const never = new Promise<void>(() => {});
+    const hub = new StreamHub({
+      store: scriptedStore(position(1), never),
+      connectionsMax: 10,
+      limits: { pendingBytesMax: 100_000 },
+      logger,
+    });
+    const { sink, closes } = recordingSink();
+    hub.reserve();
+    hub.open({ contextId: 'c', cursor: 0, includeMessages: true }, sink);
+    const large = (version: number): ContextEvent => {
+      const event = message(version);
+      if (event.type !== 'message') throw new Error('a message event');
+      return { ...event, message: { ...event.message, parts: [{ type: 'text', text: 'x'.repeat(30_000) }] } };
+    };
+    for (let version = 2; version <= 4; version++)
+      hub.onApplied({ group: 0, contextId: 'c', event: large(version) });
+    expect(closes).toEqual([]); // about 90,000 held: under the bound
+    hub.onApplied({ group: 0, contextId: 'c', event: large(5) });
+    expect(closes).toEqual([{ code: 4000, reason: 'slow consumer: reconnect with your cursor' }]);
+    expect(hub.connections).toBe(0);
+    hub.close();
+  });
+
   it('turns a gap item of the replay into a gap frame and goes on at actual', async () => {
     const store: StreamStore = {
       groupOf: () => 0,
