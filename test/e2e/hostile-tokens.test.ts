@@ -76,7 +76,10 @@ describe('a server-counted append of one enormous word', () => {
   }, 60_000);
 });
 
-/** Text built to hurt a tokenizer: long runs of one class, combining marks, joiners, surrogates. */
+/**
+ * Text built to hurt a tokenizer: long runs of one class, combining marks, joiners, surrogate pairs.
+ * (An unpaired surrogate never reaches the tokenizer: the body is refused first, tested below.)
+ */
 const pathologicalText = fc
   .array(
     fc.tuple(
@@ -93,7 +96,6 @@ const pathologicalText = fc
         '\n',
         '\t ',
         '9',
-        '\ud800',
         '<|endoftext|>',
         'ab1',
         "'s",
@@ -118,4 +120,9 @@ describe('server-counted appends of pathological text', () => {
     );
     expect((await append('pathological', 'still here')).body.token_estimate).toBe(2);
   }, 120_000);
+
+  it('refuses a text with an unpaired surrogate (400) before counting it', async () => {
+    await createContext('unpaired');
+    expect((await append('unpaired', `a ${'\ud800'.repeat(1000)} b`)).status).toBe(400);
+  });
 });
