@@ -33,6 +33,10 @@ export class StreamClient {
   private closedWith: Closed | undefined;
   /** The socket's error, if it had one (a frame the client refused, a reset): closes are then 1006. */
   private socketError: Error | undefined;
+  /** When the stream opened and closed, in ms from the client's creation (for failure messages). */
+  private readonly createdAt = Date.now();
+  private openedAfterMs: number | undefined;
+  private closedAfterMs: number | undefined;
 
   private constructor(
     readonly socket: WebSocket,
@@ -47,9 +51,13 @@ export class StreamClient {
     socket.on('error', (error: Error) => {
       this.socketError = error;
     });
+    socket.once('open', () => {
+      this.openedAfterMs = Date.now() - this.createdAt;
+    });
     this.closed = new Promise((resolve) => {
       socket.on('close', (code: number, reason: Buffer) => {
         this.closedWith = { code, reason: reason.toString('utf8') };
+        this.closedAfterMs = Date.now() - this.createdAt;
         resolve(this.closedWith);
         for (const wake of this.waiters) wake();
       });
@@ -102,7 +110,8 @@ export class StreamClient {
           `stream client: ${what} not met within ${timeoutMs} ms (${this.frames.length} frames, ` +
             (this.closedWith === undefined
               ? 'still open)'
-              : `closed ${this.closedWith.code} ${JSON.stringify(this.closedWith.reason)}` +
+              : `closed ${this.closedWith.code} ${JSON.stringify(this.closedWith.reason)} ` +
+                `${this.closedAfterMs ?? '-'} ms after connecting (opened after ${this.openedAfterMs ?? '-'} ms)` +
                 (this.socketError === undefined ? ')' : `, socket error: ${this.socketError.message})`)),
         );
       await new Promise<void>((resolve) => {
