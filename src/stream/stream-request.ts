@@ -83,7 +83,15 @@ export const admitStream = (
   return { contextId, cursor, includeMessages };
 };
 
-/** 404 unless the context exists, after a read barrier on its group (ServiceError otherwise). */
+/**
+ * 404 unless the context exists, after a read barrier on its group (ServiceError otherwise).
+ * Resolves in a pass of the event loop of its own, outside every uWS callback: the caller then
+ * upgrades or writes the response, and uWS aborts the whole process ("Cork buffer must not be held
+ * across event loop iterations") when that happens inside another socket's callback, which a promise
+ * continuation can be if the read happens to resolve there (seen in a standalone uWS 20.30 program
+ * upgrading from inside another request's handler).
+ */
 export const checkStreamable = async (service: ContextService, request: SubscribeRequest): Promise<void> => {
   await service.getContext(request.contextId);
+  await new Promise<void>((resolve) => setImmediate(resolve));
 };
