@@ -52,9 +52,17 @@ describe('a node that no peer answers at start', () => {
     const [early, ...late] = nodes as [FaultNode, ...FaultNode[]];
     const before = early.output();
     early.start();
+    // (A failure here once came without a clue, in a full-suite run: keep what the node said.)
     await eventually('the early node holds its votes', 45_000, async () =>
       Promise.resolve(outputSince(before, early.output()).includes('"type":"votes_held"') || !early.alive()),
-    );
+    ).catch((error: unknown) => {
+      throw new Error(
+        `${String(error)}\n--- early node since its restart:\n${outputSince(before, early.output()).slice(-4_000)}`,
+        {
+          cause: error,
+        },
+      );
+    });
     const alone = outputSince(before, early.output());
     expect(early.alive(), alone.slice(-3_000)).toBe(true);
     expect(alone).toContain('"type":"stale_check_skipped"');
