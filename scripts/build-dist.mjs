@@ -29,6 +29,7 @@ import process from 'node:process';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { inject } from 'postject';
+import { uwsPatchState } from './patch-uws.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const release = join(root, 'dist', 'release');
@@ -122,6 +123,10 @@ mkdirSync(join(uws, 'binaries'), { recursive: true });
 copyFileSync(join(modules, 'uWebSockets.js', 'package.json'), join(uws, 'package.json'));
 copyFileSync(join(modules, 'uWebSockets.js', 'src', 'uws.js'), join(uws, 'src', 'uws.js'));
 copyFileSync(join(modules, 'uWebSockets.js', 'binaries', uwsBinary), join(uws, 'binaries', uwsBinary));
+// The addon must carry our fix for uWebSockets#1928 (scripts/patch-uws.mjs, run by `npm ci`).
+if (uwsPatchState(join(uws, 'binaries', uwsBinary)) === 'original') {
+  throw new Error('uWebSockets.js is not patched: run `node scripts/patch-uws.mjs` (or `npm ci`) first');
+}
 
 // gpt-tokenizer: its CommonJS build, which the worker threads require() by absolute path.
 const tokenizer = join(release, 'node_modules', 'gpt-tokenizer');

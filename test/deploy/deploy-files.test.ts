@@ -75,6 +75,25 @@ describe('docker/Dockerfile', () => {
     );
   });
 
+  it('copies the script npm ci runs after installing (postinstall) before it runs npm ci', () => {
+    const postinstall =
+      (JSON.parse(readRepoFile('package.json')) as { scripts: Record<string, string> }).scripts[
+        'postinstall'
+      ] ?? '';
+    const script = /^node (\S+)$/.exec(postinstall)?.[1];
+    expect(script).toBe('scripts/patch-uws.mjs');
+    const npmCi = instructions.findIndex((each) => each.keyword === 'RUN' && each.args.includes('npm ci'));
+    const copiesBefore = instructions.slice(0, npmCi).filter((each) => each.keyword === 'COPY');
+    expect(
+      copiesBefore.some((each) =>
+        each.args
+          .split(/\s+/)
+          .slice(0, -1)
+          .includes(script ?? ''),
+      ),
+    ).toBe(true);
+  });
+
   it('runs as a non-root user with /data as the data volume and port 4000', () => {
     const user = last('USER');
     expect(user).not.toMatch(/^(root|0)(:|$)/);

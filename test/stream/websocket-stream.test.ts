@@ -3,6 +3,8 @@
 // include_messages=false, the upgrade's refusals (401, 404, 400, 503 past the cap), heartbeats and
 // the idle timeout, the slow consumer closed and resumed without loss, tombstones, node close.
 
+import { connect as connectTcp, type Socket } from 'node:net';
+
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { call } from '../e2e/node-harness.js';
@@ -38,6 +40,40 @@ const append = async (base: string, id: string, text: string, tokenCount?: numbe
   );
   expect(response.status).toBe(201);
   return (response.body as { version: number }).version;
+};
+
+/** Polls `done` every 10 ms; throws after `timeoutMs`. */
+const within = async (what: string, timeoutMs: number, done: () => boolean): Promise<void> => {
+  const deadline = Date.now() + timeoutMs;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error(`not within ${timeoutMs} ms: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+};
+
+/** A websocket handshake written by hand (headers a client library would not send). */
+interface RawUpgrade {
+  readonly socket: Socket;
+  /** Everything the server sent so far (the 101, then frames), as latin1 text. */
+  readonly received: () => string;
+  /** The server ended or reset the connection. */
+  readonly ended: () => boolean;
+}
+
+const rawUpgrade = (base: string, path: string, connectionHeader: string): RawUpgrade => {
+  const { hostname, port } = new URL(base);
+  const socket = connectTcp(Number(port), hostname);
+  let received = '';
+  let ended = false;
+  socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
+  socket.on('end', () => (ended = true));
+  socket.on('error', () => (ended = true));
+  socket.write(
+    `GET ${path} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nAuthorization: Bearer ${key}\r\n` +
+      `Upgrade: websocket\r\nConnection: ${connectionHeader}\r\n` +
+      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+  );
+  return { socket, received: () => received, ended: () => ended };
 };
 
 describe('websocket stream on one node', () => {
@@ -241,6 +277,59 @@ describe('websocket stream on one node', () => {
     const late = await connect(id, { cursor: 1 });
     expect((await late.closed).code).toBe(1000);
     expect(late.frames.filter((f) => f.type !== 'ping')).toEqual([{ type: 'tombstoned', version: 1 }]);
+  });
+
+  it('keeps websockets whose upgrade says Connection: close (uWebSockets#1928, scripts/patch-uws.mjs)', async () => {
+    // Our upgrade happens after an await, inside res.cork. The pinned uWS then ran its end-of-HTTP-
+    // response check on the new websocket's memory and, when it read "Connection: close", shut the
+    // websocket down right after it opened (1006, no close frame). A real handshake hit it by chance
+    // (the bits left there); this request sets the flag, and the unpatched addon dropped about 9 of
+    // 10 such upgrades.
+    const id = uniqueId('connection-close');
+    await create(node.base, id);
+    const sockets: RawUpgrade[] = [];
+    try {
+      for (let attempt = 0; attempt < 10; attempt++) {
+        const upgrade = rawUpgrade(node.base, `/v1/contexts/${id}/stream?cursor=0`, 'close');
+        sockets.push(upgrade);
+        await within('the 101', 5_000, () => upgrade.received().includes('\r\n\r\n') || upgrade.ended());
+        expect(upgrade.received().startsWith('HTTP/1.1 101')).toBe(true);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(sockets.filter((upgrade) => upgrade.ended())).toHaveLength(0);
+      await append(node.base, id, 'sent after the upgrades');
+      await within('the message frames', 5_000, () =>
+        sockets.every((upgrade) => upgrade.received().includes('sent after the upgrades') || upgrade.ended()),
+      );
+      expect(sockets.filter((upgrade) => upgrade.ended())).toHaveLength(0);
+    } finally {
+      for (const upgrade of sockets) upgrade.socket.destroy();
+    }
+  });
+
+  it('still closes a connection after an async answer to a request that says Connection: close', async () => {
+    // The other half of the patch: uWS's end-of-response check must still run for a plain response
+    // (this read is answered after an await, inside res.cork, as the upgrades are).
+    const id = uniqueId('connection-close-read');
+    await create(node.base, id);
+    const { hostname, port } = new URL(node.base);
+    const socket = connectTcp(Number(port), hostname);
+    let received = '';
+    let ended = false;
+    socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
+    socket.on('end', () => (ended = true));
+    socket.on('error', () => (ended = true));
+    try {
+      socket.write(
+        `GET /v1/contexts/${id} HTTP/1.1\r\nHost: ${hostname}:${port}\r\n` +
+          `Authorization: Bearer ${key}\r\nConnection: close\r\n\r\n`,
+      );
+      await within('the answer and the close', 5_000, () => ended);
+      expect(received.startsWith('HTTP/1.1 200')).toBe(true);
+      expect(received).toContain(`"id":"${id}"`);
+    } finally {
+      socket.destroy();
+    }
   });
 });
 
