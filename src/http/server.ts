@@ -114,10 +114,25 @@ export const startHttpServer = async (options: HttpServerOptions): Promise<HttpS
   };
 };
 
+/** uWS's LIBUS_LISTEN_EXCLUSIVE_PORT (its ListenOptions enum exists in the typings only). */
+const exclusivePort = 1;
+
+/** uWS's listen with a host and options: the native call takes it; its typings lack the overload. */
+type ListenOnHost = (
+  host: string,
+  port: number,
+  options: number,
+  callback: (listenSocket: us_listen_socket | false) => void,
+) => TemplatedApp;
+
+// Exclusive: by default uWS sets SO_REUSEPORT, so a second node started on a taken port would listen
+// without an error and take half of the first one's connections (the kernel splits them).
 const listen = (app: TemplatedApp, host: string, port: number): Promise<us_listen_socket> =>
   new Promise((resolve, reject) => {
-    app.listen(host, port, (listenSocket) => {
-      if (listenSocket === false) reject(new Error(`HTTP gateway could not listen on ${host}:${port}`));
+    const listenOnHost = app.listen.bind(app) as unknown as ListenOnHost;
+    listenOnHost(host, port, exclusivePort, (listenSocket) => {
+      if (listenSocket === false)
+        reject(new Error(`HTTP gateway could not listen on ${host}:${port} (is the port taken?)`));
       else resolve(listenSocket);
     });
   });
