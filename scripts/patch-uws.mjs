@@ -14,7 +14,7 @@
 // (after an await, inside res.cork), and the cluster stream tests caught it about one CI run in
 // three. A client sending `Connection: close` on its upgrade triggers it every time.
 //
-// The fix, in HttpResponseWrapper::res_cork<0> (plain TCP; the TLS variant is unused here): remember
+// The fix, in HttpResponseWrapper::res_cork<0> and <1> (plain TCP and TLS): remember
 // the socket's context before the callback (in a stack slot the function leaves unused), and after
 // it, when the context changed (the websocket context adopted the socket), skip the HTTP logic, as
 // the address check meant to. The new code lives in the zero padding at the end of the executable
@@ -30,7 +30,7 @@ import { pathToFileURL } from 'node:url';
 
 const binaryName = 'uws_linux_x64_115.node';
 const originalSha256 = 'f158fb441f7e2e37b3ab9a56782fe37f4c0d33b5cd32e96ee5c0120ce7db7ced';
-const patchedSha256 = '8086700ae1237b03947decb589734510bdce05a3f57cdad9b6d47d8be5115eb1';
+const patchedSha256 = '3b8073bca898d6a174a950bb09ce239f0b21c43242db43737685a65caec874a8';
 
 /** Where the installed addon lives (the package's entry is src/uws.js, the addons in binaries/). */
 export const uwsBinaryPath = (fromDir = process.cwd()) => {
@@ -57,55 +57,75 @@ const saveRcx = code(0x48, 0x89, 0x0c, 0x24); // mov %rcx,(%rsp)
 const loadContextToRax = code(0x49, 0x8b, 0x47, 0x18); // mov 0x18(%r15),%rax
 const compareSavedContext = code(0x48, 0x3b, 0x04, 0x24); // cmp (%rsp),%rax
 const loadLoopByte = code(0x0f, 0xb6, 0x40, 0x0c); // movzbl 0xc(%rax),%eax
-const loadResponseState = code(0x41, 0x8b, 0x87, 0xf4, 0x00, 0x00, 0x00); // mov 0xf4(%r15),%eax
 const nop2 = code(0x66, 0x90);
 const nop3 = code(0x0f, 0x1f, 0x00);
 
-// Places in res_cork<0> (in this segment, file offsets equal virtual addresses). Its frame has an
-// unused 8-byte slot at (%rsp), which holds the saved context.
-const returnWithoutHttpLogic = 0x1071c1; // where it goes when the socket is no longer the same
-const beforeCallback = 0x10720b; // markCorked, just before the callback is called
-const timeoutOnFailure = 0x1072bc; // loadContextToRax + loadLoopByte: the HTTP timeout's start
-const closeCheck = 0x1072e3; // loadResponseState: the "Connection: close, response done" check
+// res_cork<0> (plain TCP) and res_cork<1> (TLS) are the same code at other addresses (in this
+// segment, file offsets equal virtual addresses). Each frame has an unused 8-byte slot at (%rsp),
+// which holds the saved context.
+const corkFunctions = [
+  {
+    returnWithoutHttpLogic: 0x1071c1, // where it goes when the socket is no longer the same
+    beforeCallback: 0x10720b, // markCorked, just before the callback is called
+    timeoutOnFailure: 0x1072bc, // loadContextToRax + loadLoopByte: the HTTP timeout's start
+    closeCheck: 0x1072e3, // loads HttpResponseData::state for the "Connection: close" check
+    loadResponseState: code(0x41, 0x8b, 0x87, 0xf4, 0x00, 0x00, 0x00), // mov 0xf4(%r15),%eax
+  },
+  {
+    returnWithoutHttpLogic: 0x103af1,
+    beforeCallback: 0x103b3b,
+    timeoutOnFailure: 0x103bec,
+    closeCheck: 0x103c13,
+    loadResponseState: code(0x41, 0x8b, 0x87, 0x04, 0x01, 0x00, 0x00), // mov 0x104(%r15),%eax
+  },
+];
 const cave = 0x3c8870; // zero padding after .fini, inside the executable segment's last page
-const caveSize = 96;
+const caveBlockSize = 32;
+const caveSize = corkFunctions.length * 3 * caveBlockSize;
 const segmentStart = 0xbb000;
 const nextSegmentStart = 0x3c9000;
 
 /** A guard in the cave: when the context changed, return as for a moved socket; else `moved`, then back. */
-const guard = (at, moved, back) => {
+const guard = (at, exitTo, moved, back) => {
   const head = Buffer.concat([loadContextToRax, compareSavedContext]);
-  const exit = jne(at + head.length, returnWithoutHttpLogic);
+  const exit = jne(at + head.length, exitTo);
   const resume = jmp(at + head.length + exit.length + moved.length, back);
   return Buffer.concat([head, exit, moved, resume]);
 };
 
 /** Every edit: [offset, original bytes, new bytes]. */
 const edits = () => {
-  const saveContext = cave;
-  const guardTimeout = cave + 32;
-  const guardClose = cave + 64;
-  const saveBody = Buffer.concat([markCorked, loadContextToRcx, saveRcx]);
   const caveBytes = Buffer.alloc(caveSize);
-  Buffer.concat([saveBody, jmp(saveContext + saveBody.length, beforeCallback + markCorked.length)]).copy(
-    caveBytes,
-    saveContext - cave,
-  );
-  guard(guardTimeout, loadLoopByte, timeoutOnFailure + 8).copy(caveBytes, guardTimeout - cave);
-  guard(guardClose, loadResponseState, closeCheck + loadResponseState.length).copy(
-    caveBytes,
-    guardClose - cave,
-  );
-  return [
-    [beforeCallback, markCorked, Buffer.concat([jmp(beforeCallback, saveContext), nop2])],
-    [
-      timeoutOnFailure,
-      Buffer.concat([loadContextToRax, loadLoopByte]),
-      Buffer.concat([jmp(timeoutOnFailure, guardTimeout), nop3]),
-    ],
-    [closeCheck, loadResponseState, Buffer.concat([jmp(closeCheck, guardClose), nop2])],
-    [cave, Buffer.alloc(caveSize), caveBytes],
-  ];
+  const inPlace = corkFunctions.flatMap((cork, index) => {
+    const saveContext = cave + index * 3 * caveBlockSize;
+    const guardTimeout = saveContext + caveBlockSize;
+    const guardClose = saveContext + 2 * caveBlockSize;
+    const saveBody = Buffer.concat([markCorked, loadContextToRcx, saveRcx]);
+    const afterMarkCorked = cork.beforeCallback + markCorked.length;
+    Buffer.concat([saveBody, jmp(saveContext + saveBody.length, afterMarkCorked)]).copy(
+      caveBytes,
+      saveContext - cave,
+    );
+    guard(guardTimeout, cork.returnWithoutHttpLogic, loadLoopByte, cork.timeoutOnFailure + 8).copy(
+      caveBytes,
+      guardTimeout - cave,
+    );
+    const afterStateLoad = cork.closeCheck + cork.loadResponseState.length;
+    guard(guardClose, cork.returnWithoutHttpLogic, cork.loadResponseState, afterStateLoad).copy(
+      caveBytes,
+      guardClose - cave,
+    );
+    return [
+      [cork.beforeCallback, markCorked, Buffer.concat([jmp(cork.beforeCallback, saveContext), nop2])],
+      [
+        cork.timeoutOnFailure,
+        Buffer.concat([loadContextToRax, loadLoopByte]),
+        Buffer.concat([jmp(cork.timeoutOnFailure, guardTimeout), nop3]),
+      ],
+      [cork.closeCheck, cork.loadResponseState, Buffer.concat([jmp(cork.closeCheck, guardClose), nop2])],
+    ];
+  });
+  return [...inPlace, [cave, Buffer.alloc(caveSize), caveBytes]];
 };
 
 // The executable LOAD segment is the second program header (64-bit ELF: 56-byte headers from

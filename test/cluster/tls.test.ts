@@ -8,6 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
 
 import { Client, credentials, Metadata, status } from '@grpc/grpc-js';
 import type { ChannelCredentials, ServiceError } from '@grpc/grpc-js';
@@ -143,6 +144,52 @@ describe('a cluster with TLS between nodes and on the HTTP port', () => {
     expect(tail.body).toMatchObject({ messages: [{ seq: 1, parts: [{ type: 'text', text: 'over TLS' }] }] });
     const plain = cluster.nodes[0]?.base ?? '';
     await expect(fetch(`${plain}/health/live`, { signal: AbortSignal.timeout(3_000) })).rejects.toThrow();
+  });
+
+  it('keeps HTTPS websockets whose upgrade says Connection: close (uWebSockets#1928, the TLS path)', async () => {
+    // scripts/patch-uws.mjs mends res.cork for TLS sockets too; unpatched, uWS shut such a stream
+    // down right after it opened (see test/stream/websocket-stream.test.ts for the plain-TCP path).
+    const [first] = bases as [string];
+    expect((await call(first, 'PUT', '/v1/contexts/tls-ws', { token_budget: 1000 })).status).toBe(201);
+    const { hostname, port } = new URL(first);
+    const ca = readFileSync(file('cluster-ca.crt'));
+    const upgrades = Array.from({ length: 5 }, () => {
+      const socket = tlsConnect({ host: hostname, port: Number(port), ca, servername: 'localhost' });
+      const state = { socket, received: '', ended: false };
+      socket.on('data', (chunk: Buffer) => (state.received += chunk.toString('latin1')));
+      socket.on('end', () => (state.ended = true));
+      socket.on('error', () => (state.ended = true));
+      socket.write(
+        `GET /v1/contexts/tls-ws/stream?cursor=0 HTTP/1.1\r\nHost: ${hostname}:${port}\r\n` +
+          'Upgrade: websocket\r\nConnection: close\r\n' +
+          'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+      );
+      return state;
+    });
+    try {
+      const waitFor = async (what: string, done: () => boolean): Promise<void> => {
+        const deadline = Date.now() + 10_000;
+        while (!done()) {
+          if (Date.now() > deadline) throw new Error(`not within 10 s: ${what}`);
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+      };
+      await waitFor('the 101s', () =>
+        upgrades.every((each) => each.received.includes('\r\n\r\n') || each.ended),
+      );
+      expect(upgrades.map((each) => each.received.slice(0, 12))).toEqual(Array(5).fill('HTTP/1.1 101'));
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      expect(upgrades.filter((each) => each.ended)).toHaveLength(0);
+      await call(first, 'POST', '/v1/contexts/tls-ws/messages', {
+        message: { role: 'user', parts: [{ type: 'text', text: 'streamed over TLS' }] },
+      });
+      await waitFor('the message frames', () =>
+        upgrades.every((each) => each.received.includes('streamed over TLS') || each.ended),
+      );
+      expect(upgrades.filter((each) => each.ended)).toHaveLength(0);
+    } finally {
+      for (const each of upgrades) each.socket.destroy();
+    }
   });
 
   it('refuses a plaintext gRPC client and one whose certificate another CA signed, at the handshake', async () => {
