@@ -4,6 +4,8 @@
 // checks invariants instead (checkWindow).
 
 import { expect } from 'vitest';
+import { checkJsonLimits } from '../../src/api/json-limits.js';
+import { defaultRequestLimits } from '../../src/api/schemas.js';
 import type { Command, MessageDraft } from '../../src/context/commands.js';
 import { canonicalJson } from '../../src/context/fingerprint.js';
 import { defaultPolicy, defaultTriggerRatio, limitOf } from '../../src/context/policy-config.js';
@@ -242,6 +244,13 @@ export class ContextModel {
           const merged = Object.fromEntries(
             Object.entries({ ...c.metadata, ...command.metadata }).filter(([, value]) => value !== null),
           );
+          if (metadataOutgrowsLimit(merged, c.metadata)) {
+            expect(result).toEqual({
+              error: 'invalid_metadata',
+              message: `metadata after the merge would exceed ${defaultRequestLimits.metadataBytesMax} bytes`,
+            });
+            return { command, result };
+          }
           if (!jsonSame(merged, c.metadata)) {
             c.metadata = merged;
             c.updatedAt = command.now;
@@ -509,4 +518,15 @@ export const checkContext = async (world: World, model: ContextModel, id: string
   const window = await world.window(id);
   if (window === undefined) throw new Error(`${id}: no window`);
   checkWindow(id, c, window);
+};
+
+/**
+ * The rule for a merged PATCH (src/context/apply-config.ts): the result is held to one PATCH body's
+ * metadata limit (compact JSON, UTF-8), unless the stored metadata was over it already and the merge
+ * does not grow it.
+ */
+const metadataOutgrowsLimit = (merged: object, current: object): boolean => {
+  const over = (metadata: object): boolean =>
+    checkJsonLimits(metadata, Infinity, defaultRequestLimits.metadataBytesMax) === 'too_large';
+  return over(merged) && !(over(current) && JSON.stringify(merged).length <= JSON.stringify(current).length);
 };
