@@ -51,16 +51,17 @@ const within = async (what: string, timeoutMs: number, done: () => boolean): Pro
   }
 };
 
-/** A websocket handshake written by hand (headers a client library would not send). */
-interface RawUpgrade {
+/** A request written by hand on its own connection (headers a client library would not send). */
+interface RawExchange {
   readonly socket: Socket;
-  /** Everything the server sent so far (the 101, then frames), as latin1 text. */
+  /** Everything the server sent so far (for an upgrade: the 101, then frames), as latin1 text. */
   readonly received: () => string;
   /** The server ended or reset the connection. */
   readonly ended: () => boolean;
 }
 
-const rawUpgrade = (base: string, path: string, connectionHeader: string): RawUpgrade => {
+/** Sends `GET path` with `headers` (each a "Name: value" line) and the API key. */
+const rawGet = (base: string, path: string, headers: readonly string[]): RawExchange => {
   const { hostname, port } = new URL(base);
   const socket = connectTcp(Number(port), hostname);
   let received = '';
@@ -68,13 +69,23 @@ const rawUpgrade = (base: string, path: string, connectionHeader: string): RawUp
   socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
   socket.on('end', () => (ended = true));
   socket.on('error', () => (ended = true));
-  socket.write(
-    `GET ${path} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nAuthorization: Bearer ${key}\r\n` +
-      `Upgrade: websocket\r\nConnection: ${connectionHeader}\r\n` +
-      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
-  );
+  const lines = [
+    `GET ${path} HTTP/1.1`,
+    `Host: ${hostname}:${port}`,
+    `Authorization: Bearer ${key}`,
+    ...headers,
+  ];
+  socket.write(`${lines.join('\r\n')}\r\n\r\n`);
   return { socket, received: () => received, ended: () => ended };
 };
+
+const rawUpgrade = (base: string, path: string, connectionHeader: string): RawExchange =>
+  rawGet(base, path, [
+    'Upgrade: websocket',
+    `Connection: ${connectionHeader}`,
+    'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
+    'Sec-WebSocket-Version: 13',
+  ]);
 
 describe('websocket stream on one node', () => {
   let node: TestNode;
@@ -287,7 +298,7 @@ describe('websocket stream on one node', () => {
     // 10 such upgrades.
     const id = uniqueId('connection-close');
     await create(node.base, id);
-    const sockets: RawUpgrade[] = [];
+    const sockets: RawExchange[] = [];
     try {
       for (let attempt = 0; attempt < 10; attempt++) {
         const upgrade = rawUpgrade(node.base, `/v1/contexts/${id}/stream?cursor=0`, 'close');
@@ -312,23 +323,13 @@ describe('websocket stream on one node', () => {
     // (this read is answered after an await, inside res.cork, as the upgrades are).
     const id = uniqueId('connection-close-read');
     await create(node.base, id);
-    const { hostname, port } = new URL(node.base);
-    const socket = connectTcp(Number(port), hostname);
-    let received = '';
-    let ended = false;
-    socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
-    socket.on('end', () => (ended = true));
-    socket.on('error', () => (ended = true));
+    const read = rawGet(node.base, `/v1/contexts/${id}`, ['Connection: close']);
     try {
-      socket.write(
-        `GET /v1/contexts/${id} HTTP/1.1\r\nHost: ${hostname}:${port}\r\n` +
-          `Authorization: Bearer ${key}\r\nConnection: close\r\n\r\n`,
-      );
-      await within('the answer and the close', 5_000, () => ended);
-      expect(received.startsWith('HTTP/1.1 200')).toBe(true);
-      expect(received).toContain(`"id":"${id}"`);
+      await within('the answer and the close', 5_000, () => read.ended());
+      expect(read.received().startsWith('HTTP/1.1 200')).toBe(true);
+      expect(read.received()).toContain(`"id":"${id}"`);
     } finally {
-      socket.destroy();
+      read.socket.destroy();
     }
   });
 });
