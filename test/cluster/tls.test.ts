@@ -16,7 +16,13 @@ import { Agent, fetch } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { SERVICE_CALL_PATH } from '../../src/cluster/remote/remote-call-protocol.js';
-import { clusterSecret, createCluster, fastRaftEnv, type TestCluster } from './cluster-harness.js';
+import {
+  clusterSecret,
+  createCluster,
+  eventually,
+  fastRaftEnv,
+  type TestCluster,
+} from './cluster-harness.js';
 
 const openssl = (dir: string, ...args: string[]): void => {
   execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
@@ -167,14 +173,7 @@ describe('a cluster with TLS between nodes and on the HTTP port', () => {
       return state;
     });
     try {
-      const waitFor = async (what: string, done: () => boolean): Promise<void> => {
-        const deadline = Date.now() + 10_000;
-        while (!done()) {
-          if (Date.now() > deadline) throw new Error(`not within 10 s: ${what}`);
-          await new Promise((resolve) => setTimeout(resolve, 10));
-        }
-      };
-      await waitFor('the 101s', () =>
+      await eventually('the 101s', 10_000, async () =>
         upgrades.every((each) => each.received.includes('\r\n\r\n') || each.ended),
       );
       expect(upgrades.map((each) => each.received.slice(0, 12))).toEqual(Array(5).fill('HTTP/1.1 101'));
@@ -183,7 +182,7 @@ describe('a cluster with TLS between nodes and on the HTTP port', () => {
       await call(first, 'POST', '/v1/contexts/tls-ws/messages', {
         message: { role: 'user', parts: [{ type: 'text', text: 'streamed over TLS' }] },
       });
-      await waitFor('the message frames', () =>
+      await eventually('the message frames', 10_000, async () =>
         upgrades.every((each) => each.received.includes('streamed over TLS') || each.ended),
       );
       expect(upgrades.filter((each) => each.ended)).toHaveLength(0);

@@ -7,6 +7,7 @@ import { connect as connectTcp, type Socket } from 'node:net';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import { eventually } from '../cluster/cluster-harness.js';
 import { call } from '../e2e/node-harness.js';
 import { startTestNode, type TestNode } from '../e2e/node-harness.js';
 import { refusal, StreamClient } from './stream-client.js';
@@ -40,15 +41,6 @@ const append = async (base: string, id: string, text: string, tokenCount?: numbe
   );
   expect(response.status).toBe(201);
   return (response.body as { version: number }).version;
-};
-
-/** Polls `done` every 10 ms; throws after `timeoutMs`. */
-const within = async (what: string, timeoutMs: number, done: () => boolean): Promise<void> => {
-  const deadline = Date.now() + timeoutMs;
-  while (!done()) {
-    if (Date.now() > deadline) throw new Error(`not within ${timeoutMs} ms: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 };
 
 /** A request written by hand on its own connection (headers a client library would not send). */
@@ -303,13 +295,17 @@ describe('websocket stream on one node', () => {
       for (let attempt = 0; attempt < 10; attempt++) {
         const upgrade = rawUpgrade(node.base, `/v1/contexts/${id}/stream?cursor=0`, 'close');
         sockets.push(upgrade);
-        await within('the 101', 5_000, () => upgrade.received().includes('\r\n\r\n') || upgrade.ended());
+        await eventually(
+          'the 101',
+          5_000,
+          async () => upgrade.received().includes('\r\n\r\n') || upgrade.ended(),
+        );
         expect(upgrade.received().startsWith('HTTP/1.1 101')).toBe(true);
       }
       await new Promise((resolve) => setTimeout(resolve, 100));
       expect(sockets.filter((upgrade) => upgrade.ended())).toHaveLength(0);
       await append(node.base, id, 'sent after the upgrades');
-      await within('the message frames', 5_000, () =>
+      await eventually('the message frames', 5_000, async () =>
         sockets.every((upgrade) => upgrade.received().includes('sent after the upgrades') || upgrade.ended()),
       );
       expect(sockets.filter((upgrade) => upgrade.ended())).toHaveLength(0);
@@ -325,7 +321,7 @@ describe('websocket stream on one node', () => {
     await create(node.base, id);
     const read = rawGet(node.base, `/v1/contexts/${id}`, ['Connection: close']);
     try {
-      await within('the answer and the close', 5_000, () => read.ended());
+      await eventually('the answer and the close', 5_000, async () => read.ended());
       expect(read.received().startsWith('HTTP/1.1 200')).toBe(true);
       expect(read.received()).toContain(`"id":"${id}"`);
     } finally {
