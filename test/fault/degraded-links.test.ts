@@ -21,6 +21,7 @@ import {
   setUpContexts,
   startFaultCluster,
   termGrowth,
+  waitLeadersPreferred,
   type GroupState,
 } from './scenario-kit.js';
 import type { DirectionFault } from './tcp-proxy.js';
@@ -67,6 +68,8 @@ describe('slow and lossy links', () => {
     shortMs: number,
     termGrowthMax: number,
   ): Promise<void> => {
+    // Terms count from a cluster whose leader balancer is done: its transfers are not elections.
+    await waitLeadersPreferred(nodes, 30_000);
     const workload = startWorkload({
       contexts,
       targets: () => nodes,

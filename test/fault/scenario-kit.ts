@@ -13,6 +13,7 @@ import {
   waitLeadersSettled,
   waitReady,
 } from '../cluster/cluster-harness.js';
+import { preferredLeader } from '../../src/cluster/placement/placement.js';
 import { checkHistory, summarize, type CheckReport, type FinalMessage } from './checker.js';
 import { createFaultCluster, productionRaftEnv, type FaultCluster, type FaultNode } from './processes.js';
 import { isAck, type HistoryEvent, type Recorder } from './recorder.js';
@@ -48,6 +49,22 @@ export interface GroupState {
 export const groupStates = async (node: FaultNode): Promise<Map<number, GroupState>> => {
   const status = await clusterStatus(node);
   return new Map(status.groups.map((group) => [group.group, { term: group.term, leader: group.leader }]));
+};
+
+/**
+ * Waits until every node sees every group led by its preferred leader. startFaultCluster stops
+ * waiting once leadership is within 10 % of even, and the leader balancer then still moves up to a
+ * tenth of the groups (each transfer a new term): a scenario that counts terms starts after it.
+ */
+export const waitLeadersPreferred = async (nodes: readonly FaultNode[], timeoutMs: number): Promise<void> => {
+  await eventually('every group led by its preferred leader', timeoutMs, async () => {
+    const statuses = await Promise.all(nodes.map((node) => clusterStatus(node)));
+    return statuses.every(
+      (status) =>
+        status.groups.length > 0 &&
+        status.groups.every((group) => group.leader === preferredLeader(group.group, group.voters)),
+    );
+  });
 };
 
 /** Total of per-group term increases from `before` to `after`, and the largest single one. */
