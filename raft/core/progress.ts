@@ -26,8 +26,6 @@ export class Progress {
    * heartbeat response clears it so at least an empty App can go out and resynchronise the window.
    */
   paused = false;
-  /** The highest commit index sent to the follower (in an App or a heartbeat); see RawNode.quiet. */
-  commitSent: Index = 0;
   readonly inflights: Inflights;
 
   constructor(next: Index, inflightMsgsMax: number, inflightBytesMax: number) {

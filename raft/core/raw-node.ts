@@ -78,12 +78,6 @@ export class RawNode implements RawNodeApi {
   private heartbeatElapsed = 0;
   // Invariant: electionTicks <= randomizedElectionTicks < 2 * electionTicks
   private randomizedElectionTicks: number;
-  /**
-   * A quiet group's heartbeat interval (see quiet()): three intervals, but at least three heartbeats
-   * per election timeout, so a follower never campaigns against a live leader and check-quorum hears
-   * a quorum several times per round. 3 ticks with the defaults (1 and 10).
-   */
-  private readonly quietHeartbeatTicks: number;
 
   // Leader-only state; emptied by reset() on every role change.
   // Invariant: on the leader, progress has exactly one entry per voter and learner
@@ -133,10 +127,6 @@ export class RawNode implements RawNodeApi {
     this.stepRole = this.stepFollower;
     this.tickRole = this.tickElection;
     this.randomizedElectionTicks = this.randomElectionTicks();
-    this.quietHeartbeatTicks = Math.max(
-      config.heartbeatTicks,
-      Math.min(3 * config.heartbeatTicks, Math.floor(config.electionTicks / 3)),
-    );
     this.emittedSoftState = { leader: null, role: 'follower' };
     this.emittedHardState = { term: hardState.term, vote: hardState.vote, commit: hardState.commit };
   }
@@ -584,31 +574,11 @@ export class RawNode implements RawNodeApi {
       }
       if (this.leadTransferee !== null) this.leadTransferee = null;
     }
-    if (this.heartbeatElapsed >= (this.quiet() ? this.quietHeartbeatTicks : this.config.heartbeatTicks)) {
+    if (this.heartbeatElapsed >= this.config.heartbeatTicks) {
       this.heartbeatElapsed = 0;
       this.broadcastHeartbeat(this.readOnly.lastPendingSeq());
     }
   };
-
-  /**
-   * Whether this leader's group is at rest: every follower holds the whole log and has been sent the
-   * commit index, and no read or leadership transfer waits on a heartbeat round. Such a group's
-   * heartbeats only keep followers from campaigning and feed check-quorum, so they go out every
-   * quietHeartbeatTicks instead of every heartbeatTicks. Of a node's 256 groups most are at rest at
-   * any time (measured: heartbeats were 2/3 of all Raft messages under load, and most of an idle
-   * node's CPU). Busy groups keep the short interval: their followers learn the commit index from
-   * Apps and heartbeats (a new commit alone sends nothing), and a lost App is noticed sooner.
-   */
-  private quiet(): boolean {
-    if (this.leadTransferee !== null || this.readOnly.lastPendingSeq() !== undefined) return false;
-    const last = this.log.lastIndex();
-    const committed = this.log.committed;
-    for (const [id, pr] of this.progress) {
-      if (id === this.id) continue;
-      if (pr.match !== last || pr.commitSent < committed) return false;
-    }
-    return true;
-  }
 
   /** Whether a majority of voters was heard from since the last check; resets the marks. */
   private quorumActive(): boolean {
@@ -953,7 +923,6 @@ export class RawNode implements RawNodeApi {
       entries,
       commit: log.committed,
     });
-    pr.commitSent = Math.max(pr.commitSent, log.committed);
     const last = entries[entries.length - 1];
     if (last !== undefined) pr.sentEntries(entries.length, last.index, entriesBytes(entries));
     return true;
@@ -976,17 +945,15 @@ export class RawNode implements RawNodeApi {
     const committed = this.log.committed;
     for (const [to, pr] of this.progress) {
       if (to === this.id) continue;
-      // Never past what the follower is known to share with us.
-      const commit = Math.min(pr.match, committed);
       this.send({
         type: MessageType.Heartbeat,
         from: this.id,
         to,
         term: this.term,
-        commit,
+        // Never past what the follower is known to share with us.
+        commit: Math.min(pr.match, committed),
         ...(readSeq === undefined ? {} : { context: readSeq }),
       });
-      pr.commitSent = Math.max(pr.commitSent, commit);
     }
   }
 

@@ -390,7 +390,7 @@ export const options = {
     flag: 'raft-heartbeat-ticks',
     toml: 'raft.heartbeat_ticks',
     default: 1,
-    doc: 'Ticks between leader heartbeats; must be less than election_ticks (a group at rest: 3 times this, at most election_ticks / 3).',
+    doc: 'Ticks between leader heartbeats; must be less than election_ticks.',
   }),
   raftPipelineWrites: spec({
     kind: boolean(),
